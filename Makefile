@@ -1,0 +1,45 @@
+# Prompt Valet — the two commands a newcomer needs are `make demo` and
+# `make test`; both do their own set-up on a fresh Debian machine.
+SHELL := /bin/bash
+NPM ?= npm
+PREFIX ?= /srv/prompt-valet
+DESTDIR ?=
+
+.PHONY: all deps system-deps build test demo bench bench-quick install uninstall clean
+
+all: build
+
+# npm ci only when the lock file is newer than the last install.
+node_modules/.package-lock.json: package-lock.json package.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+build: deps
+	npx tsc -b
+
+test: system-deps build
+	npx tap
+
+demo: build
+	node scripts/demo.mjs
+
+bench: build
+	node bench/run.mjs
+
+bench-quick: build
+	node bench/run.mjs --quick
+
+install: build
+	node packages/install/bin/pv-install.js --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix "$(PREFIX)"
+
+uninstall:
+	node packages/install/bin/pv-install.js --uninstall --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix "$(PREFIX)"
+
+clean:
+	npx tsc -b --clean
+	rm -rf .tap

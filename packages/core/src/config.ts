@@ -1,0 +1,366 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import { EX, ToolError } from './exit.js';
+
+/**
+ * prompt-valet.yaml: loading, defaults, legacy normalisation and validation.
+ * The schema below is the single list of keys; configs/prompt-valet.yaml
+ * documents each one for operators and a test keeps the two in step.
+ */
+export const DEFAULT_CONFIG_PATH = '/srv/prompt-valet/config/prompt-valet.yaml';
+
+export type InboxMode = 'legacy_single_owner' | 'multi_owner';
+export type BranchMode = 'all' | 'whitelist' | 'blacklist' | 'both';
+export type GitProtocol = 'https' | 'ssh' | 'git' | 'http' | 'file';
+export type Publisher = 'gh' | 'none';
+
+export interface TreeBuilderConfig {
+  branch_mode: BranchMode;
+  branch_whitelist: string[];
+  branch_blacklist: string[];
+  branch_name_blacklist: string[];
+  scan_interval_seconds: number;
+  eager_repos: boolean;
+}
+
+export interface WatcherConfig {
+  auto_clone_missing_repos: boolean;
+  git_default_owner: string;
+  git_default_host: string;
+  git_protocol: GitProtocol;
+  cleanup_non_git_dirs: boolean;
+  runner_cmd: string;
+  runner_model: string;
+  runner_sandbox: string;
+  runner_extra_args: string[];
+  runner_timeout_seconds: number;
+  runner_idle_timeout_seconds: number;
+  runner_kill_grace_seconds: number;
+  runner_secret_env: string[];
+  agent_runs_dir: string;
+  agent_branch_prefix: string;
+  max_parallel: number;
+  max_attempts: number;
+  retry_backoff_seconds: number;
+  settle_seconds: number;
+  rescan_interval_seconds: number;
+  shutdown_grace_seconds: number;
+  publisher: Publisher;
+  gh_cmd: string;
+  pr_draft: boolean;
+  pr_labels: string[];
+  commit_author_name: string;
+  commit_author_email: string;
+}
+
+export interface WebConfig {
+  host: string;
+  port: number;
+  token: string;
+  token_file: string;
+  max_upload_bytes: number;
+}
+
+export interface ValetConfig {
+  inbox: string;
+  processed: string;
+  finished: string;
+  repos_root: string;
+  /** the effective default owner (legacy `git_owner`, else `watcher.git_default_owner`) */
+  git_owner: string;
+  inbox_mode: InboxMode;
+  tree_builder: TreeBuilderConfig;
+  watcher: WatcherConfig;
+  web: WebConfig;
+}
+
+export interface LoadedConfig {
+  config: ValetConfig;
+  /** the file read, or undefined when none existed and defaults were used */
+  path: string | undefined;
+  /** unknown keys and other things a person should know; not fatal */
+  warnings: string[];
+}
+
+type Kind =
+  | { type: 'string'; allowEmpty?: boolean }
+  | { type: 'path' }
+  | { type: 'int'; min: number; max?: number }
+  | { type: 'number'; min: number }
+  | { type: 'bool' }
+  | { type: 'enum'; values: readonly string[] }
+  | { type: 'string[]' };
+
+interface KeySpec {
+  kind: Kind;
+  default: unknown;
+}
+
+const str: Kind = { type: 'string' };
+const strOrEmpty: Kind = { type: 'string', allowEmpty: true };
+const list: Kind = { type: 'string[]' };
+const bool: Kind = { type: 'bool' };
+const int = (min: number, max?: number): Kind => (max === undefined ? { type: 'int', min } : { type: 'int', min, max });
+const num = (min: number): Kind => ({ type: 'number', min });
+const pathKind: Kind = { type: 'path' };
+
+/** Every key, with its type and default. Sections are dotted prefixes. */
+export const CONFIG_SCHEMA: Record<string, KeySpec> = {
+  inbox: { kind: pathKind, default: '/srv/prompt-valet/inbox' },
+  processed: { kind: pathKind, default: '/srv/prompt-valet/processed' },
+  finished: { kind: pathKind, default: '/srv/prompt-valet/finished' },
+  repos_root: { kind: pathKind, default: '/srv/repos' },
+  git_owner: { kind: strOrEmpty, default: '' },
+  inbox_mode: { kind: { type: 'enum', values: ['legacy_single_owner', 'multi_owner'] }, default: 'legacy_single_owner' },
+
+  'tree_builder.branch_mode': { kind: { type: 'enum', values: ['all', 'whitelist', 'blacklist', 'both'] }, default: 'all' },
+  'tree_builder.branch_whitelist': { kind: list, default: [] },
+  'tree_builder.branch_blacklist': { kind: list, default: [] },
+  'tree_builder.branch_name_blacklist': { kind: list, default: ['HEAD'] },
+  'tree_builder.scan_interval_seconds': { kind: int(1), default: 60 },
+  'tree_builder.eager_repos': { kind: bool, default: false },
+
+  'watcher.auto_clone_missing_repos': { kind: bool, default: true },
+  'watcher.git_default_owner': { kind: strOrEmpty, default: '' },
+  'watcher.git_default_host': { kind: str, default: 'github.com' },
+  'watcher.git_protocol': { kind: { type: 'enum', values: ['https', 'ssh', 'git', 'http', 'file'] }, default: 'https' },
+  'watcher.cleanup_non_git_dirs': { kind: bool, default: true },
+  'watcher.runner_cmd': { kind: str, default: 'codex' },
+  'watcher.runner_model': { kind: str, default: 'gpt-5-codex' },
+  'watcher.runner_sandbox': { kind: { type: 'enum', values: ['read-only', 'workspace-write', 'danger-full-access'] }, default: 'workspace-write' },
+  'watcher.runner_extra_args': { kind: list, default: [] },
+  'watcher.runner_timeout_seconds': { kind: int(1), default: 3600 },
+  'watcher.runner_idle_timeout_seconds': { kind: int(1), default: 900 },
+  'watcher.runner_kill_grace_seconds': { kind: int(0), default: 10 },
+  'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] },
+  'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS' },
+  'watcher.agent_branch_prefix': { kind: str, default: 'codex/' },
+  'watcher.max_parallel': { kind: int(1, 64), default: 2 },
+  'watcher.max_attempts': { kind: int(1), default: 3 },
+  'watcher.retry_backoff_seconds': { kind: num(0), default: 60 },
+  'watcher.settle_seconds': { kind: num(0), default: 1 },
+  'watcher.rescan_interval_seconds': { kind: num(0.1), default: 30 },
+  'watcher.shutdown_grace_seconds': { kind: num(0), default: 30 },
+  'watcher.publisher': { kind: { type: 'enum', values: ['gh', 'none'] }, default: 'gh' },
+  'watcher.gh_cmd': { kind: str, default: 'gh' },
+  'watcher.pr_draft': { kind: bool, default: false },
+  'watcher.pr_labels': { kind: list, default: [] },
+  'watcher.commit_author_name': { kind: str, default: 'Prompt Valet' },
+  'watcher.commit_author_email': { kind: str, default: 'prompt-valet@localhost' },
+
+  'web.host': { kind: str, default: '127.0.0.1' },
+  'web.port': { kind: int(0, 65535), default: 8088 },
+  'web.token': { kind: strOrEmpty, default: '' },
+  'web.token_file': { kind: strOrEmpty, default: '' },
+  'web.max_upload_bytes': { kind: int(1), default: 1048576 },
+};
+
+const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));
+
+/** A configuration that cannot be used. Exit 78, one clear line. */
+export class ConfigError extends ToolError {
+  constructor(message: string) {
+    super('bad_config', message, EX.CONFIG);
+    this.name = 'ConfigError';
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return `a list (${JSON.stringify(v).slice(0, 60)})`;
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function expected(kind: Kind): string {
+  switch (kind.type) {
+    case 'string':
+      return kind.allowEmpty ? 'a string' : 'a non-empty string';
+    case 'path':
+      return 'a path (string)';
+    case 'int':
+      return kind.max === undefined ? `a whole number >= ${kind.min}` : `a whole number from ${kind.min} to ${kind.max}`;
+    case 'number':
+      return `a number >= ${kind.min}`;
+    case 'bool':
+      return 'true or false';
+    case 'enum':
+      return `one of ${kind.values.join(', ')}`;
+    case 'string[]':
+      return 'a list of strings';
+  }
+}
+
+function checkValue(key: string, kind: Kind, v: unknown, file: string): unknown {
+  const fail = (): never => {
+    throw new ConfigError(`${file}: ${key}: got ${describe(v)}, expected ${expected(kind)}`);
+  };
+  switch (kind.type) {
+    case 'string':
+    case 'path':
+      if (typeof v === 'number' && kind.type === 'string') return String(v);
+      if (typeof v !== 'string') return fail();
+      if (kind.type === 'path' || !kind.allowEmpty) {
+        if (v.trim() === '') return fail();
+      }
+      return v;
+    case 'int':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < kind.min || (kind.max !== undefined && v > kind.max)) return fail();
+      return v;
+    case 'number':
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < kind.min) return fail();
+      return v;
+    case 'bool':
+      if (typeof v !== 'boolean') return fail();
+      return v;
+    case 'enum':
+      if (typeof v !== 'string' || !kind.values.includes(v)) return fail();
+      return v;
+    case 'string[]':
+      // An empty YAML key (`branch_whitelist:`) reads as null: the empty list.
+      if (v === null) return [];
+      if (!Array.isArray(v)) return fail();
+      return v.map((item, i) => {
+        if (typeof item === 'number') return String(item);
+        if (typeof item !== 'string') {
+          throw new ConfigError(`${file}: ${key}[${i}]: got ${describe(item)}, expected a string`);
+        }
+        return item;
+      });
+  }
+}
+
+function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    cur[p] ??= {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+export function defaultConfigObject(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CONFIG_SCHEMA)) setPath(out, key, structuredClone(spec.default));
+  return out;
+}
+
+/**
+ * Validate a parsed YAML document against the schema and merge defaults.
+ * `baseDir` is where relative paths are anchored (the config file's folder).
+ */
+export function normaliseConfig(raw: unknown, file: string, baseDir: string): { config: ValetConfig; warnings: string[] } {
+  const warnings: string[] = [];
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(`${file}: the top level must be a mapping of keys, got ${describe(raw)}`);
+  }
+  const out = defaultConfigObject();
+  const given = new Set<string>();
+  for (const [top, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (SECTIONS.has(top)) {
+      if (value === null) continue; // an empty section keeps its defaults
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        throw new ConfigError(`${file}: ${top}: got ${describe(value)}, expected a mapping of keys`);
+      }
+      for (const [sub, subValue] of Object.entries(value as Record<string, unknown>)) {
+        const key = `${top}.${sub}`;
+        const spec = CONFIG_SCHEMA[key];
+        if (!spec) {
+          warnings.push(`${file}: unknown key ${key} (ignored)`);
+          continue;
+        }
+        setPath(out, key, checkValue(key, spec.kind, subValue, file));
+        given.add(key);
+      }
+      continue;
+    }
+    const spec = CONFIG_SCHEMA[top];
+    if (!spec) {
+      warnings.push(`${file}: unknown key ${top} (ignored)`);
+      continue;
+    }
+    out[top] = checkValue(top, spec.kind, value, file);
+    given.add(top);
+  }
+
+  for (const key of ['inbox', 'processed', 'finished', 'repos_root'] as const) {
+    out[key] = path.resolve(baseDir, out[key] as string);
+  }
+
+  // Legacy: the top-level git_owner and watcher.git_default_owner name the
+  // same thing; either one fills the other.
+  const watcher = out.watcher as WatcherConfig;
+  const legacyOwner = out.git_owner as string;
+  if (legacyOwner && watcher.git_default_owner && legacyOwner !== watcher.git_default_owner) {
+    warnings.push(
+      `${file}: git_owner (${legacyOwner}) and watcher.git_default_owner (${watcher.git_default_owner}) differ; using git_owner`,
+    );
+  }
+  const owner = legacyOwner || watcher.git_default_owner;
+  out.git_owner = owner;
+  watcher.git_default_owner = owner;
+
+  const config = out as unknown as ValetConfig;
+  if (config.tree_builder.branch_mode !== 'all' && config.tree_builder.branch_mode !== 'blacklist'
+      && config.tree_builder.branch_whitelist.length === 0) {
+    warnings.push(`${file}: tree_builder.branch_mode is ${config.tree_builder.branch_mode} but branch_whitelist is empty: no branch will be mirrored`);
+  }
+  if (config.watcher.agent_runs_dir) {
+    const rel = config.watcher.agent_runs_dir;
+    if (path.isAbsolute(rel) || rel.split('/').includes('..')) {
+      throw new ConfigError(`${file}: watcher.agent_runs_dir: got ${describe(rel)}, expected a path inside the repository (relative, no "..")`);
+    }
+  }
+  return { config, warnings };
+}
+
+export interface LoadConfigOptions {
+  /** from --config */
+  path?: string;
+  env?: NodeJS.ProcessEnv;
+  /** when no file exists at the default path, use the defaults instead of failing */
+  allowMissing?: boolean;
+}
+
+/**
+ * Load the configuration: `--config`, else PV_CONFIG, else the installed
+ * default path. A file named explicitly must exist; the default path may be
+ * missing when `allowMissing` is set (defaults are used).
+ */
+export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const explicit = opts.path ?? (env.PV_CONFIG || undefined);
+  const file = path.resolve(explicit ?? DEFAULT_CONFIG_PATH);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !explicit && opts.allowMissing) {
+      const { config, warnings } = normaliseConfig({}, '(defaults)', process.cwd());
+      return { config, path: undefined, warnings };
+    }
+    if (code === 'ENOENT') {
+      throw new ConfigError(`${file}: no such config file${explicit ? '' : ' (set --config or PV_CONFIG)'}`);
+    }
+    throw new ConfigError(`${file}: cannot read config: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    const doc = YAML.parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0]!;
+      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : 'somewhere';
+      throw new ConfigError(`${file}: not valid YAML at ${where}: ${e.message.split('\n')[0]}`);
+    }
+    raw = doc.toJS();
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const { config, warnings } = normaliseConfig(raw, file, path.dirname(file));
+  return { config, path: file, warnings };
+}

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+/** fsync a folder so that a rename or link inside it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    await fh.sync();
+  } catch (err) {
+    // Some filesystems (and some network mounts) refuse fsync on folders;
+    // the rename itself has still happened.
+    if (!isErrno(err, 'EINVAL') && !isErrno(err, 'EBADF') && !isErrno(err, 'EPERM')) throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+export interface AtomicWriteOptions {
+  mode?: number;
+  /** fsync the file and its folder (default true). */
+  durable?: boolean;
+}
+
+/**
+ * Write a file so that readers see either the old content or the new, never
+ * a torn one: write a hidden temporary name in the same folder, fsync,
+ * rename over the target, fsync the folder.
+ */
+export async function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const durable = opts.durable !== false;
+  const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
+  try {
+    await fh.writeFile(data);
+    if (durable) await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  if (durable) await fsyncDir(dir);
+}
+
+export async function writeJsonAtomic(file: string, value: unknown, opts: AtomicWriteOptions = {}): Promise<void> {
+  await writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', opts);
+}
+
+/** Read a JSON file, or undefined when it does not exist. */
+export async function readJsonIfExists<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8')) as T;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Give `src` the name `dest` without ever replacing an existing file:
+ * link(2) fails with EEXIST where rename(2) would overwrite. Returns false when
+ * `dest` is taken (and leaves `src` as it was). Same filesystem only.
+ */
+export async function renameNoClobber(src: string, dest: string): Promise<boolean> {
+  try {
+    await fsp.link(src, dest);
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return false;
+    throw err;
+  }
+  await fsp.unlink(src);
+  await fsyncDir(path.dirname(dest));
+  if (path.dirname(src) !== path.dirname(dest)) await fsyncDir(path.dirname(src));
+  return true;
+}
+
+/**
+ * Move `src` into `destDir` under its own name, or under a unique variant of
+ * it (`x.done.md` → `x.2.done.md`, `x.3.done.md`, …) when the name is taken.
+ * `compoundSuffix` is the part of the name the variant number goes before.
+ * Never overwrites. Returns the final path.
+ */
+export async function moveToUniqueName(src: string, destDir: string, compoundSuffix = path.extname(src)): Promise<string> {
+  await fsp.mkdir(destDir, { recursive: true });
+  const base = path.basename(src);
+  const stem = base.endsWith(compoundSuffix) ? base.slice(0, base.length - compoundSuffix.length) : base;
+  for (let n = 1; n < 10_000; n++) {
+    const name = n === 1 ? base : `${stem}.${n}${compoundSuffix}`;
+    const dest = path.join(destDir, name);
+    if (await renameNoClobber(src, dest)) return dest;
+  }
+  throw new Error(`no free name for ${base} in ${destDir}`);
+}
+
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
+
+export async function pathExists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
+    throw err;
+  }
+}

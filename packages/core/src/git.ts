@@ -1,0 +1,119 @@
+import { execa } from 'execa';
+
+/**
+ * Running git for every tool: never prompts for credentials (it fails
+ * instead of hanging a service), never lets a credential reach a log or a
+ * record, and says whether a failure is worth retrying.
+ */
+export interface GitResult {
+  stdout: string;
+  stderr: string;
+}
+
+export interface GitOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** milliseconds; default 10 minutes */
+  timeout?: number;
+  input?: string;
+}
+
+export class GitError extends Error {
+  readonly code = 'git_failed';
+  /** the command, with credentials redacted */
+  readonly command: string;
+  readonly exitCode: number | undefined;
+  /** git's own stderr, with credentials redacted */
+  readonly stderr: string;
+  readonly retryable: boolean;
+  constructor(command: string, exitCode: number | undefined, stderr: string, timedOut: boolean) {
+    const first = stderr.split('\n').find((l) => l.trim() !== '') ?? (timedOut ? 'timed out' : `exit ${exitCode}`);
+    super(`${command}: ${first.trim()}`);
+    this.name = 'GitError';
+    this.command = command;
+    this.exitCode = exitCode;
+    this.stderr = stderr;
+    this.retryable = timedOut || isRetryableGitFailure(stderr);
+  }
+}
+
+/** `https://user:token@host/…` → `https://***@host/…`; also `?access_token=…`. */
+export function redactCredentials(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/gi, '$1***@')
+    .replace(/((?:access_)?token=)[^&\s]+/gi, '$1***')
+    .replace(/\b(gh[pousr]_[A-Za-z0-9]{20,})\b/g, '***')
+    .replace(/\b(github_pat_[A-Za-z0-9_]{20,})\b/g, '***');
+}
+
+/**
+ * Failures that another attempt may not meet: the network, the remote
+ * hanging up, a lock held by a concurrent git, a push that lost a race.
+ * Everything else (a missing branch, bad auth, a corrupt repository) needs a
+ * person.
+ */
+const RETRYABLE_PATTERNS = [
+  /could not resolve host/i,
+  /connection (refused|timed out|reset)/i,
+  /network is unreachable/i,
+  /operation timed out/i,
+  /the remote end hung up/i,
+  /early eof/i,
+  /rpc failed/i,
+  /unable to access '.*': (?!.*(403|401|404))/i,
+  /temporary failure/i,
+  /\b(502|503|504)\b/,
+  /rate limit/i,
+  /unable to create '.*\.lock': file exists/i,
+  /cannot lock ref/i,
+  /failed to push some refs/i,
+  /\[rejected\]|\[remote rejected\]/i,
+  /fetch first|non-fast-forward/i,
+  /ssh: connect to host/i,
+  /broken pipe/i,
+];
+
+export function isRetryableGitFailure(stderr: string): boolean {
+  return RETRYABLE_PATTERNS.some((re) => re.test(stderr));
+}
+
+/** Environment that keeps git from ever waiting on a person or an editor. */
+export function gitEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: process.env.GIT_ASKPASS ?? '',
+    SSH_ASKPASS: '',
+    GCM_INTERACTIVE: 'never',
+    GIT_EDITOR: 'true',
+    LC_ALL: 'C',
+    ...extra,
+  };
+}
+
+/**
+ * Run `git <args>`. Arguments are passed as an array (no shell), and callers
+ * put `--` before any name that came from outside. Throws GitError.
+ */
+export async function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
+  const result = await execa('git', args, {
+    cwd: opts.cwd,
+    env: gitEnv(opts.env),
+    extendEnv: false,
+    timeout: opts.timeout ?? 10 * 60_000,
+    reject: false,
+    stripFinalNewline: true,
+    ...(opts.input === undefined ? { stdin: 'ignore' as const } : { input: opts.input }),
+  });
+  const stdout = String(result.stdout ?? '');
+  const stderr = String(result.stderr ?? '');
+  if (result.failed) {
+    const command = redactCredentials(`git ${args.join(' ')}`);
+    if (result.exitCode === undefined && !result.timedOut && result.cause) {
+      const cause = result.cause as NodeJS.ErrnoException;
+      throw new GitError(command, undefined, cause.code === 'ENOENT' ? 'git is not installed (not found on PATH)' : String(cause.message), false);
+    }
+    throw new GitError(command, result.exitCode, redactCredentials(stderr), Boolean(result.timedOut));
+  }
+  return { stdout, stderr };
+}

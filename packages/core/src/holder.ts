@@ -1,0 +1,108 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+
+/**
+ * Who holds a claim: enough to tell later whether that process still lives.
+ * A pid alone is not enough (pids are reused, and a reboot starts over), so
+ * the holder also records the process's start time (field 22 of
+ * /proc/<pid>/stat, in clock ticks since boot) and the boot id.
+ */
+export interface Holder {
+  pid: number;
+  /** start time of the process in clock ticks since boot; 0 if unknown */
+  start_ticks: number;
+  /** /proc/sys/kernel/random/boot_id; '' if unknown */
+  boot_id: string;
+  host: string;
+  /** when set, the claim is alive while any process of this group lives */
+  pgid?: number;
+}
+
+export function bootId(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Start time of `pid` in clock ticks since boot, or undefined if it is gone. */
+export function processStartTicks(pid: number): number | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may itself hold spaces
+  // or parentheses: split after the last ")".
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
+  const ticks = Number(rest[19]);
+  return Number.isFinite(ticks) ? ticks : undefined;
+}
+
+/** Process group of `pid` (field 5 of /proc/<pid>/stat), or undefined. */
+export function processGroupOf(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return Number.isFinite(pgrp) ? pgrp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function holderFor(pid: number): Holder {
+  return { pid, start_ticks: processStartTicks(pid) ?? 0, boot_id: bootId(), host: os.hostname() };
+}
+
+/**
+ * The holder of a claim made by this process: its process group. A pipeline
+ * (`pv-claim | … | pv-settle`, from a shell with job control or from
+ * pv-watcher, which starts each pipeline in a group of its own) is one
+ * process group, so the claim counts as held while any step of that pipeline
+ * still runs, and as dead once the whole pipeline is gone.
+ */
+export function pipelineHolder(): Holder {
+  const pgid = processGroupOf(process.pid) ?? process.pid;
+  return { ...holderFor(pgid), pgid };
+}
+
+export type Liveness = 'alive' | 'dead' | 'unknown';
+
+/**
+ * Is the holder still running? A holder on another host cannot be checked
+ * from here: 'unknown', and callers leave its claims alone.
+ */
+export function holderLiveness(h: Holder): Liveness {
+  if (h.host !== os.hostname()) return 'unknown';
+  const boot = bootId();
+  if (h.boot_id && boot && h.boot_id !== boot) return 'dead'; // rebooted since
+  if (h.pgid !== undefined && groupAlive(h.pgid)) {
+    // The group leader may have exited while later steps still run; a
+    // reused pgid would need a new leader with the same pid: check it.
+    const ticks = processStartTicks(h.pgid);
+    if (ticks === undefined || !h.start_ticks || ticks === h.start_ticks) return 'alive';
+    return 'dead';
+  }
+  try {
+    process.kill(h.pid, 0);
+  } catch (err) {
+    // EPERM: it exists but belongs to someone else.
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return 'dead';
+  }
+  const ticks = processStartTicks(h.pid);
+  if (ticks === undefined) return 'dead';
+  if (h.start_ticks && ticks !== h.start_ticks) return 'dead'; // pid reused
+  return 'alive';
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

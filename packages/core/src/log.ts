@@ -1,0 +1,64 @@
+import { Chalk } from 'chalk';
+import { format } from 'node:util';
+
+/**
+ * Logging for people, on stderr only (stdout carries records). Each line is
+ * prefixed with the tool's name. Colour only when stderr is a TTY and
+ * NO_COLOR is unset. Under journald (JOURNAL_STREAM set) each line starts with
+ * its syslog priority, `<3>` … `<7>`, so `journalctl -p err` filters it.
+ */
+export type LogLevel = 'error' | 'warn' | 'notice' | 'info' | 'debug';
+
+const PRIORITY: Record<LogLevel, number> = { error: 3, warn: 4, notice: 5, info: 6, debug: 7 };
+
+export interface Logger {
+  error(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  notice(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+  readonly tool: string;
+}
+
+export interface LoggerOptions {
+  stream?: NodeJS.WritableStream & { isTTY?: boolean };
+  env?: NodeJS.ProcessEnv;
+  /** lowest level written; default from PV_LOG_LEVEL, else info */
+  level?: LogLevel;
+}
+
+export function createLogger(tool: string, opts: LoggerOptions = {}): Logger {
+  const stream = opts.stream ?? process.stderr;
+  const env = opts.env ?? process.env;
+  const journald = Boolean(env.JOURNAL_STREAM);
+  const colour = !journald && Boolean(stream.isTTY) && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  const chalk = new Chalk({ level: colour ? 1 : 0 });
+  const envLevel = env.PV_LOG_LEVEL as LogLevel | undefined;
+  const threshold = PRIORITY[opts.level ?? (envLevel && envLevel in PRIORITY ? envLevel : 'info')];
+  const paint: Record<LogLevel, (s: string) => string> = {
+    error: chalk.red,
+    warn: chalk.yellow,
+    notice: chalk.cyan,
+    info: (s) => s,
+    debug: chalk.dim,
+  };
+
+  const write = (level: LogLevel, args: unknown[]) => {
+    if (PRIORITY[level] > threshold) return;
+    const text = format(...args);
+    const lines = text.split('\n').map((line) => {
+      const body = `${tool}: ${level === 'error' || level === 'warn' ? `${level}: ` : ''}${line}`;
+      return journald ? `<${PRIORITY[level]}>${body}` : paint[level](body);
+    });
+    stream.write(lines.join('\n') + '\n');
+  };
+
+  return {
+    tool,
+    error: (...a) => write('error', a),
+    warn: (...a) => write('warn', a),
+    notice: (...a) => write('notice', a),
+    info: (...a) => write('info', a),
+    debug: (...a) => write('debug', a),
+  };
+}
