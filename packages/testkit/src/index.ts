@@ -1,1 +1,3 @@
-export {};
+export * from './git-fixtures.js';
+export * from './run-bin.js';
+export * from './valet-root.js';
