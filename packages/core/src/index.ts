@@ -11,3 +11,6 @@ export * from './prompt-names.js';
 export * from './records.js';
 export * from './run-folder.js';
 export * from './runid.js';
+export * from './prompt-ledger.js';
+export * from './clone-url.js';
+export * from './prompt-fate.js';

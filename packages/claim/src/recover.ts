@@ -1,0 +1,177 @@
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import {
+  applyFate,
+  decideFate,
+  holderLiveness,
+  isErrno,
+  listClaimRecords,
+  pipelineHolder,
+  PROMPT_SUFFIX,
+  recordError,
+  releaseToPending,
+  removeClaimRecord,
+  SCHEMA_VERSION,
+  siblingName,
+  writeClaimRecordExclusive,
+  type ClaimRecord,
+  type ClaimRecordFile,
+  type Holder,
+  type Logger,
+  type PvRecord,
+  type RecordError,
+  type RetryPolicy,
+} from '@prompt-valet/core';
+import { listPending, type Candidate } from './candidates.js';
+
+/**
+ * Recovering claims whose holder is gone (docs/lifecycle.md). A running
+ * file is recovered when every claim record naming it (path and inode) has
+ * a dead holder, or when it has no record and its ctime is older than the
+ * grace period. A live holder, or one on another host, is left alone.
+ *
+ * Recoverers may race (two watchers starting at once): before touching the
+ * file, a recoverer takes the claim over by creating
+ * `<run id>.takeover-<n>.json` exclusively, `n` one past the newest takeover
+ * it saw. Exactly one wins; if it dies too, the next one uses `n + 1`.
+ */
+export interface RecoverOptions {
+  inbox: string;
+  processed: string;
+  finished: string;
+  policy: RetryPolicy;
+  graceSeconds: number;
+  dryRun?: boolean;
+  log: Logger;
+  holder?: Holder;
+  now?: () => Date;
+}
+
+const TAKEOVER_RE = /\.takeover-(\d+)\.json$/;
+
+export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
+  const now = opts.now ?? (() => new Date());
+  const running = await listPending(opts.inbox, PROMPT_SUFFIX.running);
+  const records = await listClaimRecords(opts.processed);
+  const out: PvRecord[] = [];
+  const seen = new Set<string>();
+  for (const file of running) {
+    const matching = records.filter((r) => r.record.rel === file.rel && r.record.ino === file.ino);
+    for (const r of matching) seen.add(r.file);
+    const rec = await recoverOne(file, matching, opts, now);
+    if (rec) out.push(rec);
+  }
+  // Records for files that are not running (a crash before the link, or
+  // after the file was settled): drop them once their holder is dead.
+  for (const r of records) {
+    if (seen.has(r.file) || holderLiveness(r.record.holder) !== 'dead') continue;
+    if (opts.dryRun) continue;
+    if (await removeClaimRecord(r.file)) opts.log.debug(`dropped the stale claim record ${path.basename(r.file)}`);
+  }
+  return out;
+}
+
+async function recoverOne(file: Candidate, matching: ClaimRecordFile[], opts: RecoverOptions, now: () => Date): Promise<PvRecord | undefined> {
+  if (matching.some((r) => holderLiveness(r.record.holder) !== 'dead')) return undefined;
+  if (matching.length === 0 && now().getTime() - file.changedMs < opts.graceSeconds * 1000) return undefined;
+
+  const original = matching.find((r) => !r.record.takeover) ?? matching[matching.length - 1];
+  const base: ClaimRecord = original?.record ?? {
+    v: SCHEMA_VERSION,
+    run_id: `orphan-${file.ino}`,
+    rel: file.rel,
+    prompt_rel: siblingName(file.rel, 'pending'),
+    ino: file.ino,
+    holder: { pid: 0, start_ticks: 0, boot_id: '', host: '' },
+    // Nobody knows how far it got: it does not count as an attempt.
+    attempt: 1,
+    claimed_at: new Date(file.changedMs).toISOString(),
+    run_root: '',
+  };
+  const dead = base.holder;
+  const reason = original
+    ? `the pipeline holding this prompt (process group ${dead.pgid ?? dead.pid}) died during attempt ${base.attempt}`
+    : `${file.rel} had no claim record and has not changed for ${opts.graceSeconds} s`;
+  if (opts.dryRun) {
+    return { v: SCHEMA_VERSION, dry_run: true, run_id: base.run_id, recover: { rel: file.rel, reason } };
+  }
+
+  const gen = 1 + Math.max(0, ...matching.map((r) => Number(TAKEOVER_RE.exec(r.file)?.[1] ?? 0)));
+  const mine = await writeClaimRecordExclusive(opts.processed, `${base.run_id}.takeover-${gen}.json`, {
+    ...base,
+    holder: opts.holder ?? pipelineHolder(),
+    takeover: true,
+  });
+  if (!mine) return undefined; // another recoverer has it
+
+  const runningPath = path.join(opts.inbox, file.rel);
+  const promptPath = path.join(opts.inbox, base.prompt_rel);
+  const record: PvRecord = {
+    v: SCHEMA_VERSION,
+    run_id: base.run_id,
+    claim: {
+      inbox: opts.inbox,
+      rel: file.rel,
+      path: runningPath,
+      prompt_name: path.basename(base.prompt_rel),
+      prompt_rel: base.prompt_rel,
+      run_root: base.run_root,
+      attempt: base.attempt,
+      claimed_at: base.claimed_at,
+      holder: dead,
+      ino: file.ino,
+    },
+  };
+  try {
+    const error = recordError('claim', 'holder_died', reason, true);
+    record.error = error;
+    if (await sameInode(promptPath, file.ino)) {
+      // Died between link and unlink: the prompt never left pending.
+      await fsp.unlink(runningPath);
+      record.settle = { state: 'pending', path: promptPath, attempts: base.attempt - 1 };
+    } else if (!original) {
+      const dest = await applyOrphan(file, opts, error);
+      record.settle = { state: 'pending', path: dest, attempts: 0 };
+    } else {
+      record.settle = await applyFate(decideFate(error, base.attempt, opts.policy, undefined, now()), {
+        inbox: opts.inbox,
+        processed: opts.processed,
+        finished: opts.finished,
+        runningPath,
+        ino: file.ino,
+        runId: base.run_id,
+        runRoot: base.run_root,
+        attempt: base.attempt,
+        claimedAt: base.claimed_at,
+        step: 'claim',
+        now: now(),
+      });
+    }
+    opts.log.notice(`recovered ${file.rel} (${reason}): ${record.settle.state} at ${path.relative(opts.inbox, record.settle.path)}`);
+    for (const r of matching) await removeClaimRecord(r.file);
+  } finally {
+    await removeClaimRecord(mine);
+  }
+  return record;
+}
+
+/** A running file the valet has no record of: back to pending, no run folder to update. */
+async function applyOrphan(file: Candidate, opts: RecoverOptions, error: RecordError): Promise<string> {
+  return releaseToPending({
+    inbox: opts.inbox,
+    processed: opts.processed,
+    runningPath: path.join(opts.inbox, file.rel),
+    ino: file.ino,
+    attempts: 0,
+    lastError: error,
+  });
+}
+
+async function sameInode(p: string, ino: number): Promise<boolean> {
+  try {
+    return (await fsp.lstat(p)).ino === ino;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}

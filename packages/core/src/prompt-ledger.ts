@@ -1,0 +1,418 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { isErrno, readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from './files.js';
+import type { Holder } from './holder.js';
+import { resolveInside } from './names.js';
+import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
+import { SCHEMA_VERSION, type RecordError } from './records.js';
+
+/**
+ * The valet's per-prompt bookkeeping, kept out of the operator's inbox under
+ * `processed/.ledger/` (docs/lifecycle.md):
+ *
+ *   claims/<run id>.json            one per claim: who holds `x.running.md`
+ *   claims/<run id>.takeover-*.json a recoverer's claim on a dead claim
+ *   pending/<sha256 of rel>.json    a prompt that went back to pending: attempts
+ *                                   so far, backoff, last error
+ *
+ * Every file here is written to a temporary name and renamed into place.
+ * A claim record is written BEFORE the link that makes `x.running.md`, so a
+ * running file without a record only exists when something outside the
+ * valet made it (see ORPHAN_GRACE_SECONDS). Entries carry the inode of the
+ * prompt file they describe: a new file dropped under an old name never
+ * inherits another file's attempts or backoff.
+ */
+export const LEDGER_DIR = '.ledger';
+
+/** A running file with no claim record is left alone this long (by its ctime) before it counts as orphaned. */
+export const ORPHAN_GRACE_SECONDS = 60;
+
+export interface ClaimRecord {
+  v: number;
+  run_id: string;
+  /** the running file, relative to the inbox (`repo/main/x.running.md`) */
+  rel: string;
+  /** the prompt's pending name, relative to the inbox (`repo/main/x.prompt.md`) */
+  prompt_rel: string;
+  /** inode of the prompt file (the same inode under both names) */
+  ino: number;
+  holder: Holder;
+  attempt: number;
+  claimed_at: string;
+  run_root: string;
+  /** set on a recoverer's takeover record */
+  takeover?: boolean;
+}
+
+export interface PendingEntry {
+  v: number;
+  prompt_rel: string;
+  ino: number;
+  /** attempts that counted so far; the next claim is attempt `attempts + 1` */
+  attempts: number;
+  /** ISO time before which the prompt is not claimed (backoff) */
+  not_before?: string;
+  last_error?: RecordError;
+  last_run_id?: string;
+  updated_at: string;
+}
+
+export interface LedgerPaths {
+  root: string;
+  claims: string;
+  pending: string;
+}
+
+export function ledgerPaths(processed: string): LedgerPaths {
+  const root = path.join(processed, LEDGER_DIR);
+  return { root, claims: path.join(root, 'claims'), pending: path.join(root, 'pending') };
+}
+
+/** File name of a prompt's pending entry: a hash, because a relative path can be longer than a file name may be. */
+export function pendingKey(promptRel: string): string {
+  return createHash('sha256').update(promptRel).digest('hex');
+}
+
+function pendingFile(processed: string, promptRel: string): string {
+  return path.join(ledgerPaths(processed).pending, `${pendingKey(promptRel)}.json`);
+}
+
+// ---- claim records ---------------------------------------------------------
+
+/** Write a claim record; returns its file. A takeover record gets a name of its own. */
+export async function writeClaimRecord(processed: string, rec: ClaimRecord): Promise<string> {
+  const dir = ledgerPaths(processed).claims;
+  await fsp.mkdir(dir, { recursive: true });
+  const name = rec.takeover ? `${rec.run_id}.takeover-${randomBytes(4).toString('hex')}.json` : `${rec.run_id}.json`;
+  const file = path.join(dir, name);
+  await writeJsonAtomic(file, rec);
+  return file;
+}
+
+/**
+ * Write a claim record under `name` only if no record has that name yet
+ * (temporary file, then link: exclusive and never torn). Of several
+ * recoverers racing for one dead claim, exactly one gets its file path back.
+ */
+export async function writeClaimRecordExclusive(processed: string, name: string, rec: ClaimRecord): Promise<string | undefined> {
+  const dir = ledgerPaths(processed).claims;
+  await fsp.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await writeJsonAtomic(tmp, rec);
+  const file = path.join(dir, name);
+  try {
+    await fsp.link(tmp, file);
+    return file;
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return undefined;
+    throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+}
+
+/** Remove a claim record; false when it was already gone (someone else removed it first). */
+export async function removeClaimRecord(file: string): Promise<boolean> {
+  try {
+    await fsp.unlink(file);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+export interface ClaimRecordFile {
+  file: string;
+  record: ClaimRecord;
+}
+
+/** Every claim record. One that cannot be parsed (torn by hand) is skipped: the valet itself only renames whole files into place. */
+export async function listClaimRecords(processed: string): Promise<ClaimRecordFile[]> {
+  const dir = ledgerPaths(processed).claims;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+  const out: ClaimRecordFile[] = [];
+  for (const name of names.sort()) {
+    if (!name.endsWith('.json') || name.startsWith('.')) continue;
+    const file = path.join(dir, name);
+    try {
+      const record = await readJsonIfExists<ClaimRecord>(file);
+      if (record && typeof record.rel === 'string' && typeof record.ino === 'number') out.push({ file, record });
+    } catch {
+      continue;
+    }
+  }
+  return out;
+}
+
+/** The claim record file of a run (not takeovers), if it still exists. */
+export function claimRecordFile(processed: string, runId: string): string {
+  return path.join(ledgerPaths(processed).claims, `${runId}.json`);
+}
+
+// ---- pending entries -------------------------------------------------------
+
+/** The pending entry of the prompt at `promptRel`, only if it describes this very file (inode `ino`). */
+export async function readPendingEntry(processed: string, promptRel: string, ino?: number): Promise<PendingEntry | undefined> {
+  let entry: PendingEntry | undefined;
+  try {
+    entry = await readJsonIfExists<PendingEntry>(pendingFile(processed, promptRel));
+  } catch {
+    return undefined;
+  }
+  if (!entry || entry.prompt_rel !== promptRel) return undefined;
+  if (ino !== undefined && entry.ino !== ino) return undefined;
+  return entry;
+}
+
+export async function writePendingEntry(processed: string, entry: PendingEntry): Promise<void> {
+  await fsp.mkdir(ledgerPaths(processed).pending, { recursive: true });
+  await writeJsonAtomic(pendingFile(processed, entry.prompt_rel), entry);
+}
+
+export async function removePendingEntry(processed: string, promptRel: string): Promise<void> {
+  await fsp.rm(pendingFile(processed, promptRel), { force: true });
+}
+
+/** Every pending entry (for pv-status and pv-web). */
+export async function listPendingEntries(processed: string): Promise<PendingEntry[]> {
+  const dir = ledgerPaths(processed).pending;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return [];
+    throw err;
+  }
+  const out: PendingEntry[] = [];
+  for (const name of names) {
+    if (!name.endsWith('.json') || name.startsWith('.')) continue;
+    try {
+      const e = await readJsonIfExists<PendingEntry>(path.join(dir, name));
+      if (e) out.push(e);
+    } catch {
+      continue;
+    }
+  }
+  return out;
+}
+
+/** Hashes of the prompts that have a pending entry: one readdir instead of one open per candidate. */
+export async function pendingKeys(processed: string): Promise<Set<string>> {
+  try {
+    const names = await fsp.readdir(ledgerPaths(processed).pending);
+    return new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)));
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return new Set();
+    throw err;
+  }
+}
+
+/** Backoff before attempt `attempt + 1`: base, 2×base, 4×base, … */
+export function backoffSeconds(attemptsSoFar: number, baseSeconds: number): number {
+  return baseSeconds * 2 ** Math.max(0, attemptsSoFar - 1);
+}
+
+// ---- transitions of the prompt file ---------------------------------------
+
+/** `repo/main/x.running.md` → `repo/main/x.prompt.md` (the same folder, the other state). */
+export function siblingName(rel: string, state: keyof typeof PROMPT_SUFFIX): string {
+  const parsed = parsePromptName(path.basename(rel));
+  if (!parsed) throw new Error(`not a prompt file name: ${rel}`);
+  const dir = path.dirname(rel);
+  const name = promptName(parsed.stem, state);
+  return dir === '.' ? name : path.join(dir, name);
+}
+
+export interface ReleaseOptions {
+  inbox: string;
+  processed: string;
+  /** absolute path of `x.running.md` */
+  runningPath: string;
+  ino: number;
+  /** attempts that count so far (the next claim is attempts + 1) */
+  attempts: number;
+  notBefore?: Date;
+  lastError?: RecordError;
+  runId?: string;
+  now?: Date;
+}
+
+/**
+ * Put a claimed prompt back to pending: `x.running.md` → `x.prompt.md`, or
+ * `x.2.prompt.md`, … when the operator dropped a new `x.prompt.md` meanwhile
+ * (never overwritten). The pending entry is written before the name appears,
+ * so no claimer ever sees the prompt without its attempts and backoff.
+ * Returns the new absolute path.
+ */
+export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
+  const now = opts.now ?? new Date();
+  const runningRel = path.relative(opts.inbox, opts.runningPath);
+  const parsed = parsePromptName(path.basename(runningRel));
+  if (!parsed) throw new Error(`not a prompt file name: ${runningRel}`);
+  const dir = path.dirname(opts.runningPath);
+  for (let n = 1; n < 10_000; n++) {
+    const stem = n === 1 ? parsed.stem : `${parsed.stem}.${n}`;
+    const dest = path.join(dir, promptName(stem, 'pending'));
+    if (await lexists(dest)) continue;
+    const promptRel = path.relative(opts.inbox, dest);
+    const entry: PendingEntry = {
+      v: SCHEMA_VERSION,
+      prompt_rel: promptRel,
+      ino: opts.ino,
+      attempts: opts.attempts,
+      updated_at: now.toISOString(),
+    };
+    if (opts.notBefore) entry.not_before = opts.notBefore.toISOString();
+    if (opts.lastError) entry.last_error = opts.lastError;
+    if (opts.runId) entry.last_run_id = opts.runId;
+    await writePendingEntry(opts.processed, entry);
+    if (await renameNoClobber(opts.runningPath, dest)) return dest;
+    // Taken in the instant between the check and the link: the entry names
+    // our inode, so the newcomer is not affected by it. Try the next name.
+  }
+  throw new Error(`no free pending name for ${runningRel}`);
+}
+
+export interface SettleFileOptions {
+  inbox: string;
+  finished: string;
+  runningPath: string;
+  state: 'done' | 'error';
+  /** for `error`: the reason, written beside the settled prompt as `<name>.txt` */
+  reason?: string;
+}
+
+export interface SettledFile {
+  /** absolute path in `finished/` */
+  path: string;
+  /** the reason file beside it, for `error` */
+  reason_path?: string;
+}
+
+/**
+ * Settle a claimed prompt: `x.running.md` → `x.done.md` / `x.error.md` in
+ * its folder, then into `finished/<same relative folder>/`, under a unique
+ * name when taken. For an error the reason goes beside it as
+ * `x.error.txt` (the prompt file itself is never modified).
+ */
+export async function settlePromptFile(opts: SettleFileOptions): Promise<SettledFile> {
+  const runningRel = path.relative(opts.inbox, opts.runningPath);
+  const parsed = parsePromptName(path.basename(runningRel));
+  if (!parsed) throw new Error(`not a prompt file name: ${runningRel}`);
+  const suffix = PROMPT_SUFFIX[opts.state];
+  const inPlace = await renameUnique(opts.runningPath, path.dirname(opts.runningPath), parsed.stem, suffix);
+  const destDir = path.join(opts.finished, path.dirname(runningRel));
+  await fsp.mkdir(destDir, { recursive: true });
+  const final = await renameUnique(inPlace, destDir, parsed.stem, suffix);
+  const out: SettledFile = { path: final };
+  if (opts.state === 'error' && opts.reason !== undefined) {
+    out.reason_path = await writeBeside(final, opts.reason);
+  }
+  return out;
+}
+
+/** Rename `src` to `<stem><suffix>` in `dir`, or `<stem>.2<suffix>`, … when taken. */
+async function renameUnique(src: string, dir: string, stem: string, suffix: string): Promise<string> {
+  for (let n = 1; n < 10_000; n++) {
+    const dest = path.join(dir, `${n === 1 ? stem : `${stem}.${n}`}${suffix}`);
+    if (await moveNoClobberAcross(src, dest)) return dest;
+  }
+  throw new Error(`no free name for ${stem}${suffix} in ${dir}`);
+}
+
+/** `finished/…/x.2.error.md` → `finished/…/x.2.error.txt`, never overwriting (a unique name when taken). */
+async function writeBeside(final: string, text: string): Promise<string> {
+  const base = final.replace(/\.md$/, '');
+  const tmp = path.join(path.dirname(final), `.${path.basename(base)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await writeFileAtomic(tmp, text.endsWith('\n') ? text : `${text}\n`);
+  for (let n = 1; n < 1000; n++) {
+    const dest = n === 1 ? `${base}.txt` : `${base}.${n}.txt`;
+    if (await renameNoClobber(tmp, dest)) return dest;
+  }
+  await fsp.rm(tmp, { force: true });
+  throw new Error(`no free name beside ${final}`);
+}
+
+export interface RequeueOptions {
+  inbox: string;
+  finished: string;
+  processed: string;
+  /** the settled prompt, relative to `finished/` (`repo/main/x.error.md`) */
+  finishedRel: string;
+}
+
+/**
+ * Put a settled prompt (`finished/…/x.error.md` or `x.done.md`) back into
+ * the inbox as `x.prompt.md` in its old folder, for a fresh run (attempts
+ * start over). Never overwrites: a taken name gets `x.2.prompt.md`, … .
+ * Refuses anything that is not a regular settled prompt file inside
+ * `finished/`. Returns the new absolute path in the inbox.
+ */
+export async function requeuePrompt(opts: RequeueOptions): Promise<string> {
+  const parsed = parsePromptName(path.basename(opts.finishedRel));
+  if (!parsed || (parsed.state !== 'error' && parsed.state !== 'done')) {
+    throw new RequeueError(`${opts.finishedRel} is not a settled prompt (x.error.md or x.done.md)`);
+  }
+  const src = await resolveInside(opts.finished, opts.finishedRel);
+  const st = await fsp.lstat(src).catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT')) throw new RequeueError(`${opts.finishedRel} does not exist in ${opts.finished}`);
+    throw err;
+  });
+  if (!st.isFile()) throw new RequeueError(`${opts.finishedRel} is not a regular file`);
+  const relDir = path.dirname(opts.finishedRel);
+  const destDir = relDir === '.' ? opts.inbox : await resolveInside(opts.inbox, relDir);
+  await fsp.mkdir(destDir, { recursive: true });
+  // The stem of a unique settled name (`x.2`) is kept: it is still unique.
+  for (let n = 1; n < 10_000; n++) {
+    const stem = n === 1 ? parsed.stem : `${parsed.stem}.${n}`;
+    const dest = path.join(destDir, promptName(stem, 'pending'));
+    if (await lexists(dest)) continue;
+    await removePendingEntry(opts.processed, path.relative(opts.inbox, dest));
+    if (await moveNoClobberAcross(src, dest)) return dest;
+  }
+  throw new RequeueError(`no free pending name in ${destDir}`);
+}
+
+export class RequeueError extends Error {
+  readonly code = 'requeue_refused';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequeueError';
+  }
+}
+
+/** renameNoClobber, with a copy for when `finished/` is on another filesystem than the inbox. */
+async function moveNoClobberAcross(src: string, dest: string): Promise<boolean> {
+  try {
+    return await renameNoClobber(src, dest);
+  } catch (err) {
+    if (!isErrno(err, 'EXDEV')) throw err;
+  }
+  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.tmp`);
+  await fsp.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
+  if (!(await renameNoClobber(tmp, dest))) {
+    await fsp.rm(tmp, { force: true });
+    return false;
+  }
+  await fsp.unlink(src);
+  return true;
+}
+
+async function lexists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
