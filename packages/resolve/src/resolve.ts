@@ -1,0 +1,138 @@
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import {
+  checkBranchName,
+  checkOwnerName,
+  checkRelativePath,
+  checkRepoName,
+  cloneUrl,
+  folderToBranch,
+  FrontMatterError,
+  isErrno,
+  parsePrompt,
+  parsePromptName,
+  PathEscapeError,
+  resolveInside,
+  runFile,
+  slugify,
+  StepError,
+  type NameCheck,
+  type PvRecord,
+  type TargetSection,
+  type ValetConfig,
+} from '@prompt-valet/core';
+
+/**
+ * Where a claimed prompt goes, from its place in the inbox:
+ *
+ *   legacy_single_owner  <repo>/<branch folder>/[subfolders/]<file>   owner = git_owner
+ *   multi_owner          <owner>/<repo>/<branch folder>/[subfolders/]<file>
+ *
+ * The branch folder is ONE path component (`feature~x` is branch
+ * `feature/x`, core folderToBranch); folders below it are the operator's own
+ * grouping. Every name is checked before it can reach git or a path; a bad
+ * one fails the record, not retryable.
+ */
+export interface Place {
+  owner: string;
+  repo: string;
+  branch: string;
+  /** the operator's subfolders below the branch folder */
+  subdirs: string[];
+  file: string;
+}
+
+function fail(check: NameCheck, code: string, where: string): void {
+  if (!check.ok) throw new StepError(code, `${where}: ${check.reason}`);
+}
+
+/** Parse the claim's path relative to the inbox (pure; no filesystem). */
+export function placeOf(rel: string, config: Pick<ValetConfig, 'inbox_mode' | 'git_owner'>): Place {
+  fail(checkRelativePath(rel), 'bad_path', rel);
+  const parts = rel.split('/');
+  const multi = config.inbox_mode === 'multi_owner';
+  const need = multi ? 4 : 3;
+  if (parts.length < need) {
+    const shape = multi ? '<owner>/<repo>/<branch>/<name>.prompt.md' : '<repo>/<branch>/<name>.prompt.md';
+    throw new StepError('path_too_shallow', `${rel}: a prompt must lie at ${shape} in the inbox (inbox_mode ${config.inbox_mode})`);
+  }
+  const owner = multi ? parts[0]! : config.git_owner;
+  if (!multi && !owner) {
+    throw new StepError('owner_not_configured', `${rel}: inbox_mode legacy_single_owner needs git_owner (or watcher.git_default_owner) in the config`);
+  }
+  const [repo, folder] = multi ? [parts[1]!, parts[2]!] : [parts[0]!, parts[1]!];
+  fail(checkOwnerName(owner), 'bad_owner', rel);
+  fail(checkRepoName(repo), 'bad_repo', rel);
+  const branch = folderToBranch(folder);
+  fail(checkBranchName(branch), 'bad_branch', `${rel} (branch folder ${JSON.stringify(folder)})`);
+  const file = parts[parts.length - 1]!;
+  const subdirs = parts.slice(need - 1, -1);
+  for (const d of subdirs) {
+    if (d.startsWith('.') || /[\x00-\x1f\x7f]/.test(d)) throw new StepError('bad_path', `${rel}: subfolder ${JSON.stringify(d)} is hidden or holds control characters`);
+  }
+  const parsed = parsePromptName(file);
+  if (!parsed) throw new StepError('bad_prompt_name', `${rel}: ${JSON.stringify(file)} is not a prompt file name (x.prompt.md)`);
+  if (/[\x00-\x1f\x7f]/.test(parsed.stem)) throw new StepError('bad_prompt_name', `${rel}: the prompt name holds control characters`);
+  return { owner, repo, branch, subdirs, file };
+}
+
+export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise<TargetSection> {
+  const claim = rec.claim;
+  if (!claim || typeof claim.rel !== 'string' || !rec.run_id) {
+    throw new StepError('not_claimed', 'record has no claim section (run_id, claim.rel): nothing to resolve');
+  }
+  const place = placeOf(claim.rel, config);
+  try {
+    await resolveInside(claim.inbox, claim.rel);
+  } catch (err) {
+    if (err instanceof PathEscapeError) throw new StepError('path_escape', err.message);
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+  const text = await readPromptText(claim.run_root, claim.path);
+  let front_matter;
+  try {
+    front_matter = parsePrompt(text).front_matter;
+  } catch (err) {
+    if (err instanceof FrontMatterError) throw new StepError(err.code, `${claim.rel}: ${err.message}`);
+    throw err;
+  }
+  const stem = parsePromptName(place.file)!.stem;
+  const prefix = config.watcher.agent_branch_prefix;
+  const agent_branch = `${prefix}${slugify(stem)}-${rec.run_id}`;
+  const check = checkBranchName(agent_branch);
+  if (!check.ok) throw new StepError('bad_agent_branch', `agent branch ${JSON.stringify(agent_branch)} (watcher.agent_branch_prefix ${JSON.stringify(prefix)}): ${check.reason}`);
+  return {
+    owner: place.owner,
+    repo: place.repo,
+    branch: place.branch,
+    repo_dir: path.join(config.repos_root, place.owner, place.repo),
+    clone_url: cloneUrl(config.watcher.git_protocol, config.watcher.git_default_host, place.owner, place.repo),
+    agent_branch,
+    front_matter,
+    subdirs: place.subdirs,
+  };
+}
+
+/** The run folder's copy (made by pv-claim); the running file only if there is none, never through a symlink. */
+async function readPromptText(runRoot: string | undefined, runningPath: string): Promise<string> {
+  if (runRoot) {
+    try {
+      return await fsp.readFile(runFile(runRoot, 'prompt'), 'utf8');
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+  }
+  try {
+    const fh = await fsp.open(runningPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      return await fh.readFile('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if (isErrno(err, 'ELOOP')) throw new StepError('symlink_refused', `${runningPath} is a symbolic link; not read`);
+    if (isErrno(err, 'ENOENT')) throw new StepError('prompt_missing', `neither the run folder's prompt copy nor ${runningPath} exists`);
+    throw err;
+  }
+}
