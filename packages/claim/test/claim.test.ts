@@ -1,0 +1,217 @@
+import t from 'tap';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { isRunId, readPendingEntry, writePendingEntry, type PvRecord } from '@prompt-valet/core';
+import { execa } from 'execa';
+import { binPath, makeValetRoot, runBin, waitFor, type ValetRoot } from '@prompt-valet/testkit';
+
+async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+  const r = await makeValetRoot(overrides);
+  t.teardown(() => r.cleanup());
+  return r;
+}
+
+const claim = (r: ValetRoot, args: string[] = []) => runBin('pv-claim', ['--config', r.configPath, ...args]);
+
+async function files(dir: string): Promise<string[]> {
+  const out = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  return out.filter((d) => !d.isDirectory()).map((d) => path.relative(dir, path.join(d.parentPath, d.name))).sort();
+}
+
+t.test('claims a prompt: running name, run folder with a copy, status, record', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/fix-login.prompt.md', '# Fix login\n');
+  const res = await claim(r);
+  t.equal(res.code, 0, res.stderr);
+  t.equal(res.records.length, 1);
+  const rec = res.records[0]!;
+  t.ok(isRunId(rec.run_id!), 'a run id');
+  t.match(rec.claim, {
+    inbox: r.inbox,
+    rel: 'widget/main/fix-login.running.md',
+    prompt_rel: 'widget/main/fix-login.prompt.md',
+    prompt_name: 'fix-login.prompt.md',
+    attempt: 1,
+    run_root: path.join(r.processed, rec.run_id!),
+  });
+  t.same(await files(r.inbox), ['widget/main/fix-login.running.md']);
+  t.equal(await fs.readFile(path.join(rec.claim!.run_root, 'prompt.md'), 'utf8'), '# Fix login\n');
+  const status = JSON.parse(await fs.readFile(path.join(rec.claim!.run_root, 'status.json'), 'utf8'));
+  t.match(status, { state: 'claimed', prompt_rel: 'widget/main/fix-login.prompt.md', attempt: 1 });
+  t.equal((await claim(r)).records.length, 0, 'nothing left to claim');
+});
+
+t.test('exactly once: 4 claimers racing over 200 prompts', async (t) => {
+  const r = await root(t);
+  const texts = new Map<string, string>();
+  for (let i = 0; i < 200; i++) {
+    const rel = `repo${i % 5}/main/${i % 2 ? 'sub/' : ''}p${i}.prompt.md`;
+    texts.set(rel, `prompt number ${i}\n`);
+    await r.dropPrompt(rel, `prompt number ${i}\n`);
+  }
+  const results = await Promise.all([1, 2, 3, 4].map(() => claim(r)));
+  for (const res of results) t.equal(res.code, 0, res.stderr);
+  const records = results.flatMap((res) => res.records);
+  const rels = records.map((rec) => rec.claim!.prompt_rel as string).sort();
+  t.equal(records.length, 200, 'every prompt claimed once in all');
+  t.same(rels, [...texts.keys()].sort(), 'no prompt claimed twice, none missed');
+  t.equal(new Set(records.map((rec) => rec.run_id)).size, 200, 'distinct run ids');
+  t.ok(results.filter((res) => res.records.length > 0).length >= 2, 'the claimers really raced');
+  const inbox = await files(r.inbox);
+  t.equal(inbox.length, 200, 'no file lost or duplicated in the inbox');
+  t.ok(inbox.every((f) => f.endsWith('.running.md')), 'all running');
+  for (const rec of records) {
+    t.equal(await fs.readFile(path.join(rec.claim!.run_root, 'prompt.md'), 'utf8'), texts.get(rec.claim!.prompt_rel as string));
+  }
+  const claims = await fs.readdir(path.join(r.processed, '.ledger', 'claims'));
+  t.equal(claims.length, 200, 'one claim record per claim, losers left none');
+});
+
+t.test('two prompts in one folder in the same second: distinct run ids and folders', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/a.prompt.md', 'text of a\n');
+  await r.dropPrompt('widget/main/b.prompt.md', 'text of b\n');
+  const res = await claim(r);
+  t.equal(res.records.length, 2);
+  const [a, b] = res.records as [PvRecord, PvRecord];
+  t.equal(a.run_id!.slice(0, 15), b.run_id!.slice(0, 15), 'same second');
+  t.not(a.run_id, b.run_id);
+  t.not(a.claim!.run_root, b.claim!.run_root);
+  for (const rec of [a, b]) {
+    const stem = path.basename(rec.claim!.prompt_rel as string, '.prompt.md');
+    t.equal(await fs.readFile(path.join(rec.claim!.run_root, 'prompt.md'), 'utf8'), `text of ${stem}\n`);
+  }
+});
+
+t.test('partial uploads are not claimed; a fresh file waits for the settle window', async (t) => {
+  const r = await root(t, { watcher: { settle_seconds: 2 } });
+  const dir = path.join(r.inbox, 'widget', 'main');
+  await fs.mkdir(dir, { recursive: true });
+  await fs.writeFile(path.join(dir, 'empty.prompt.md'), '');
+  await fs.writeFile(path.join(dir, 'up.prompt.md.PARTIAL'), 'half');
+  await fs.writeFile(path.join(dir, '.hidden.prompt.md'), 'hidden');
+  await fs.mkdir(path.join(dir, '.sync'), { recursive: true });
+  await fs.writeFile(path.join(dir, '.sync', 'y.prompt.md'), 'in a hidden folder');
+  const old = new Date(Date.now() - 60_000);
+  for (const f of ['empty.prompt.md', 'up.prompt.md.PARTIAL', '.hidden.prompt.md']) await fs.utimes(path.join(dir, f), old, old);
+  await fs.writeFile(path.join(dir, 'fresh.prompt.md'), 'just written');
+
+  const claimed: PvRecord[] = [];
+  const first = await claim(r, ['--settle-seconds', '30']);
+  t.same(first.records, [], 'nothing claimable yet');
+  // An scp-style upload that keeps growing is never claimed while it grows.
+  const growing = path.join(dir, 'growing.prompt.md');
+  await fs.writeFile(growing, 'part 1\n');
+  for (let i = 0; i < 3; i++) {
+    await fs.appendFile(growing, `part ${i + 2}\n`);
+    const res = await claim(r, ['--settle-seconds', '30']);
+    t.same(res.records, [], 'growing (and fresh) file not claimed');
+  }
+  await waitFor('the fresh file to settle and be claimed', async () => {
+    claimed.push(...(await claim(r)).records);
+    return claimed.some((rec) => rec.claim!.prompt_rel === 'widget/main/fresh.prompt.md');
+  });
+  t.pass('claimed once settled');
+  const left = await files(dir);
+  for (const f of ['empty.prompt.md', 'up.prompt.md.PARTIAL', '.hidden.prompt.md', '.sync/y.prompt.md']) {
+    t.ok(left.includes(f), `${f} left alone`);
+  }
+});
+
+t.test('--limit takes the oldest first; --dry-run changes nothing', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/new.prompt.md', 'n', { ageMs: 1_000 });
+  await r.dropPrompt('widget/main/old.prompt.md', 'o', { ageMs: 3_600_000 });
+  // ctime is "now" for both; the older mtime must still not win over a newer change
+  const dry = await claim(r, ['--dry-run', '--limit', '1']);
+  t.equal(dry.code, 0);
+  t.equal(dry.records.length, 1);
+  t.equal(dry.records[0]!.dry_run, true);
+  t.same(await files(r.inbox), ['widget/main/new.prompt.md', 'widget/main/old.prompt.md'], 'dry run claimed nothing');
+  const one = await claim(r, ['--limit', '1']);
+  t.equal(one.records.length, 1);
+  const two = await claim(r, ['--limit', '1']);
+  t.equal(two.records.length, 1);
+  t.not(one.records[0]!.claim!.prompt_rel, two.records[0]!.claim!.prompt_rel);
+  t.equal((await claim(r, ['--limit', '1'])).records.length, 0);
+  t.equal((await claim(r, ['--limit', 'x'])).code, 64, 'a bad limit is a usage error');
+});
+
+t.test('oldest first by last change', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/first.prompt.md', 'f');
+  await new Promise((res) => setTimeout(res, 50));
+  await r.dropPrompt('widget/main/second.prompt.md', 's');
+  const res = await claim(r, ['--limit', '1']);
+  t.equal(res.records[0]!.claim!.prompt_rel, 'widget/main/first.prompt.md');
+});
+
+t.test('a prompt waiting for its backoff is skipped; its attempt count is kept', async (t) => {
+  const r = await root(t);
+  const p = await r.dropPrompt('widget/main/retry.prompt.md', 'again');
+  const ino = (await fs.lstat(p)).ino;
+  await writePendingEntry(r.processed, {
+    v: 1, prompt_rel: 'widget/main/retry.prompt.md', ino, attempts: 2,
+    not_before: new Date(Date.now() + 3_600_000).toISOString(), updated_at: new Date().toISOString(),
+  });
+  t.same((await claim(r)).records, [], 'not before its time');
+  t.same((await claim(r, ['--dry-run'])).records, [], 'not listed by a dry run either');
+  await writePendingEntry(r.processed, {
+    v: 1, prompt_rel: 'widget/main/retry.prompt.md', ino, attempts: 2,
+    not_before: new Date(Date.now() - 1000).toISOString(), updated_at: new Date().toISOString(),
+  });
+  const res = await claim(r);
+  t.equal(res.records[0]!.claim!.attempt, 3, 'third attempt');
+  t.equal(await readPendingEntry(r.processed, 'widget/main/retry.prompt.md'), undefined, 'entry consumed by the claim');
+});
+
+t.test('a pending entry of another file at the same name is not inherited', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/x.prompt.md', 'new file');
+  await writePendingEntry(r.processed, {
+    v: 1, prompt_rel: 'widget/main/x.prompt.md', ino: 1, attempts: 2,
+    not_before: new Date(Date.now() + 3_600_000).toISOString(), updated_at: new Date().toISOString(),
+  });
+  const res = await claim(r);
+  t.equal(res.records.length, 1);
+  t.equal(res.records[0]!.claim!.attempt, 1);
+});
+
+t.test('a second x.prompt.md waits while x runs', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/x.prompt.md', 'first');
+  t.equal((await claim(r)).records.length, 1);
+  await r.dropPrompt('widget/main/x.prompt.md', 'second');
+  t.same((await claim(r)).records, [], 'x.running.md is never overwritten');
+  t.same(await files(r.inbox), ['widget/main/x.prompt.md', 'widget/main/x.running.md']);
+  t.equal(await fs.readFile(path.join(r.inbox, 'widget/main/x.running.md'), 'utf8'), 'first');
+});
+
+t.test('a symlink leading outside is claimed as an error and never read', async (t) => {
+  const r = await root(t);
+  const secret = path.join(r.root, 'secret.txt');
+  await fs.writeFile(secret, 'TOP SECRET');
+  await fs.mkdir(path.join(r.inbox, 'widget', 'main'), { recursive: true });
+  await fs.symlink(secret, path.join(r.inbox, 'widget', 'main', 'evil.prompt.md'));
+  const res = await claim(r);
+  t.equal(res.records.length, 1);
+  t.match(res.records[0]!.error, { step: 'claim', code: 'symlink_refused', retryable: false });
+  const runFiles = await fs.readdir(res.records[0]!.claim!.run_root);
+  t.notOk(runFiles.includes('prompt.md'), 'no copy of what the link points at');
+  t.equal(await fs.readFile(secret, 'utf8'), 'TOP SECRET');
+  t.ok((await fs.lstat(path.join(r.inbox, 'widget/main/evil.running.md'))).isSymbolicLink());
+});
+
+t.test('a missing inbox is a configuration error', async (t) => {
+  const r = await root(t);
+  const res = await claim(r, ['--inbox', path.join(r.root, 'nope')]);
+  t.equal(res.code, 78);
+  t.match(res.stderr, /inbox .*nope/);
+});
+
+t.test('--help describes the tool on stdout', async (t) => {
+  const res = await execa(process.execPath, [binPath('pv-claim'), '--help'], { reject: false, timeout: 60_000 });
+  t.equal(res.exitCode, 0);
+  t.match(res.stdout, /--recover/);
+  t.match(res.stdout, /Exit status/);
+});
