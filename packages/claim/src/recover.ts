@@ -58,8 +58,13 @@ export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
   for (const file of running) {
     const matching = records.filter((r) => r.record.rel === file.rel && r.record.ino === file.ino);
     for (const r of matching) seen.add(r.file);
-    const rec = await recoverOne(file, matching, opts, now);
-    if (rec) out.push(rec);
+    try {
+      const rec = await recoverOne(file, matching, opts, now);
+      if (rec) out.push(rec);
+    } catch (err) {
+      // One claim that cannot be recovered must not keep the others stuck.
+      opts.log.error(`cannot recover ${file.rel}: ${(err as Error).message}`);
+    }
   }
   // Records for files that are not running (a crash before the link, or
   // after the file was settled): drop them once their holder is dead.
@@ -103,6 +108,11 @@ async function recoverOne(file: Candidate, matching: ClaimRecordFile[], opts: Re
     takeover: true,
   });
   if (!mine) return undefined; // another recoverer has it
+  if (!(await stillDead(file, original, mine, opts))) {
+    // Another recoverer finished it between our look and our takeover.
+    await removeClaimRecord(mine);
+    return undefined;
+  }
 
   const runningPath = path.join(opts.inbox, file.rel);
   const promptPath = path.join(opts.inbox, base.prompt_rel);
@@ -165,6 +175,13 @@ async function applyOrphan(file: Candidate, opts: RecoverOptions, error: RecordE
     attempts: 0,
     lastError: error,
   });
+}
+
+async function stillDead(file: Candidate, original: ClaimRecordFile | undefined, mine: string, opts: RecoverOptions): Promise<boolean> {
+  if (!(await sameInode(path.join(opts.inbox, file.rel), file.ino))) return false;
+  const now = (await listClaimRecords(opts.processed)).filter((r) => r.record.rel === file.rel && r.record.ino === file.ino && r.file !== mine);
+  if (original && !now.some((r) => r.file === original.file)) return false;
+  return now.every((r) => holderLiveness(r.record.holder) === 'dead');
 }
 
 async function sameInode(p: string, ino: number): Promise<boolean> {

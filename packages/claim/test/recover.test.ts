@@ -1,0 +1,176 @@
+import t from 'tap';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { bootId, readPendingEntry, readRunStatus, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
+import { binPath, makeValetRoot, parseRecords, runBin, waitFor, type ValetRoot } from '@prompt-valet/testkit';
+
+async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+  const r = await makeValetRoot(overrides);
+  t.teardown(() => r.cleanup());
+  return r;
+}
+
+const recover = (r: ValetRoot, args: string[] = []) => runBin('pv-claim', ['--config', r.configPath, '--recover', ...args]);
+
+/**
+ * A pipeline of its own: a new process group whose pv-claim claims one
+ * prompt and whose shell then stays (as the later steps would), or exits.
+ */
+function holderGroup(t: Tap.Test, r: ValetRoot, out: string, stay: boolean): ChildProcess {
+  const cmd = `"${process.execPath}" "${binPath('pv-claim')}" --config "${r.configPath}" --limit 1 > "${out}"${stay ? '; exec sleep 300' : ''}`;
+  const child = spawn('sh', ['-c', cmd], { detached: true, stdio: 'ignore' });
+  const timer = setTimeout(() => killGroup(child), 120_000);
+  t.teardown(() => {
+    clearTimeout(timer);
+    killGroup(child);
+  });
+  return child;
+}
+
+function killGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+const exited = (child: ChildProcess) =>
+  new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+
+async function recordsIn(file: string): Promise<PvRecord[]> {
+  try {
+    return parseRecords(await fs.readFile(file, 'utf8'));
+  } catch {
+    return [];
+  }
+}
+
+t.test('a claim whose pipeline was killed with SIGKILL is recovered; a live one is not', async (t) => {
+  const r = await root(t, { watcher: { retry_backoff_seconds: 0 } });
+  await r.dropPrompt('widget/main/a.prompt.md', 'prompt a');
+  const a = holderGroup(t, r, path.join(r.root, 'a.jsonl'), true);
+  const [recA] = await waitFor('pipeline a to claim', async () => { const recs = await recordsIn(path.join(r.root, 'a.jsonl')); return recs.length ? recs : undefined; });
+  await r.dropPrompt('widget/main/b.prompt.md', 'prompt b');
+  const b = holderGroup(t, r, path.join(r.root, 'b.jsonl'), true);
+  const [recB] = await waitFor('pipeline b to claim', async () => { const recs = await recordsIn(path.join(r.root, 'b.jsonl')); return recs.length ? recs : undefined; });
+  t.equal(recA!.claim!.prompt_rel, 'widget/main/a.prompt.md');
+  t.equal(recB!.claim!.prompt_rel, 'widget/main/b.prompt.md');
+
+  t.same((await recover(r)).records, [], 'both alive: nothing recovered');
+
+  killGroup(a);
+  await exited(a);
+  const res = await recover(r);
+  t.equal(res.code, 0, res.stderr);
+  t.equal(res.records.length, 1, 'exactly the dead claim');
+  const rec = res.records[0]!;
+  t.equal(rec.run_id, recA!.run_id);
+  t.match(rec.error, { code: 'holder_died', retryable: true });
+  t.match(rec.settle, { state: 'pending', path: path.join(r.inbox, 'widget/main/a.prompt.md'), attempts: 1 });
+  t.equal(await fs.readFile(path.join(r.inbox, 'widget/main/a.prompt.md'), 'utf8'), 'prompt a', 'back to pending, intact');
+  await t.resolves(fs.lstat(path.join(r.inbox, 'widget/main/b.running.md')), 'the live claim is untouched');
+  t.match(await readRunStatus(recA!.claim!.run_root), { state: 'retry' });
+  t.match(await readPendingEntry(r.processed, 'widget/main/a.prompt.md'), { attempts: 1, last_error: { code: 'holder_died' } });
+  t.same((await recover(r)).records, [], 'recovering again does nothing');
+
+  // The recovered prompt's next claim is attempt 2, (no backoff configured here).
+  const again = await runBin('pv-claim', ['--config', r.configPath]);
+  t.equal(again.records[0]!.claim!.attempt, 2);
+  killGroup(b);
+  await exited(b);
+});
+
+t.test('a dead claim at the maximum attempts settles as error with the reason', async (t) => {
+  const r = await root(t, { watcher: { max_attempts: 1 } });
+  await r.dropPrompt('widget/main/a.prompt.md', 'prompt a');
+  const a = holderGroup(t, r, path.join(r.root, 'a.jsonl'), false);
+  await exited(a);
+  const [claimRec] = await recordsIn(path.join(r.root, 'a.jsonl'));
+  t.ok(claimRec, 'claimed before its pipeline ended');
+  const res = await recover(r);
+  t.equal(res.records.length, 1);
+  const final = path.join(r.finished, 'widget/main/a.error.md');
+  t.match(res.records[0]!.settle, { state: 'error', path: final });
+  t.equal(await fs.readFile(final, 'utf8'), 'prompt a');
+  t.match(await fs.readFile(path.join(r.finished, 'widget/main/a.error.txt'), 'utf8'), /holder_died[\s\S]*died during attempt 1/);
+  t.match(await fs.readFile(path.join(claimRec!.claim!.run_root, 'error.md'), 'utf8'), /holder_died/);
+  t.match(await readRunStatus(claimRec!.claim!.run_root), { state: 'error', final_path: final });
+  t.same(await fs.readdir(path.join(r.processed, '.ledger', 'claims')), [], 'no claim record left');
+});
+
+t.test('two recoverers racing over 20 dead claims recover each exactly once', async (t) => {
+  const r = await root(t);
+  for (let i = 0; i < 20; i++) await r.dropPrompt(`widget/main/p${i}.prompt.md`, `p${i}`);
+  const dead = spawn('sh', ['-c', `"${process.execPath}" "${binPath('pv-claim')}" --config "${r.configPath}" > /dev/null`], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  await exited(dead);
+  const running = (await fs.readdir(path.join(r.inbox, 'widget/main'))).filter((f) => f.endsWith('.running.md'));
+  t.equal(running.length, 20, 'all claimed by a pipeline that is gone');
+  const results = await Promise.all([recover(r), recover(r), recover(r)]);
+  const recs = results.flatMap((res) => res.records);
+  t.equal(recs.length, 20, 'twenty recoveries in all');
+  t.equal(new Set(recs.map((rec) => rec.run_id)).size, 20, 'none recovered twice');
+  const names = (await fs.readdir(path.join(r.inbox, 'widget/main'))).sort();
+  t.same(names, Array.from({ length: 20 }, (_, i) => `p${i}.prompt.md`).sort(), 'each back under its own name once');
+});
+
+t.test('a crash between link and unlink: the running name is dropped, the prompt stays pending', async (t) => {
+  const r = await root(t);
+  const p = await r.dropPrompt('widget/main/x.prompt.md', 'x');
+  const running = path.join(r.inbox, 'widget/main/x.running.md');
+  await fs.link(p, running);
+  const gone = spawn(process.execPath, ['-e', '']);
+  await exited(gone);
+  await writeClaimRecord(r.processed, {
+    v: 1,
+    run_id: '20250101-000000-000-aaaaaaaa',
+    rel: 'widget/main/x.running.md',
+    prompt_rel: 'widget/main/x.prompt.md',
+    ino: (await fs.lstat(p)).ino,
+    holder: { pid: gone.pid!, pgid: gone.pid!, start_ticks: 1, boot_id: bootId(), host: os.hostname() },
+    attempt: 1,
+    claimed_at: new Date().toISOString(),
+    run_root: path.join(r.processed, '20250101-000000-000-aaaaaaaa'),
+  });
+  const res = await recover(r);
+  t.equal(res.records.length, 1);
+  t.match(res.records[0]!.settle, { state: 'pending', attempts: 0 });
+  t.same(await fs.readdir(path.join(r.inbox, 'widget/main')), ['x.prompt.md']);
+  t.equal(await fs.readFile(p, 'utf8'), 'x');
+});
+
+t.test('a running file with no claim record waits out the grace period', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/y.prompt.md', 'y');
+  await fs.rename(path.join(r.inbox, 'widget/main/y.prompt.md'), path.join(r.inbox, 'widget/main/y.running.md'));
+  t.same((await recover(r)).records, [], 'young: may be a claim being made');
+  t.same((await recover(r, ['--grace-seconds', '0', '--dry-run'])).records.map((x) => x.dry_run), [true], 'dry run lists it');
+  await t.resolves(fs.lstat(path.join(r.inbox, 'widget/main/y.running.md')), 'dry run changed nothing');
+  const res = await recover(r, ['--grace-seconds', '0']);
+  t.equal(res.records.length, 1);
+  t.same(await fs.readdir(path.join(r.inbox, 'widget/main')), ['y.prompt.md']);
+});
+
+t.test('stale claim records of dead holders are swept', async (t) => {
+  const r = await root(t);
+  const gone = spawn(process.execPath, ['-e', '']);
+  await exited(gone);
+  await writeClaimRecord(r.processed, {
+    v: 1,
+    run_id: '20250101-000000-000-bbbbbbbb',
+    rel: 'widget/main/never.running.md',
+    prompt_rel: 'widget/main/never.prompt.md',
+    ino: 1,
+    holder: { pid: gone.pid!, start_ticks: 1, boot_id: bootId(), host: os.hostname() },
+    attempt: 1,
+    claimed_at: new Date().toISOString(),
+    run_root: path.join(r.processed, '20250101-000000-000-bbbbbbbb'),
+  });
+  t.same((await recover(r)).records, []);
+  t.same(await fs.readdir(path.join(r.processed, '.ledger', 'claims')), []);
+});
