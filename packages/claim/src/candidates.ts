@@ -1,4 +1,3 @@
-import fg from 'fast-glob';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno, PROMPT_SUFFIX } from '@prompt-valet/core';
@@ -32,20 +31,13 @@ export interface FindOptions {
 
 /** Every pending prompt in the inbox, complete or not, oldest first (by last change, then path). */
 export async function listPending(inbox: string, suffix: string = PROMPT_SUFFIX.pending): Promise<Candidate[]> {
-  const rels = await fg(`**/*${suffix}`, {
-    cwd: inbox,
-    dot: false,
-    onlyFiles: false,
-    followSymbolicLinks: false,
-    suppressErrors: true,
-  });
+  const rels = await walk(inbox, '', suffix);
   const out: Candidate[] = [];
   await Promise.all(
     rels.map(async (rel) => {
       const p = path.join(inbox, rel);
       try {
         const st = await fsp.lstat(p);
-        if (st.isDirectory()) return;
         const kind = st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
         out.push({ path: p, rel, ino: st.ino, size: st.size, changedMs: Math.max(st.mtimeMs, st.ctimeMs), kind });
       } catch (err) {
@@ -54,6 +46,32 @@ export async function listPending(inbox: string, suffix: string = PROMPT_SUFFIX.
     }),
   );
   return out.sort((a, b) => a.changedMs - b.changedMs || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+/**
+ * Names ending in `suffix` below `dir`, skipping hidden entries and never
+ * descending through a symlink. A plain walk rather than a glob: glob
+ * patterns do not match every legal name (a newline in a folder name), and
+ * a prompt the valet cannot see is one it can neither run nor reject.
+ */
+async function walk(root: string, rel: string, suffix: string): Promise<string[]> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fsp.readdir(rel ? path.join(root, rel) : root, { withFileTypes: true });
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'EACCES')) return [];
+    throw err;
+  }
+  const out: string[] = [];
+  const below: Promise<string[]>[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const child = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) below.push(walk(root, child, suffix));
+    else if (e.name.endsWith(suffix) && e.name.length > suffix.length) out.push(child);
+  }
+  for (const more of await Promise.all(below)) out.push(...more);
+  return out;
 }
 
 /** Is this candidate complete (non-empty and unchanged for the settle window)? */

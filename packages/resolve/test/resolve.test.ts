@@ -1,0 +1,122 @@
+import t from 'tap';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { cloneUrl, type PvRecord } from '@prompt-valet/core';
+import { HOSTILE_INBOX_PATHS, makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
+import { placeOf } from '../src/resolve.js';
+
+async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+  const r = await makeValetRoot(overrides);
+  t.teardown(() => r.cleanup());
+  return r;
+}
+
+/** Claim everything in the inbox with the real pv-claim, then resolve those records. */
+async function claimAndResolve(r: ValetRoot): Promise<PvRecord[]> {
+  const claimed = await runBin('pv-claim', ['--config', r.configPath]);
+  const res = await runBin('pv-resolve', ['--config', r.configPath], { input: claimed.records });
+  if (res.code !== 0) throw new Error(res.stderr);
+  return res.records;
+}
+
+t.test('legacy layout: repo/main/P1c2-b.prompt.md resolves with the default owner', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('prompt-valet/main/P1c2-b.prompt.md', 'do things\n');
+  const [rec] = await claimAndResolve(r);
+  t.notOk(rec!.error);
+  t.match(rec!.target, {
+    owner: 'acme',
+    repo: 'prompt-valet',
+    branch: 'main',
+    repo_dir: path.join(r.repos, 'acme', 'prompt-valet'),
+    clone_url: `file://${path.join(r.root, 'origins')}/acme/prompt-valet.git`,
+    agent_branch: `codex/p1c2-b-${rec!.run_id}`,
+    front_matter: {},
+  });
+  const status = JSON.parse(await fs.readFile(path.join(rec!.claim!.run_root, 'status.json'), 'utf8'));
+  t.match(status, { state: 'resolved', owner: 'acme', repo: 'prompt-valet', branch: 'main', agent_branch: rec!.target!.agent_branch });
+});
+
+t.test('multi_owner: nova-rey/prompt-valet/main/x.prompt.md', async (t) => {
+  const r = await root(t, { inbox_mode: 'multi_owner', watcher: { git_protocol: 'https', git_default_host: 'github.com' } });
+  await r.dropPrompt('nova-rey/prompt-valet/main/x.prompt.md', 'x');
+  const [rec] = await claimAndResolve(r);
+  t.match(rec!.target, {
+    owner: 'nova-rey',
+    repo: 'prompt-valet',
+    branch: 'main',
+    repo_dir: path.join(r.repos, 'nova-rey', 'prompt-valet'),
+    clone_url: 'https://github.com/nova-rey/prompt-valet.git',
+  });
+});
+
+t.test('too shallow: legacy prompt-valet.md-like files and multi_owner prompt-valet/x.prompt.md', async (t) => {
+  const legacy = await root(t);
+  await legacy.dropPrompt('prompt-valet.prompt.md', 'x');
+  await legacy.dropPrompt('prompt-valet/x.prompt.md', 'x');
+  const recs = await claimAndResolve(legacy);
+  t.equal(recs.length, 2);
+  for (const rec of recs) t.match(rec.error, { step: 'resolve', code: 'path_too_shallow', retryable: false });
+  const multi = await root(t, { inbox_mode: 'multi_owner' });
+  await multi.dropPrompt('prompt-valet/main/x.prompt.md', 'x');
+  const [m] = await claimAndResolve(multi);
+  t.match(m!.error, { code: 'path_too_shallow', message: /<owner>\/<repo>\/<branch>/ });
+});
+
+t.test('branch folders: feature~x is feature/x; subfolders below are the operator\'s', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/feature~login/ui/forms/Fix Form!.prompt.md', 'x');
+  const [rec] = await claimAndResolve(r);
+  t.match(rec!.target, { repo: 'widget', branch: 'feature/login', subdirs: ['ui', 'forms'] });
+  t.match(rec!.target!.agent_branch, /^codex\/fix-form-\d{8}-/);
+});
+
+t.test('front matter is carried; malformed front matter is an error record', async (t) => {
+  const r = await root(t, { watcher: { agent_branch_prefix: 'bot/' } });
+  await r.dropPrompt('widget/main/a.prompt.md', '---\ntitle: Fix it\ndraft: true\nlabels: [bug, ui]\ntimeout: 60\n---\nbody\n');
+  await r.dropPrompt('widget/main/b.prompt.md', '---\ntitle: [unclosed\n---\nbody\n');
+  await r.dropPrompt('widget/main/c.prompt.md', '---\ndraft: maybe\n---\nbody\n');
+  const recs = await claimAndResolve(r);
+  const by = (stem: string) => recs.find((x) => x.claim!.prompt_rel === `widget/main/${stem}.prompt.md`)!;
+  t.same(by('a').target!.front_matter, { title: 'Fix it', draft: true, labels: ['bug', 'ui'], timeout: 60 });
+  t.match(by('a').target!.agent_branch, /^bot\/a-/);
+  t.match(by('b').error, { code: 'bad_front_matter', retryable: false });
+  t.match(by('c').error, { code: 'bad_front_matter', message: /draft/ });
+});
+
+t.test('every hostile path from the shared table is a clear, non-retryable error', async (t) => {
+  const r = await root(t);
+  for (const h of HOSTILE_INBOX_PATHS) await r.dropPrompt(h.rel, `hostile: ${h.why}`);
+  const recs = await claimAndResolve(r);
+  t.equal(recs.length, HOSTILE_INBOX_PATHS.length, 'each claimed once');
+  for (const h of HOSTILE_INBOX_PATHS) {
+    const rec = recs.find((x) => x.claim!.prompt_rel === h.rel);
+    t.match(rec?.error, { step: 'resolve', code: h.code, retryable: false }, `${JSON.stringify(h.rel)}: ${h.why}`);
+    t.notOk(rec?.target, 'no target');
+  }
+});
+
+t.test('records that failed earlier pass through; a record without a claim fails', async (t) => {
+  const r = await root(t);
+  const failed = { v: 1, run_id: 'x', error: { step: 'claim', code: 'boom', message: 'm', retryable: true } };
+  const res = await runBin('pv-resolve', ['--config', r.configPath], { input: [failed, { v: 1 }] });
+  t.equal(res.code, 0);
+  t.same(res.records[0], failed);
+  t.match(res.records[1]!.error, { step: 'resolve', code: 'not_claimed' });
+});
+
+t.test('placeOf and cloneUrl, as data', async (t) => {
+  const legacy = { inbox_mode: 'legacy_single_owner' as const, git_owner: 'acme' };
+  t.match(placeOf('r/main/x.running.md', legacy), { owner: 'acme', repo: 'r', branch: 'main', subdirs: [] });
+  t.throws(() => placeOf('r/main/x.running.md', { ...legacy, git_owner: '' }), { code: 'owner_not_configured' });
+  t.throws(() => placeOf('r/../x.running.md', legacy), { code: 'bad_path' });
+  t.throws(() => placeOf('r/main/.hid/x.running.md', legacy), { code: 'bad_path' });
+  const cases: [Parameters<typeof cloneUrl>[0], string, string][] = [
+    ['https', 'github.com', 'https://github.com/o/r.git'],
+    ['http', 'git.local:8080', 'http://git.local:8080/o/r.git'],
+    ['ssh', 'github.com', 'git@github.com:o/r.git'],
+    ['git', '127.0.0.1:9418', 'git://127.0.0.1:9418/o/r.git'],
+    ['file', '/srv/origins/', 'file:///srv/origins/o/r.git'],
+  ];
+  for (const [proto, host, url] of cases) t.equal(cloneUrl(proto, host, 'o', 'r'), url, proto);
+});
