@@ -11,3 +11,4 @@ export * from './prompt-names.js';
 export * from './records.js';
 export * from './run-folder.js';
 export * from './runid.js';
+export * from './hostile-names.js';
