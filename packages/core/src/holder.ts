@@ -109,6 +109,24 @@ export function holderLiveness(h: Holder): Liveness {
   return 'alive';
 }
 
+/** Live (non-zombie) processes of group `pgid`, with their command lines. */
+export function processesInGroup(pgid: number): { pid: number; cmdline: string[] }[] {
+  const out: { pid: number; cmdline: string[] }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = readProcStat(entry);
+    if (!st || st.pgrp !== pgid || st.state === 'Z' || st.state === 'X') continue;
+    let cmdline: string[] = [];
+    try {
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue; // exited meanwhile
+    }
+    out.push({ pid: Number(entry), cmdline });
+  }
+  return out;
+}
+
 /** Does any live (non-zombie) process belong to group `pgid`? */
 function groupAlive(pgid: number): boolean {
   try {

@@ -12,3 +12,4 @@ export * from './records.js';
 export * from './run-folder.js';
 export * from './runid.js';
 export * from './hostile-names.js';
+export * from './tools.js';
