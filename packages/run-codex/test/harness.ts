@@ -135,7 +135,8 @@ export function startBin(t: Teardown, args: string[], env: NodeJS.ProcessEnv, in
   const done = new Promise<Finished>((resolve) => {
     child.on('close', (code, signal) => {
       clearTimeout(bound);
-      const records = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as PvRecord);
+      // --help prints text: only JSON lines are records (a test counting them notices the rest).
+      const records = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as PvRecord);
       resolve({ code, signal, records, stdout, stderr });
     });
   });
