@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILES } from '@prompt-valet/core';
 import { errorTurn } from '@prompt-valet/testkit';
-import { scratch, startBin } from './harness.js';
+import { scratch, startBin } from './fixtures/scratch.js';
 
 t.test('the model API refuses the request: error record with codex\'s message, not retryable', async (t) => {
   const s = await scratch(t, {

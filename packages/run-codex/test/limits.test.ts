@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILES } from '@prompt-valet/core';
 import { execTurn, stallTurn } from '@prompt-valet/testkit';
-import { processIsDead, scratch, waitFor } from './harness.js';
+import { processIsDead, scratch, waitFor } from './fixtures/scratch.js';
 
 // codex starts each command in a session of its own, and a command that is
 // still running when its call yields stays alive in the background: the

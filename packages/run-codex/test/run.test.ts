@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILES, type RunStatus } from '@prompt-valet/core';
 import { execTurn, messageTurn } from '@prompt-valet/testkit';
-import { readJson, scratch } from './harness.js';
+import { readJson, scratch } from './fixtures/scratch.js';
 
 t.test('the agent edits the checkout; last message, env and status are where a user looks', async (t) => {
   const s = await scratch(t, {
