@@ -30,7 +30,7 @@ export interface RunPromptDeps {
   runnerPath: string | undefined;
   /** keep the agent's JSON event stream (codex exec --json) */
   json: boolean;
-  /** the environment the agent's is derived from */
+  /** the environment the agent's own is derived from */
   env: NodeJS.ProcessEnv;
   shutdown: AbortSignal;
   log: Logger;
