@@ -130,9 +130,11 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.runner_model': { kind: str, default: 'gpt-5-codex' },
   'watcher.runner_sandbox': { kind: { type: 'enum', values: ['read-only', 'workspace-write', 'danger-full-access'] }, default: 'workspace-write' },
   'watcher.runner_extra_args': { kind: list, default: [] },
-  'watcher.runner_timeout_seconds': { kind: int(1), default: 3600 },
-  'watcher.runner_idle_timeout_seconds': { kind: int(1), default: 900 },
-  'watcher.runner_kill_grace_seconds': { kind: int(0), default: 10 },
+  // Fractional seconds are allowed so tests can use sub-second limits.
+  'watcher.runner_timeout_seconds': { kind: num(0.1), default: 3600 },
+  /** 0 turns the idle limit off */
+  'watcher.runner_idle_timeout_seconds': { kind: num(0), default: 900 },
+  'watcher.runner_kill_grace_seconds': { kind: num(0), default: 10 },
   'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] },
   'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS' },
   'watcher.agent_branch_prefix': { kind: str, default: 'codex/' },
