@@ -1,3 +1,5 @@
+export * from './fake-github.js';
 export * from './git-fixtures.js';
+export * from './git-server.js';
 export * from './run-bin.js';
 export * from './valet-root.js';
