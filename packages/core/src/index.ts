@@ -11,3 +11,5 @@ export * from './prompt-names.js';
 export * from './records.js';
 export * from './run-folder.js';
 export * from './runid.js';
+export * from './repo-lock.js';
+export * from './target-check.js';

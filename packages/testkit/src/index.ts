@@ -3,3 +3,4 @@ export * from './git-fixtures.js';
 export * from './git-server.js';
 export * from './run-bin.js';
 export * from './valet-root.js';
+export * from './run-record.js';
