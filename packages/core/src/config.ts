@@ -48,6 +48,8 @@ export interface WatcherConfig {
   shutdown_grace_seconds: number;
   publisher: Publisher;
   gh_cmd: string;
+  /** the GitHub host gh talks to ('' = git_default_host; GH_HOST in the environment wins) */
+  gh_host: string;
   pr_draft: boolean;
   pr_labels: string[];
   commit_author_name: string;
@@ -146,6 +148,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.shutdown_grace_seconds': { kind: num(0), default: 30 },
   'watcher.publisher': { kind: { type: 'enum', values: ['gh', 'none'] }, default: 'gh' },
   'watcher.gh_cmd': { kind: str, default: 'gh' },
+  'watcher.gh_host': { kind: strOrEmpty, default: '' },
   'watcher.pr_draft': { kind: bool, default: false },
   'watcher.pr_labels': { kind: list, default: [] },
   'watcher.commit_author_name': { kind: str, default: 'Prompt Valet' },
