@@ -44,6 +44,30 @@ export function renderConfig(template: string, c: ConfigChoices): string {
   return doc.toString();
 }
 
+/**
+ * The choices an existing config already holds, so that a rerun without the
+ * original flags renders the same file (and reports it unchanged).
+ */
+export function choicesFromConfig(text: string): Partial<ConfigChoices> {
+  const doc = YAML.parseDocument(text);
+  if (doc.errors.length > 0) return {};
+  const get = (key: string): unknown => doc.getIn(key.split('.'));
+  const out: Partial<ConfigChoices> = {};
+  const str = (key: string, field: 'owner' | 'host' | 'protocol' | 'inboxMode' | 'fileServer') => {
+    const v = get(key);
+    if (typeof v === 'string') out[field] = v;
+  };
+  str('watcher.git_default_owner', 'owner');
+  if (!out.owner) str('git_owner', 'owner');
+  str('watcher.git_default_host', 'host');
+  str('watcher.git_protocol', 'protocol');
+  str('inbox_mode', 'inboxMode');
+  str('file_server.kind', 'fileServer');
+  const port = get('file_server.port');
+  if (typeof port === 'number') out.fileServerPort = port;
+  return out;
+}
+
 /** Keys of the schema that a config file does not spell out (their defaults apply). */
 export function missingKeys(text: string): string[] {
   const doc = YAML.parseDocument(text);

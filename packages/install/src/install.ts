@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, type Logger, type ValetConfig } from '@prompt-valet/core';
-import { installConfig, renderConfig, type ConfigChoices } from './config-file.js';
+import { choicesFromConfig, installConfig, renderConfig, type ConfigChoices } from './config-file.js';
 import { deploy, planDeployment } from './deploy.js';
 import { checkDependencies } from './deps.js';
 import { COPYPARTY_DEFAULT_PATH, COPYPARTY_INSTALL_HELP, copypartyConfigPath, findCopyparty, renderCopypartyConfig, COPYPARTY_ACCOUNT } from './file-server.js';
@@ -65,7 +65,8 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
 
   const configDisk = d(layout.configFile);
   const hadConfig = fs.existsSync(configDisk);
-  const rendered = renderConfig(template, { ...opts.choices, inbox: P('inbox'), processed: P('processed'), finished: P('finished'), reposRoot });
+  const previous = hadConfig ? choicesFromConfig(fs.readFileSync(configDisk, 'utf8')) : {};
+  const rendered = renderConfig(template, { ...previous, ...opts.choices, inbox: P('inbox'), processed: P('processed'), finished: P('finished'), reposRoot });
   await installConfig(r, configDisk, rendered);
   if (!hadConfig && !r.dryRun) chownCreated(r, configDisk, ids, true);
   // The units follow the config as it is on disk (the operator's, if kept).
