@@ -64,7 +64,7 @@ Example:
     y
       .option('root', { type: 'string', default: '/', describe: 'install into this root (staging: no user, no systemctl)' })
       .option('prefix', { type: 'string', default: '/srv/prompt-valet', describe: 'the valet home on the target' })
-      .option('source', { type: 'string', default: DEFAULT_SOURCE, describe: 'the built checkout to install from' })
+      .option('source', { type: 'string', default: DEFAULT_SOURCE, defaultDescription: 'the checkout pv-install was built in', describe: 'the built checkout to install from' })
       .option('user', { type: 'string', default: 'prompt-valet', describe: 'the service user (root allowed)' })
       .option('owner', { type: 'string', describe: 'default GitHub owner (watcher.git_default_owner)' })
       .option('host', { type: 'string', describe: 'git host (watcher.git_default_host)' })
