@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CONFIG_SCHEMA, loadConfig } from '@prompt-valet/core';
 import { missingKeys } from '../src/config-file.js';
-import { inRoot, PREFIX, pvInstall, REPO, tempRoot } from './helpers.js';
+import { inRoot, PREFIX, pvInstall, REPO, tempRoot } from './fixtures/helpers.js';
 
 const DIRS = ['inbox', 'processed', 'finished', 'config', 'scripts', 'logs', 'repos'];
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { inRoot, PREFIX, pvInstall, REPO, tempRoot, type Line } from './helpers.js';
+import { inRoot, PREFIX, pvInstall, REPO, tempRoot, type Line } from './fixtures/helpers.js';
 
 // The watcher is built in its own issue; until then its placeholder fails
 // `--once`, and the check must say so rather than pass.
