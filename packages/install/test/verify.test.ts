@@ -2,6 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import YAML from 'yaml';
 import { inRoot, PREFIX, pvInstall, REPO, tempRoot, type Line } from './fixtures/helpers.js';
 
 // The watcher is built in its own issue; until then its placeholder fails
@@ -51,7 +52,9 @@ t.test('--verify passes on a good install and names what is broken', async (t) =
 
   fs.rmSync(inRoot(root, `${PREFIX}/processed`), { recursive: true });
   const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
-  fs.writeFileSync(configFile, fs.readFileSync(configFile, 'utf8').replace('max_parallel: 2', 'max_parallel: lots'));
+  const doc = YAML.parseDocument(fs.readFileSync(configFile, 'utf8'));
+  doc.setIn(['watcher', 'max_parallel'], 'lots');
+  fs.writeFileSync(configFile, doc.toString());
   const broken = pvInstall(['--root', root, '--verify']);
   t.equal(broken.status, 1);
   t.match(check(broken.lines, 'layout'), { ok: false, detail: /processed/ });
