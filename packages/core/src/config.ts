@@ -64,6 +64,15 @@ export interface WebConfig {
   max_upload_bytes: number;
 }
 
+export type FileServerKind = 'copyparty' | 'none';
+
+export interface FileServerConfig {
+  kind: FileServerKind;
+  host: string;
+  port: number;
+  copyparty_cmd: string;
+}
+
 export interface ValetConfig {
   inbox: string;
   processed: string;
@@ -75,6 +84,7 @@ export interface ValetConfig {
   tree_builder: TreeBuilderConfig;
   watcher: WatcherConfig;
   web: WebConfig;
+  file_server: FileServerConfig;
 }
 
 export interface LoadedConfig {
@@ -159,6 +169,11 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'web.token': { kind: strOrEmpty, default: '' },
   'web.token_file': { kind: strOrEmpty, default: '' },
   'web.max_upload_bytes': { kind: int(1), default: 1048576 },
+
+  'file_server.kind': { kind: { type: 'enum', values: ['copyparty', 'none'] }, default: 'none' },
+  'file_server.host': { kind: str, default: '0.0.0.0' },
+  'file_server.port': { kind: int(1, 65535), default: 3923 },
+  'file_server.copyparty_cmd': { kind: str, default: 'copyparty' },
 };
 
 const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));
