@@ -122,7 +122,52 @@ function completed(id: string, usage: Usage = DEFAULT_USAGE): string {
   return sse('response.completed', { response: { id, usage } });
 }
 
-export async function startFakeModel(script: FakeTurn[] = []): Promise<FakeModel> {
+/**
+ * A responder decides each turn from the request itself, so one fake can
+ * serve many concurrent codex runs (the end-to-end tests, the demo), where a
+ * single shared script would interleave. It is consulted when the script is
+ * used up; `undefined` falls back to the default message.
+ */
+export type FakeResponder = (body: unknown) => FakeTurn | undefined;
+
+/** The text of every `input_text` item of a request, joined. */
+export function requestText(body: unknown): string {
+  const input = (body as { input?: unknown } | undefined)?.input;
+  if (!Array.isArray(input)) return '';
+  const texts: string[] = [];
+  for (const item of input as Array<Record<string, unknown>>) {
+    const content = item?.content;
+    if (!Array.isArray(content)) continue;
+    for (const c of content as Array<Record<string, unknown>>) {
+      if (typeof c?.text === 'string') texts.push(c.text);
+    }
+  }
+  return texts.join('\n');
+}
+
+function hasToolOutput(body: unknown): boolean {
+  const input = (body as { input?: unknown } | undefined)?.input;
+  return Array.isArray(input) && input.some((i) => (i as Record<string, unknown>)?.type === 'function_call_output');
+}
+
+/**
+ * The "scripted local model" of the demo and the end-to-end tests: the
+ * prompt itself says what the agent does. The first fenced block tagged
+ * `sh` in the prompt is run with exec_command in the checkout; then the
+ * model answers with a final message naming what it ran. A prompt without
+ * such a block gets a final message at once (an agent that changes nothing).
+ */
+export function promptScriptResponder(opts: { yieldTimeMs?: number } = {}): FakeResponder {
+  return (body) => {
+    const text = requestText(body);
+    const m = /```sh\n([\s\S]*?)\n```/.exec(text);
+    if (!m) return messageTurn('Nothing to do: the prompt holds no sh block.');
+    if (!hasToolOutput(body)) return execTurn(m[1]!, opts.yieldTimeMs === undefined ? {} : { yieldTimeMs: opts.yieldTimeMs });
+    return messageTurn(`Ran the prompt's script:\n\n    ${m[1]!.split('\n').join('\n    ')}\n`);
+  };
+}
+
+export async function startFakeModel(script: FakeTurn[] = [], opts: { respond?: FakeResponder } = {}): Promise<FakeModel> {
   const turns = [...script];
   const requests: FakeRequest[] = [];
   const sockets = new Set<import('node:net').Socket>();
@@ -208,8 +253,14 @@ export async function startFakeModel(script: FakeTurn[] = []): Promise<FakeModel
         turn = turns.shift()!;
         scripted = true;
       } else {
-        turn = messageTurn('done');
-        unscripted++;
+        const answered = opts.respond?.(body);
+        if (answered) {
+          turn = answered;
+          scripted = true;
+        } else {
+          turn = messageTurn('done');
+          unscripted++;
+        }
       }
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, turn, scripted });
       for (const w of waiters.splice(0)) w();
