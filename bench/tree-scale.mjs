@@ -137,7 +137,12 @@ say(`idempotent pass: ${idem.map((x) => Math.round(x.ms)).join(', ')} ms`);
 
 await pvTree(half);
 const halfRuns = [];
-for (let i = 0; i < RUNS; i++) halfRuns.push((await pvTree(half)).ms);
+const halfInner = [];
+for (let i = 0; i < RUNS; i++) {
+  const r = await pvTree(half);
+  halfRuns.push(r.ms);
+  halfInner.push(summaryOf(r.out).duration_ms);
+}
 
 const nodeStart = [];
 for (let i = 0; i < 3; i++) nodeStart.push((await timed(process.execPath, ['-e', '0'])).ms);
@@ -183,7 +188,7 @@ process.stdout.write(JSON.stringify({
   cold_created: coldSummary.created,
   idempotent_pass_ms: stats(idem.map((x) => x.ms)),
   idempotent_pass_inner_ms: stats(idem.map((x) => x.inner)),
-  half: { repos: R / 2, idempotent_pass_ms: stats(halfRuns) },
+  half: { repos: R / 2, idempotent_pass_ms: stats(halfRuns), idempotent_pass_inner_ms: stats(halfInner) },
   node_startup_ms: stats(nodeStart),
   baseline_serial_ls_remote_ms: stats(baseline),
   git_commands_per_repo_by_pv_tree: idemSummary.git_commands / R,
