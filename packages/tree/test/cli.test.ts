@@ -3,7 +3,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import t from 'tap';
 import { binPath, waitFor } from '@prompt-valet/testkit';
-import { inboxListing, treeFixture } from './helpers.js';
+import { inboxListing, treeFixture } from './fixtures/tree-fixture.js';
 
 t.test('--help prints the usage and the policy on stdout', async (t) => {
   const r = await execa(process.execPath, [binPath('pv-tree'), '--help'], { reject: false, timeout: 60_000, env: { NO_COLOR: '1' } });

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { git } from '@prompt-valet/core';
 import { cloneInto, makeOrigin } from '@prompt-valet/testkit';
-import { actionsOf, inboxListing, treeFixture } from './helpers.js';
+import { actionsOf, inboxListing, treeFixture } from './fixtures/tree-fixture.js';
 
 t.test('a remote with main and feature gets exactly those folders; a second run does nothing', async (t) => {
   const f = await treeFixture(t);

@@ -2,7 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import t from 'tap';
 import { commitToOrigin, deleteOriginBranch } from '@prompt-valet/testkit';
-import { actionsOf, inboxListing, inboxSnapshot, treeFixture } from './helpers.js';
+import { actionsOf, inboxListing, inboxSnapshot, treeFixture } from './fixtures/tree-fixture.js';
 
 t.test('a branch deleted upstream: an empty folder goes, a folder with a prompt stays with an ERROR.md that points to it', async (t) => {
   const f = await treeFixture(t);
