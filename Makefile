@@ -34,9 +34,14 @@ bench: build
 bench-quick: build
 	node bench/run.mjs --quick
 
+# DESTDIR stages everything under it (no user, no systemctl); without it
+# this installs onto the running system. More choices: INSTALL_FLAGS="--owner
+# my-org --file-server copyparty --start" (see pv-install --help).
 install: build
-	node packages/install/bin/pv-install.js --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix "$(PREFIX)"
+	node packages/install/bin/pv-install.js --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix "$(PREFIX)" $(INSTALL_FLAGS)
 
+# Removes units, scripts/ and the /srv/repos link; never inbox, processed,
+# finished, repos, config or logs.
 uninstall:
 	node packages/install/bin/pv-install.js --uninstall --root "$(if $(DESTDIR),$(DESTDIR),/)" --prefix "$(PREFIX)"
 

@@ -1,3 +1,121 @@
-// Placeholder until the pipeline issues land: says what is missing.
-console.error('make demo: the pipeline (pv-claim … pv-settle, pv-watcher) is not built yet; see issues 3-6.');
-process.exitCode = 1;
+// make demo: the whole pipeline on an embedded default, no credentials, no
+// network. A local bare origin served by `git daemon` on loopback, the real
+// codex CLI talking to a scripted local model (testkit's fake Responses
+// API: the prompt's own ```sh block is what the "model" runs), publisher
+// `none` (the branch is pushed; the PR title and body are written to the run
+// folder). Everything lives in one temporary folder, printed at the end.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import {
+  cloneInto,
+  makeOrigin,
+  promptScriptResponder,
+  startFakeModel,
+  startGitDaemon,
+  writeCodexHome,
+} from '../packages/testkit/dist/index.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (tool) => path.join(repo, 'packages', tool.replace(/^pv-/, ''), 'bin', `${tool}.js`);
+const say = (s) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-valet-demo-'));
+const dirs = Object.fromEntries(['inbox', 'processed', 'finished', 'repos', 'origins', 'config'].map((d) => [d, path.join(root, d)]));
+for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+
+say(`A local origin: acme/widget (branches main, dev) served by git daemon`);
+const bare = await makeOrigin(path.join(dirs.origins, 'acme', 'widget.git'), {
+  branches: ['main', 'dev'],
+  files: { 'README.md': '# widget\n\nA tiny demo repository.\n', 'widget.py': 'def widget():\n    return 42\n' },
+});
+const daemon = await startGitDaemon(dirs.origins);
+const model = await startFakeModel([], { respond: promptScriptResponder() });
+const home = await writeCodexHome(path.join(root, 'codex-home'), model);
+console.log(`origin:  ${daemon.url('acme/widget.git')}\nmodel:   ${model.baseUrl} (scripted)`);
+
+const configPath = path.join(dirs.config, 'prompt-valet.yaml');
+const codex = path.join(repo, 'node_modules', '.bin', 'codex');
+fs.writeFileSync(
+  configPath,
+  YAML.stringify({
+    inbox: dirs.inbox,
+    processed: dirs.processed,
+    finished: dirs.finished,
+    repos_root: dirs.repos,
+    git_owner: 'acme',
+    inbox_mode: 'legacy_single_owner',
+    watcher: {
+      git_protocol: 'git',
+      git_default_host: new URL(daemon.baseUrl).host,
+      runner_cmd: codex,
+      runner_model: 'mock-model',
+      runner_timeout_seconds: 120,
+      settle_seconds: 0,
+      publisher: 'none',
+    },
+  }),
+);
+const env = { ...process.env, ...home.env, PV_CONFIG: configPath, NO_COLOR: '1' };
+const run = (tool, args) => {
+  const r = spawnSync(process.execPath, [bin(tool), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 180_000 });
+  if (r.stdout) process.stdout.write(r.stdout);
+  return r.status;
+};
+
+let status = 1;
+try {
+  say('pv-tree --once: mirror the upstream branches into the inbox');
+  await cloneInto(daemon.url('acme/widget.git'), path.join(dirs.repos, 'acme', 'widget'));
+  run('pv-tree', ['--once']);
+
+  say('Drop a prompt into inbox/widget/main/');
+  const prompt = [
+    '---',
+    'title: Add a greeting module',
+    '---',
+    '# Add a greeting',
+    '',
+    'Add `greeting.py` with a `greet(name)` function.',
+    '',
+    '```sh',
+    "printf 'def greet(name):\\n    return f\"Hello, {name}!\"\\n' > greeting.py",
+    '```',
+    '',
+  ].join('\n');
+  const promptPath = path.join(dirs.inbox, 'widget', 'main', 'add-greeting.prompt.md');
+  fs.writeFileSync(`${promptPath}.PARTIAL`, prompt);
+  fs.renameSync(`${promptPath}.PARTIAL`, promptPath);
+  console.log(promptPath);
+
+  say('pv-watcher --once: claim, resolve, clone, run codex, publish, settle');
+  status = run('pv-watcher', ['--once']);
+
+  say('pv-status');
+  run('pv-status', []);
+
+  const finished = execFileSync('find', [dirs.finished, '-type', 'f'], { encoding: 'utf8' }).trim();
+  const runDir = fs.readdirSync(dirs.processed).filter((d) => !d.startsWith('.'))[0];
+  const runRoot = path.join(dirs.processed, runDir ?? '');
+  const st = JSON.parse(fs.readFileSync(path.join(runRoot, 'status.json'), 'utf8'));
+  say('Result');
+  console.log(`prompt settled:   ${finished}`);
+  console.log(`run folder:       ${runRoot}`);
+  console.log(`                  ${fs.readdirSync(runRoot).join('  ')}`);
+  console.log(`state:            ${st.state} (${st.outcome ?? st.error?.message ?? ''})`);
+  if (st.agent_branch) {
+    console.log(`agent branch:     ${st.agent_branch}, pushed to ${daemon.url('acme/widget.git')}`);
+    console.log(execFileSync('git', ['--git-dir', bare, 'log', '--stat', '--format=  %h %s (%an)', '-1', st.agent_branch], { encoding: 'utf8' }));
+  }
+  const prBody = path.join(runRoot, 'pr-body.md');
+  if (fs.existsSync(prBody)) console.log(`pull request text (publisher none): ${prBody}\n${fs.readFileSync(prBody, 'utf8')}`);
+  if (st.state !== 'done') status = 1;
+} finally {
+  await daemon.close();
+  await model.close();
+}
+console.log(`\nEverything is in ${root} (remove it when done).`);
+process.exitCode = status;

@@ -48,6 +48,8 @@ export interface WatcherConfig {
   shutdown_grace_seconds: number;
   publisher: Publisher;
   gh_cmd: string;
+  /** the GitHub host gh talks to ('' = git_default_host; GH_HOST in the environment wins) */
+  gh_host: string;
   pr_draft: boolean;
   pr_labels: string[];
   commit_author_name: string;
@@ -62,6 +64,15 @@ export interface WebConfig {
   max_upload_bytes: number;
 }
 
+export type FileServerKind = 'copyparty' | 'none';
+
+export interface FileServerConfig {
+  kind: FileServerKind;
+  host: string;
+  port: number;
+  copyparty_cmd: string;
+}
+
 export interface ValetConfig {
   inbox: string;
   processed: string;
@@ -73,6 +84,7 @@ export interface ValetConfig {
   tree_builder: TreeBuilderConfig;
   watcher: WatcherConfig;
   web: WebConfig;
+  file_server: FileServerConfig;
 }
 
 export interface LoadedConfig {
@@ -130,9 +142,11 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.runner_model': { kind: str, default: 'gpt-5-codex' },
   'watcher.runner_sandbox': { kind: { type: 'enum', values: ['read-only', 'workspace-write', 'danger-full-access'] }, default: 'workspace-write' },
   'watcher.runner_extra_args': { kind: list, default: [] },
-  'watcher.runner_timeout_seconds': { kind: int(1), default: 3600 },
-  'watcher.runner_idle_timeout_seconds': { kind: int(1), default: 900 },
-  'watcher.runner_kill_grace_seconds': { kind: int(0), default: 10 },
+  // Fractional seconds are allowed so tests can use sub-second limits.
+  'watcher.runner_timeout_seconds': { kind: num(0.1), default: 3600 },
+  /** 0 turns the idle limit off */
+  'watcher.runner_idle_timeout_seconds': { kind: num(0), default: 900 },
+  'watcher.runner_kill_grace_seconds': { kind: num(0), default: 10 },
   'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] },
   'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS' },
   'watcher.agent_branch_prefix': { kind: str, default: 'codex/' },
@@ -144,6 +158,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.shutdown_grace_seconds': { kind: num(0), default: 30 },
   'watcher.publisher': { kind: { type: 'enum', values: ['gh', 'none'] }, default: 'gh' },
   'watcher.gh_cmd': { kind: str, default: 'gh' },
+  'watcher.gh_host': { kind: strOrEmpty, default: '' },
   'watcher.pr_draft': { kind: bool, default: false },
   'watcher.pr_labels': { kind: list, default: [] },
   'watcher.commit_author_name': { kind: str, default: 'Prompt Valet' },
@@ -154,6 +169,11 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'web.token': { kind: strOrEmpty, default: '' },
   'web.token_file': { kind: strOrEmpty, default: '' },
   'web.max_upload_bytes': { kind: int(1), default: 1048576 },
+
+  'file_server.kind': { kind: { type: 'enum', values: ['copyparty', 'none'] }, default: 'none' },
+  'file_server.host': { kind: str, default: '0.0.0.0' },
+  'file_server.port': { kind: int(1, 65535), default: 3923 },
+  'file_server.copyparty_cmd': { kind: str, default: 'copyparty' },
 };
 
 const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));

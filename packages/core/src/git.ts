@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 
 /**
  * Running git for every tool: never prompts for credentials (it fails
@@ -96,6 +95,9 @@ export function gitEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * put `--` before any name that came from outside. Throws GitError.
  */
 export async function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
+  // Loaded on first use: every tool imports core, and execa costs a large
+  // part of a tool's start-up, which tools that never run git should not pay.
+  const { execa } = await import('execa');
   const result = await execa('git', args, {
     cwd: opts.cwd,
     env: gitEnv(opts.env),

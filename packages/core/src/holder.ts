@@ -26,8 +26,14 @@ export function bootId(): string {
   }
 }
 
-/** Start time of `pid` in clock ticks since boot, or undefined if it is gone. */
-export function processStartTicks(pid: number): number | undefined {
+interface ProcStat {
+  state: string;
+  pgrp: number;
+  startTicks: number;
+}
+
+/** Fields of /proc/<pid>/stat, or undefined when the process is gone. */
+function readProcStat(pid: number | string): ProcStat | undefined {
   let stat: string;
   try {
     stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -35,22 +41,27 @@ export function processStartTicks(pid: number): number | undefined {
     return undefined;
   }
   // The command name (field 2) is in parentheses and may itself hold spaces
-  // or parentheses: split after the last ")".
+  // or parentheses: split after the last ")". rest[0] is field 3 (state),
+  // rest[2] field 5 (pgrp), rest[19] field 22 (starttime).
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
-  const ticks = Number(rest[19]);
-  return Number.isFinite(ticks) ? ticks : undefined;
+  return { state: rest[0] ?? '?', pgrp: Number(rest[2]), startTicks: Number(rest[19]) };
+}
+
+/**
+ * Start time of a live `pid` in clock ticks since boot, or undefined if it is
+ * gone. A zombie counts as gone: it will never finish a claim (and where
+ * PID 1 does not reap orphans, zombies linger).
+ */
+export function processStartTicks(pid: number): number | undefined {
+  const st = readProcStat(pid);
+  if (!st || st.state === 'Z' || st.state === 'X') return undefined;
+  return Number.isFinite(st.startTicks) ? st.startTicks : undefined;
 }
 
 /** Process group of `pid` (field 5 of /proc/<pid>/stat), or undefined. */
 export function processGroupOf(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-    return Number.isFinite(pgrp) ? pgrp : undefined;
-  } catch {
-    return undefined;
-  }
+  const st = readProcStat(pid);
+  return st && Number.isFinite(st.pgrp) ? st.pgrp : undefined;
 }
 
 export function holderFor(pid: number): Holder {
@@ -98,11 +109,36 @@ export function holderLiveness(h: Holder): Liveness {
   return 'alive';
 }
 
+/** Live (non-zombie) processes of group `pgid`, with their command lines. */
+export function processesInGroup(pgid: number): { pid: number; cmdline: string[] }[] {
+  const out: { pid: number; cmdline: string[] }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = readProcStat(entry);
+    if (!st || st.pgrp !== pgid || st.state === 'Z' || st.state === 'X') continue;
+    let cmdline: string[] = [];
+    try {
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    } catch {
+      continue; // exited meanwhile
+    }
+    out.push({ pid: Number(entry), cmdline });
+  }
+  return out;
+}
+
+/** Does any live (non-zombie) process belong to group `pgid`? */
 function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // kill(2) also answers for zombies: look for a live member.
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const st = readProcStat(entry);
+    if (st && st.pgrp === pgid && st.state !== 'Z' && st.state !== 'X') return true;
+  }
+  return false;
 }

@@ -1,13 +1,143 @@
-import { EX, defineTool } from '@prompt-valet/core';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, defineTool, EX, ToolError } from '@prompt-valet/core';
+import { DeployError } from './deploy.js';
+import { install } from './install.js';
+import { makeLayout } from './layout.js';
+import { Reporter } from './report.js';
+import { uninstall } from './uninstall.js';
+import { verifyInstall } from './verify.js';
 
-// Placeholder until this tool's issue lands; replaced by the real tool.
-export const main = defineTool({
+interface InstallArgs {
+  root: string;
+  prefix: string;
+  source: string;
+  user: string;
+  owner?: string;
+  host?: string;
+  protocol?: string;
+  'inbox-mode'?: string;
+  'file-server'?: string;
+  port?: number;
+  web: boolean;
+  start: boolean;
+  'install-deps': boolean;
+  'dry-run': boolean;
+  verify: boolean;
+  uninstall: boolean;
+}
+
+/** The checkout this pv-install was built in: packages/install/dist/ → ../../.. */
+const DEFAULT_SOURCE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+export const main = defineTool<InstallArgs>({
   name: 'pv-install',
-  summary: 'pv-install (not built yet)',
-  usage: 'pv-install',
-  epilogue: '',
+  summary: 'pv-install — lay Prompt Valet down under /srv/prompt-valet with its systemd units',
+  usage: `pv-install [--root DIR] [--prefix DIR] [--owner NAME] [--file-server copyparty|none] [--web] [--start] [--dry-run]
+  pv-install --verify [--root DIR] [--prefix DIR]
+  pv-install --uninstall [--root DIR] [--prefix DIR]`,
+  epilogue: `Creates {inbox,processed,finished,config,scripts,logs,repos} under the prefix,
+/srv/repos -> <prefix>/repos, deploys the built tools into <prefix>/scripts
+(they then run with only node), writes config/prompt-valet.yaml from
+configs/prompt-valet.yaml (an existing config is never overwritten: a .new
+goes beside it), writes the units into /etc/systemd/system, and on the live
+system (--root /) creates the service user and enables the units.
+With --root DIR everything goes under DIR: no user, no chown, no systemctl.
+
+Output: one JSON line per action on stdout,
+  {"v":1,"action":"created|updated|unchanged|skipped|warning|removed|ran","path":…,"detail":…}
+("dry_run":true on each with --dry-run); a summary on stderr. A second run
+reports only "unchanged". --verify prints one line per checklist item,
+  {"v":1,"check":…,"ok":true|false,"detail":…}
+
+Exit status:
+  0   installed / every check passed      1   --verify: a check failed
+  64  bad command line    66  not a built Prompt Valet checkout (--source)
+  70  internal error      71  the disk refused    78  bad configuration
+
+Example:
+  sudo pv-install --owner my-org --file-server copyparty --start
+  pv-install --root /tmp/stage --dry-run | jq -c 'select(.action!="unchanged")'
+  pv-install --verify`,
+  options: (y) =>
+    y
+      .option('root', { type: 'string', default: '/', describe: 'install into this root (staging: no user, no systemctl)' })
+      .option('prefix', { type: 'string', default: '/srv/prompt-valet', describe: 'the valet home on the target' })
+      .option('source', { type: 'string', default: DEFAULT_SOURCE, defaultDescription: 'the checkout pv-install was built in', describe: 'the built checkout to install from' })
+      .option('user', { type: 'string', default: 'prompt-valet', describe: 'the service user (root allowed)' })
+      .option('owner', { type: 'string', describe: 'default GitHub owner (watcher.git_default_owner)' })
+      .option('host', { type: 'string', describe: 'git host (watcher.git_default_host)' })
+      .option('protocol', { choices: ['https', 'ssh', 'git', 'http', 'file'], describe: 'watcher.git_protocol' })
+      .option('inbox-mode', { choices: ['legacy_single_owner', 'multi_owner'], describe: 'inbox_mode' })
+      .option('file-server', { choices: ['copyparty', 'none'], describe: 'file_server.kind (default: the config\'s, else none)' })
+      .option('port', { type: 'number', describe: 'file server port (file_server.port)' })
+      .option('web', { type: 'boolean', default: false, describe: 'also install prompt-valet-web.service (pv-web)' })
+      .option('start', { type: 'boolean', default: false, describe: 'start the services (live system only)' })
+      .option('install-deps', { type: 'boolean', default: false, describe: 'install missing node/git/codex/gh (live system only)' })
+      .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print the plan, write nothing' })
+      .option('verify', { type: 'boolean', default: false, describe: 'run the verification checklist on an installed root' })
+      .option('uninstall', { type: 'boolean', default: false, describe: 'remove units and scripts; keep all operator data' })
+      .check((a) => {
+        if (a.verify && a.uninstall) throw new Error('--verify and --uninstall cannot be combined');
+        if (a.port !== undefined && (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535)) throw new Error('--port: expected a whole number from 1 to 65535');
+        return true;
+      }) as never,
   async run(ctx) {
-    ctx.log.error('pv-install is not built yet');
-    return EX.SOFTWARE;
+    const a = ctx.args;
+    const layout = makeLayout(a.root, a.prefix);
+    if (a.verify) {
+      let failed = 0;
+      for (const c of verifyInstall(layout, ctx.io.env)) {
+        ctx.io.stdout.write(JSON.stringify(c) + '\n');
+        if (c.ok) ctx.log.info(`pass  ${c.check}: ${c.detail}`);
+        else {
+          failed++;
+          ctx.log.error(`FAIL  ${c.check}: ${c.detail}`);
+        }
+      }
+      return failed === 0 ? EX.OK : 1;
+    }
+    const r = new Reporter(ctx.io.stdout, ctx.log, a['dry-run']);
+    if (a.uninstall) {
+      uninstall(r, layout);
+      ctx.log.info(`removed ${r.count('removed')} item(s); inbox, processed, finished, repos, config and logs kept`);
+      return EX.OK;
+    }
+    for (const need of ['configs/prompt-valet.yaml', 'units', 'packages']) {
+      if (!fs.existsSync(path.join(a.source, need))) {
+        throw new ToolError('no_source', `${a.source} is not a Prompt Valet checkout (no ${need}); pass --source`, EX.NOINPUT);
+      }
+    }
+    try {
+      await install(r, layout, {
+        source: a.source,
+        user: a.user,
+        web: a.web,
+        start: a.start,
+        installDeps: a['install-deps'],
+        env: ctx.io.env,
+        choices: {
+          ...(a.owner !== undefined ? { owner: a.owner } : {}),
+          ...(a.host !== undefined ? { host: a.host } : {}),
+          ...(a.protocol !== undefined ? { protocol: a.protocol } : {}),
+          ...(a['inbox-mode'] !== undefined ? { inboxMode: a['inbox-mode'] } : {}),
+          ...(a['file-server'] !== undefined ? { fileServer: a['file-server'] } : {}),
+          ...(a.port !== undefined ? { fileServerPort: a.port } : {}),
+        },
+      }, ctx.log);
+    } catch (err) {
+      if (err instanceof DeployError) throw new ToolError('not_built', err.message, EX.NOINPUT);
+      if (err instanceof ConfigError || err instanceof ToolError) throw err;
+      const e = err as NodeJS.ErrnoException;
+      if (e.code && ['EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'EEXIST', 'ENOTDIR'].includes(e.code)) {
+        throw new ToolError('os', e.message, EX.OSERR);
+      }
+      if (e instanceof Error && /exists and is not/.test(e.message)) throw new ToolError('os', e.message, EX.OSERR);
+      throw err;
+    }
+    const changed = r.lines.filter((l) => l.action !== 'unchanged').length;
+    ctx.log.info(changed === 0 ? 'nothing to do: everything already in place' : `${changed} change(s)${r.dryRun ? ' planned (dry run: nothing written)' : ''}`);
+    return EX.OK;
   },
 });

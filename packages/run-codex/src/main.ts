@@ -1,13 +1,91 @@
-import { EX, defineTool } from '@prompt-valet/core';
+import { EX, EXIT_STATUS_HELP, defineTool, mapRecords } from '@prompt-valet/core';
+import { findRunner } from './runner.js';
+import { runPrompt, STEP } from './run-prompt.js';
 
-// Placeholder until this tool's issue lands; replaced by the real tool.
-export const main = defineTool({
+const EPILOGUE = `
+Runs the Codex CLI on each record's prompt, in the run's checkout:
+  <runner_cmd> exec --skip-git-repo-check --cd <checkout> --output-last-message <run>/last-message.md
+               --model <model> --sandbox <sandbox> [--json] <runner_extra_args…> -
+with the prompt text (without its front matter) on stdin, then stdin closed.
+Front matter "model", "sandbox" and "timeout" (seconds) override the config.
+
+Input: records from pv-clone (claim.run_root, checkout.dir, target.front_matter).
+Records that already carry "error" pass through untouched.
+
+Output: each record plus an "agent" section: exit_code, duration_ms, timed_out,
+idle_timed_out, aborted, abort_reason, log, last_message, agent_runs_file,
+events (--json), usage, model, sandbox. A failed run also gets "error"
+(step run-codex) with one of these codes:
+  runner_missing      the runner is not installed / not on PATH      not retryable
+  agent_failed        non-zero exit; retryable only when codex reports a
+                      network, rate-limit or 5xx problem of the model API
+  agent_timeout       ran past runner_timeout_seconds (or front matter timeout)
+  agent_idle_timeout  printed nothing for runner_idle_timeout_seconds
+  aborted             an ABORT file appeared in the run folder       not retryable
+  aborted_shutdown    pv-run-codex got SIGTERM/SIGINT                retryable
+  bad_record, checkout_missing, prompt_missing, bad_front_matter, empty_prompt
+
+Files in the run folder (PV_RUN_ROOT): agent.log (stdout and stderr, written
+as they arrive: tail -f it), last-message.md, events.jsonl (--json),
+status.json (state running; durations_ms and usage at the end). The last
+message is also written to <checkout>/<agent_runs_dir>/codex-run-<run id>.md
+unless watcher.agent_runs_dir is empty.
+
+Environment of the agent: ours without watcher.runner_secret_env (GH_TOKEN,
+GITHUB_TOKEN, …), plus PV_RUN_ID, PV_RUN_ROOT, PV_PROMPT_FILE.
+
+Stopping: on the time limit, the idle limit, ABORT or SIGTERM the agent's
+process group and every process it started get SIGTERM, then SIGKILL after
+runner_kill_grace_seconds. On SIGTERM/SIGINT pv-run-codex emits the current
+record with aborted_shutdown, fails the records still coming the same way,
+and exits 0.
+
+${EXIT_STATUS_HELP}
+When the runner is not installed nothing can run at all: every record that
+needed it gets runner_missing, and pv-run-codex exits 69 (also on empty
+input, so "pv-run-codex < /dev/null" checks the installation).
+
+Example:
+  echo '{"v":1,"run_id":"R","claim":{"run_root":"/srv/prompt-valet/processed/R"},
+        "checkout":{"dir":"/srv/prompt-valet/repos/.runs/R"}}' | pv-run-codex --json | jq .agent`;
+
+export const main = defineTool<{ json?: boolean }>({
   name: 'pv-run-codex',
-  summary: 'pv-run-codex (not built yet)',
-  usage: 'pv-run-codex',
-  epilogue: '',
+  summary: 'pv-run-codex: run the Codex CLI on each claimed prompt, with live logs, limits and abort',
+  usage: 'pv-run-codex [--config FILE] [--json] < records > records',
+  epilogue: EPILOGUE,
+  options: (y) => y.option('json', { type: 'boolean', describe: "keep the agent's JSON event stream (events.jsonl) and its token usage" }),
   async run(ctx) {
-    ctx.log.error('pv-run-codex is not built yet');
-    return EX.SOFTWARE;
+    const { config } = ctx.config({ allowMissing: true });
+    const watcher = config.watcher;
+    const runnerPath = findRunner(watcher.runner_cmd, ctx.io.env);
+    if (!runnerPath) {
+      ctx.log.error(`the agent runner "${watcher.runner_cmd}" is not installed or not on PATH (watcher.runner_cmd): no prompt can run`);
+    }
+
+    const stop = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stop.signal.aborted) return;
+      ctx.log.warn(`got ${signal}: stopping the agent; the current prompt goes back to pending`);
+      stop.abort();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    try {
+      await mapRecords(ctx, STEP, (rec) =>
+        runPrompt(rec, {
+          watcher,
+          runnerPath,
+          json: Boolean(ctx.args.json),
+          env: ctx.io.env,
+          shutdown: stop.signal,
+          log: ctx.log,
+        }),
+      );
+    } finally {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    }
+    return runnerPath ? EX.OK : EX.UNAVAILABLE;
   },
 });

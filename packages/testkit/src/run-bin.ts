@@ -16,8 +16,8 @@ export interface BinResult {
   code: number;
   stdout: string;
   stderr: string;
-  /** stdout parsed as JSON lines */
-  records: PvRecord[];
+  /** stdout parsed as JSON lines (throws, naming the line, when stdout is not records) */
+  readonly records: PvRecord[];
 }
 
 export interface RunBinOptions {
@@ -46,7 +46,9 @@ export async function runBin(tool: string, args: string[], opts: RunBinOptions =
     code: result.exitCode ?? -1,
     stdout,
     stderr: String(result.stderr ?? ''),
-    records: parseRecords(stdout),
+    get records() {
+      return parseRecords(stdout);
+    },
   };
 }
 
@@ -54,7 +56,13 @@ export function parseRecords(stdout: string): PvRecord[] {
   return stdout
     .split('\n')
     .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as PvRecord);
+    .map((l) => {
+      try {
+        return JSON.parse(l) as PvRecord;
+      } catch {
+        throw new Error(`stdout line is not a JSON record: ${l.slice(0, 200)}`);
+      }
+    });
 }
 
 /** Poll `check` until it returns a truthy value or `timeoutMs` passes (then throw, naming `what`). */

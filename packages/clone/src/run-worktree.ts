@@ -1,0 +1,85 @@
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { git, GitError, isErrno, type Logger, type TargetSection } from '@prompt-valet/core';
+import { moveAside } from './move-aside.js';
+
+/**
+ * Each run works in its own `git worktree` of the shared clone, at
+ * `<repos_root>/.worktrees/<owner>/<repo>/<run id>`, on the agent branch
+ * made from `origin/<base>`. Dot-folders under repos_root are not
+ * repositories to pv-tree. pv-publish removes the worktree once the work is
+ * pushed (or there was none); a failed run keeps it, so no work is lost.
+ */
+export function runWorktreeDir(reposRoot: string, owner: string, repo: string, runId: string): string {
+  return path.join(reposRoot, '.worktrees', owner, repo, runId);
+}
+
+interface WorktreeEntry {
+  dir: string;
+  branch?: string;
+}
+
+async function listWorktrees(repoDir: string): Promise<WorktreeEntry[]> {
+  const { stdout } = await git(['worktree', 'list', '--porcelain'], { cwd: repoDir });
+  const out: WorktreeEntry[] = [];
+  for (const block of stdout.split('\n\n')) {
+    const lines = block.split('\n');
+    const dir = lines.find((l) => l.startsWith('worktree '))?.slice('worktree '.length);
+    const branch = lines.find((l) => l.startsWith('branch '))?.slice('branch '.length);
+    if (dir) out.push(branch ? { dir, branch } : { dir });
+  }
+  return out;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+}
+
+export interface RunWorktree {
+  dir: string;
+  /** the agent branch existed (an earlier attempt) and was reset */
+  reused_branch: boolean;
+  /** where earlier checkouts in the way were moved */
+  moved_aside: string[];
+}
+
+/** Make the run's worktree on the agent branch at `baseSha`. Callers hold the repository lock. */
+export async function addRunWorktree(t: TargetSection, runId: string, baseSha: string, reposRoot: string, log: Logger): Promise<RunWorktree> {
+  const repoDir = t.repo_dir;
+  const dir = runWorktreeDir(reposRoot, t.owner, t.repo, runId);
+  const branchRef = `refs/heads/${t.agent_branch}`;
+  const movedAside: string[] = [];
+  // Forget worktrees whose folders are gone (a crash, an operator's rm).
+  await git(['worktree', 'prune'], { cwd: repoDir });
+
+  // An earlier attempt's checkout, at our folder or holding our branch, may
+  // hold work: move it aside rather than reset it.
+  const holders = (await listWorktrees(repoDir)).filter((w) => w.branch === branchRef && path.resolve(w.dir) !== path.resolve(repoDir));
+  const inTheWay = new Set<string>(holders.map((w) => w.dir));
+  if (await exists(dir)) inTheWay.add(dir);
+  for (const old of inTheWay) {
+    if (!(await exists(old))) continue;
+    const to = await moveAside(reposRoot, old, path.join('worktrees', t.owner, t.repo));
+    movedAside.push(to);
+    log.warn(`an earlier checkout ${old} was in the way: moved it to ${to} (nothing deleted)`);
+  }
+  if (inTheWay.size > 0) await git(['worktree', 'prune'], { cwd: repoDir });
+
+  let previous: string | undefined;
+  try {
+    previous = (await git(['rev-parse', '--verify', '--quiet', branchRef], { cwd: repoDir })).stdout.trim();
+  } catch (err) {
+    if (!(err instanceof GitError)) throw err;
+  }
+  if (previous) log.info(`agent branch ${t.agent_branch} exists from an earlier attempt (at ${previous}): resetting it to origin/${t.branch}`);
+
+  await fsp.mkdir(path.dirname(dir), { recursive: true });
+  await git(['worktree', 'add', '--quiet', '--force', '-B', t.agent_branch, '--', dir, baseSha], { cwd: repoDir });
+  return { dir, reused_branch: Boolean(previous), moved_aside: movedAside };
+}

@@ -1,0 +1,69 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { defineTool } from '../src/cli.js';
+import { EX } from '../src/exit.js';
+
+function harness() {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const io = { stdin: Readable.from([]), stdout, stderr, env: {} as NodeJS.ProcessEnv };
+  const text = { out: '', err: '' };
+  stdout.on('data', (c) => (text.out += c));
+  stderr.on('data', (c) => (text.err += c));
+  return { io, text };
+}
+
+const tool = defineTool<{ limit?: number }>({
+  name: 'pv-demo',
+  summary: 'Demonstrates the frame.',
+  usage: 'pv-demo [--limit N]',
+  epilogue: 'Example:\n  pv-demo --limit 3',
+  options: (y) => y.option('limit', { type: 'number', describe: 'at most N' }),
+  async run(ctx) {
+    const { config } = ctx.config();
+    ctx.io.stdout.write(JSON.stringify({ v: 1, limit: ctx.args.limit ?? null, inbox: config.inbox }) + '\n');
+  },
+});
+
+t.test('--help prints synopsis and example on stdout, exit 0', async (t) => {
+  const { io, text } = harness();
+  t.equal(await tool(['--help'], io), 0);
+  t.match(text.out, /Demonstrates the frame/);
+  t.match(text.out, /pv-demo \[--limit N\]/);
+  t.match(text.out, /--config/);
+  t.match(text.out, /Example:/);
+  t.equal(text.err, '');
+});
+
+t.test('an unknown option is a usage error: exit 64, one line naming it', async (t) => {
+  const { io, text } = harness();
+  t.equal(await tool(['--bogus'], io), EX.USAGE);
+  t.match(text.err, /^pv-demo: Unknown argument: bogus\n/);
+  t.equal(text.out, '');
+});
+
+t.test('a bad config is one clear line and exit 78', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-cli-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cfg = path.join(dir, 'c.yaml');
+  fs.writeFileSync(cfg, 'watcher:\n  max_parallel: lots\n');
+  const { io, text } = harness();
+  t.equal(await tool(['--config', cfg], io), EX.CONFIG);
+  const lines = text.err.trim().split('\n');
+  t.equal(lines.length, 1, 'one line, no stack trace');
+  t.match(lines[0], /watcher\.max_parallel: got string "lots", expected a whole number from 1 to 64/);
+});
+
+t.test('PV_CONFIG is used when --config is absent; relative paths are anchored at the file', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-cli-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cfg = path.join(dir, 'c.yaml');
+  fs.writeFileSync(cfg, 'inbox: ./in\n');
+  const { io, text } = harness();
+  io.env = { PV_CONFIG: cfg };
+  t.equal(await tool(['--limit', '2'], io), 0);
+  t.same(JSON.parse(text.out), { v: 1, limit: 2, inbox: path.join(dir, 'in') });
+});

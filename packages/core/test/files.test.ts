@@ -1,0 +1,89 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { moveToUniqueName, readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-files-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('atomic write replaces content and leaves no temporary file', async (t) => {
+  const dir = tmp(t);
+  const f = path.join(dir, 'status.json');
+  await writeJsonAtomic(f, { a: 1 });
+  await writeJsonAtomic(f, { a: 2 });
+  t.same(await readJsonIfExists(f), { a: 2 });
+  t.same(fs.readdirSync(dir), ['status.json'], 'only the target remains');
+  t.equal(await readJsonIfExists(path.join(dir, 'missing.json')), undefined);
+});
+
+t.test('concurrent readers never see a torn file', async (t) => {
+  const dir = tmp(t);
+  const f = path.join(dir, 'big.json');
+  const bodies = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, pad: String(i).repeat(200_000) }));
+  await writeFileAtomic(f, bodies[0]!);
+  let reads = 0;
+  let stop = false;
+  const reader = (async () => {
+    while (!stop) {
+      const text = fs.readFileSync(f, 'utf8');
+      JSON.parse(text); // throws on a torn file
+      reads++;
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  for (const b of bodies) await writeFileAtomic(f, b, { durable: false });
+  stop = true;
+  await reader;
+  t.ok(reads > 0, `read ${reads} times while writing`);
+});
+
+t.test('mode is applied', async (t) => {
+  const dir = tmp(t);
+  const f = path.join(dir, 'secret');
+  await writeFileAtomic(f, 'x', { mode: 0o600 });
+  t.equal(fs.statSync(f).mode & 0o777, 0o600);
+});
+
+t.test('renameNoClobber never replaces an existing file', async (t) => {
+  const dir = tmp(t);
+  const a = path.join(dir, 'x.prompt.md');
+  const b = path.join(dir, 'x.running.md');
+  fs.writeFileSync(a, 'new prompt');
+  fs.writeFileSync(b, 'running prompt');
+  t.equal(await renameNoClobber(a, b), false);
+  t.equal(fs.readFileSync(a, 'utf8'), 'new prompt', 'source untouched');
+  t.equal(fs.readFileSync(b, 'utf8'), 'running prompt', 'target untouched');
+  fs.unlinkSync(b);
+  t.equal(await renameNoClobber(a, b), true);
+  t.notOk(fs.existsSync(a));
+  t.equal(fs.readFileSync(b, 'utf8'), 'new prompt');
+});
+
+t.test('of many racing renames to one name exactly one wins', async (t) => {
+  const dir = tmp(t);
+  const sources = Array.from({ length: 50 }, (_, i) => {
+    const p = path.join(dir, `s${i}`);
+    fs.writeFileSync(p, String(i));
+    return p;
+  });
+  const results = await Promise.all(sources.map((s) => renameNoClobber(s, path.join(dir, 'target'))));
+  t.equal(results.filter(Boolean).length, 1);
+  t.equal(fs.readdirSync(dir).length, 50, 'nothing lost: 49 sources + the target');
+});
+
+t.test('moveToUniqueName picks x.2.done.md, x.3.done.md … when taken', async (t) => {
+  const dir = tmp(t);
+  const dest = path.join(dir, 'finished', 'repo', 'main');
+  const moved: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const src = path.join(dir, 'x.done.md');
+    fs.writeFileSync(src, `run ${i}`);
+    moved.push(path.basename(await moveToUniqueName(src, dest, '.done.md')));
+  }
+  t.same(moved, ['x.done.md', 'x.2.done.md', 'x.3.done.md']);
+  t.equal(fs.readFileSync(path.join(dest, 'x.done.md'), 'utf8'), 'run 0', 'the first is never overwritten');
+});

@@ -1,0 +1,174 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadConfig, type Logger, type ValetConfig } from '@prompt-valet/core';
+import { choicesFromConfig, installConfig, renderConfig, type ConfigChoices } from './config-file.js';
+import { deploy, planDeployment } from './deploy.js';
+import { checkDependencies } from './deps.js';
+import { COPYPARTY_DEFAULT_PATH, COPYPARTY_INSTALL_HELP, copypartyConfigPath, findCopyparty, renderCopypartyConfig, COPYPARTY_ACCOUNT } from './file-server.js';
+import { ensureDir, ensureFile, ensureSymlink } from './fs-actions.js';
+import { LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
+import type { Reporter } from './report.js';
+import { chownCreated, ensureUser, runAction, systemctlIsEnabled, type UserIds } from './system.js';
+import { CORE_UNITS, COPYPARTY_UNIT, ENABLE_CORE, installUnit, maskUnit, WEB_UNIT, type UnitValues } from './units.js';
+
+export interface InstallOptions {
+  source: string;
+  user: string;
+  web: boolean;
+  start: boolean;
+  installDeps: boolean;
+  choices: Omit<ConfigChoices, 'inbox' | 'processed' | 'finished' | 'reposRoot'>;
+  env: NodeJS.ProcessEnv;
+}
+
+const SECRETS_TEMPLATE = `# Environment for the Prompt Valet services, read by systemd as root
+# (keep this file mode 0600). pv-publish and gh use the token; the agent
+# never sees it (watcher.runner_secret_env).
+#GH_TOKEN=github_pat_...
+`;
+
+/** Lay the system down; every step reports what it did and a rerun changes nothing. */
+export async function install(r: Reporter, layout: Layout, opts: InstallOptions, log: Logger): Promise<void> {
+  const templatesDir = path.join(opts.source, 'units');
+  const template = fs.readFileSync(path.join(opts.source, 'configs', 'prompt-valet.yaml'), 'utf8');
+  const plan = planDeployment(opts.source);
+  const d = layout.disk;
+  const P = (...p: string[]) => path.posix.join(layout.prefix, ...p);
+
+  const user = opts.user;
+  let ids: UserIds | undefined;
+  if (layout.live && user !== 'root') ids = ensureUser(r, user, layout.prefix);
+  else if (layout.live) ids = { uid: 0, gid: 0 };
+
+  ensureDir(r, d(layout.prefix));
+  for (const dir of LAYOUT_DIRS) {
+    const isState = dir !== 'config' && dir !== 'scripts';
+    if (ensureDir(r, d(P(dir)), isState ? 0o775 : 0o755) && isState) chownCreated(r, d(P(dir)), ids);
+  }
+  for (const dir of ['codex', 'gh']) {
+    if (ensureDir(r, d(P('config', dir)), 0o700)) chownCreated(r, d(P('config', dir)), ids);
+  }
+
+  // /srv/repos: a link to the canonical folder, unless the operator already
+  // keeps clones there; then the config points at those instead.
+  let reposRoot = P('repos');
+  const legacy = d(LEGACY_REPOS);
+  const legacyStat = fs.lstatSync(legacy, { throwIfNoEntry: false });
+  if (legacyStat?.isDirectory()) {
+    reposRoot = LEGACY_REPOS;
+    r.emit('skipped', legacy, `existing folder kept; repos_root points at it instead of ${P('repos')}`);
+  } else if (ensureSymlink(r, legacy, P('repos'), 'legacy path') === 'kept') {
+    r.emit('warning', legacy, `exists and is not a link to ${P('repos')}: left alone`);
+  }
+
+  await deploy(r, layout, plan);
+
+  const configDisk = d(layout.configFile);
+  const hadConfig = fs.existsSync(configDisk);
+  const previous = hadConfig ? choicesFromConfig(fs.readFileSync(configDisk, 'utf8')) : {};
+  const rendered = renderConfig(template, { ...previous, ...opts.choices, inbox: P('inbox'), processed: P('processed'), finished: P('finished'), reposRoot });
+  await installConfig(r, configDisk, rendered);
+  if (!hadConfig && !r.dryRun) chownCreated(r, configDisk, ids, true);
+  // The units follow the config as it is on disk (the operator's, if kept).
+  const config: ValetConfig = r.dryRun && !hadConfig
+    ? loadConfigText(rendered, configDisk)
+    : loadConfig({ path: configDisk, env: {} }).config;
+  if (hadConfig && opts.choices.fileServer && opts.choices.fileServer !== config.file_server.kind) {
+    r.emit('warning', configDisk, `--file-server ${opts.choices.fileServer} not applied: the existing config says file_server.kind: ${config.file_server.kind}; edit it and rerun`);
+  }
+
+  const secrets = d(P('config', 'secrets.env'));
+  if (fs.existsSync(secrets)) r.emit('unchanged', secrets);
+  else await ensureFile(r, secrets, SECRETS_TEMPLATE, 0o600, 'put GH_TOKEN here');
+
+  for (const dep of checkDependencies(config, opts.env)) {
+    if (dep.ok) {
+      log.info(`found ${dep.name}: ${dep.found} ${dep.detail}`);
+      continue;
+    }
+    if (opts.installDeps && layout.live) runAction(r, `dependency:${dep.name}`, 'sh', ['-c', dep.install]);
+    else if (opts.installDeps && r.dryRun) r.emit('ran', `dependency:${dep.name}`, `sh -c '${dep.install}'`);
+    else r.emit('warning', `dependency:${dep.name}`, `${dep.detail}; install with: ${dep.install}${opts.installDeps ? ' (--install-deps acts only with --root /)' : ''}`);
+  }
+
+  let copypartyCmd: string | undefined;
+  if (config.file_server.kind === 'copyparty') {
+    copypartyCmd = findCopyparty(layout, config.file_server.copyparty_cmd, opts.env.PATH);
+    const conf = d(copypartyConfigPath(layout));
+    if (fs.existsSync(conf)) r.emit('unchanged', conf);
+    else {
+      await ensureFile(r, conf, renderCopypartyConfig(config), 0o640, `account ${COPYPARTY_ACCOUNT}, password inside`);
+      if (!r.dryRun) chownCreated(r, conf, ids, true);
+    }
+    if (!copypartyCmd) r.emit('warning', 'copyparty', `not found (file_server.copyparty_cmd: ${config.file_server.copyparty_cmd}); unit left disabled; ${COPYPARTY_INSTALL_HELP}`);
+  }
+
+  const values: UnitValues = {
+    PREFIX: layout.prefix,
+    CONFIG: layout.configFile,
+    USER: user,
+    GROUP: user,
+    INBOX: config.inbox,
+    PROCESSED: config.processed,
+    // ReadWritePaths must name real folders: /srv/repos is a link.
+    STATE_PATHS: [config.inbox, config.processed, config.finished, realSystemPath(layout, config.repos_root), P('logs')].join(' '),
+    COPYPARTY: copypartyCmd ?? (config.file_server.copyparty_cmd.startsWith('/') ? config.file_server.copyparty_cmd : COPYPARTY_DEFAULT_PATH),
+  };
+  let unitsChanged = 0;
+  const countChange = () => (unitsChanged = r.lines.filter((l) => l.path.startsWith(d('/etc/systemd/system')) && l.action !== 'unchanged').length);
+  for (const u of CORE_UNITS) await installUnit(r, layout, templatesDir, u, values);
+  if (config.file_server.kind === 'copyparty') await installUnit(r, layout, templatesDir, COPYPARTY_UNIT, values);
+  else maskUnit(r, layout, COPYPARTY_UNIT);
+  if (opts.web) await installUnit(r, layout, templatesDir, WEB_UNIT, values);
+  countChange();
+
+  if (layout.live) {
+    if (unitsChanged > 0) runAction(r, 'systemd', 'systemctl', ['daemon-reload']);
+    const enable: string[] = [...ENABLE_CORE];
+    if (config.file_server.kind === 'copyparty' && copypartyCmd) enable.push(COPYPARTY_UNIT);
+    if (opts.web) enable.push(WEB_UNIT);
+    for (const u of enable) {
+      if (!r.dryRun && systemctlIsEnabled(u) === 'enabled') r.emit('unchanged', `unit:${u}`, 'enabled');
+      else runAction(r, `unit:${u}`, 'systemctl', ['enable', u]);
+    }
+    if (opts.start) {
+      const ready = fs.existsSync(configDisk) && fs.existsSync(d(P('scripts', 'pv-watcher')));
+      if (ready || r.dryRun) runAction(r, 'systemd', 'systemctl', ['restart', ...enable]);
+      else r.emit('warning', 'systemd', 'not started: config or scripts missing');
+    }
+  }
+
+  summary(log, layout, config, copypartyCmd, opts);
+}
+
+function loadConfigText(text: string, file: string): ValetConfig {
+  const dir = fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'pv-install-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'c.yaml'), text);
+    return loadConfig({ path: path.join(dir, 'c.yaml'), env: {} }).config;
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A system path with symlinks resolved inside the root, as a system path again. */
+export function realSystemPath(layout: Layout, systemPath: string): string {
+  const onDisk = resolveInRoot(layout, systemPath);
+  return layout.live ? onDisk : '/' + path.relative(layout.root, onDisk);
+}
+
+function summary(log: Logger, layout: Layout, config: ValetConfig, copyparty: string | undefined, opts: InstallOptions): void {
+  log.info(`installed under ${layout.disk(layout.prefix)}${layout.live ? '' : ` (staging root ${layout.root}: no user, no systemctl)`}`);
+  log.info(`config: ${layout.configFile}; units: codex-watcher.service, codex-tree-builder.timer${opts.web ? `, ${WEB_UNIT} (web on ${config.web.host}:${config.web.port})` : ''}`);
+  if (config.file_server.kind === 'none') log.info('file_server=none (copyparty.service masked)');
+  else {
+    log.info(`file_server=copyparty on ${config.file_server.host}:${config.file_server.port}, account ${COPYPARTY_ACCOUNT}, password in ${copypartyConfigPath(layout)}${copyparty ? '' : ' (copyparty not installed: unit left disabled)'}`);
+  }
+  log.info(`codex login: sudo -u ${opts.user} CODEX_HOME=${path.posix.join(layout.prefix, 'config', 'codex')} codex login (or OPENAI_API_KEY=… in secrets.env)`);
+  log.info(`GitHub token: GH_TOKEN=… in ${path.posix.join(layout.prefix, 'config', 'secrets.env')} (mode 0600), or \`sudo -u ${opts.user} GH_CONFIG_DIR=${path.posix.join(layout.prefix, 'config', 'gh')} gh auth login\``);
+  if (!layout.live) log.info('on the target: systemctl daemon-reload && systemctl enable --now codex-watcher.service codex-tree-builder.timer');
+  else if (!opts.start) log.info('start with: systemctl start codex-watcher.service codex-tree-builder.timer (or rerun with --start)');
+  log.info(`check with: ${path.posix.join(layout.scripts, 'pv-install')} --verify${layout.live ? '' : ` --root ${layout.root}`}`);
+}

@@ -1,0 +1,75 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ensureFile, isOwnFile, removePath } from './fs-actions.js';
+import { OWN_MARKER, UNIT_DIR, type Layout } from './layout.js';
+import type { Reporter } from './report.js';
+
+/** The unit templates in units/ and the values put into them. */
+export const CORE_UNITS = ['codex-watcher.service', 'codex-tree-builder.service', 'codex-tree-builder.timer'] as const;
+export const COPYPARTY_UNIT = 'copyparty.service';
+export const WEB_UNIT = 'prompt-valet-web.service';
+/** What `systemctl enable` is given: the tree builder service runs from its timer. */
+export const ENABLE_CORE = ['codex-watcher.service', 'codex-tree-builder.timer'] as const;
+
+export interface UnitValues {
+  PREFIX: string;
+  CONFIG: string;
+  USER: string;
+  GROUP: string;
+  INBOX: string;
+  PROCESSED: string;
+  /** space-separated folders the pipeline writes */
+  STATE_PATHS: string;
+  COPYPARTY: string;
+}
+
+export function renderUnit(template: string, values: UnitValues, name: string): string {
+  const out = template.replace(/@([A-Z_]+)@/g, (whole, key: string) => {
+    const v = (values as unknown as Record<string, string | undefined>)[key];
+    if (v === undefined) throw new Error(`units/${name}: unknown placeholder ${whole}`);
+    return v;
+  });
+  return out;
+}
+
+export function unitPath(layout: Layout, name: string): string {
+  return layout.disk(path.posix.join(UNIT_DIR, name));
+}
+
+/** Write one unit; a unit of the same name that pv-install did not write is left alone. */
+export async function installUnit(r: Reporter, layout: Layout, templatesDir: string, name: string, values: UnitValues): Promise<boolean> {
+  const text = renderUnit(fs.readFileSync(path.join(templatesDir, name), 'utf8'), values, name);
+  const file = unitPath(layout, name);
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  if (st && (st.isSymbolicLink() || !isOwnFile(file, OWN_MARKER))) {
+    if (st.isSymbolicLink() && fs.readlinkSync(file) === '/dev/null' && name === COPYPARTY_UNIT) {
+      // Masked by an earlier `--file-server none`: choosing copyparty unmasks it.
+      removePath(r, file, 'unmasked');
+    } else {
+      r.emit('warning', file, 'exists and was not written by pv-install: left alone');
+      return false;
+    }
+  }
+  await ensureFile(r, file, text, 0o644);
+  return true;
+}
+
+/** Mask a unit the way `systemctl mask` does: a link to /dev/null. */
+export function maskUnit(r: Reporter, layout: Layout, name: string): void {
+  const file = unitPath(layout, name);
+  const st = fs.lstatSync(file, { throwIfNoEntry: false });
+  if (st?.isSymbolicLink() && fs.readlinkSync(file) === '/dev/null') {
+    r.emit('unchanged', file, 'masked');
+    return;
+  }
+  if (st && !isOwnFile(file, OWN_MARKER)) {
+    r.emit('warning', file, 'exists and was not written by pv-install: not masked, left alone');
+    return;
+  }
+  if (!r.dryRun) {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.rmSync(file, { force: true });
+    fs.symlinkSync('/dev/null', file);
+  }
+  r.emit(st ? 'updated' : 'created', file, 'masked (-> /dev/null)');
+}

@@ -1,0 +1,143 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CONFIG_SCHEMA, loadConfig } from '@prompt-valet/core';
+import { missingKeys } from '../src/config-file.js';
+import { inRoot, PREFIX, pvInstall, REPO, tempRoot } from './fixtures/helpers.js';
+
+const DIRS = ['inbox', 'processed', 'finished', 'config', 'scripts', 'logs', 'repos'];
+
+t.test('installs the layout, the tools and a config with every key into a staging root', async (t) => {
+  const root = tempRoot(t, 'layout');
+  const run = pvInstall(['--root', root, '--owner', 'acme', '--protocol', 'ssh', '--inbox-mode', 'multi_owner']);
+  t.equal(run.status, 0, run.stderr);
+  for (const d of DIRS) t.ok(fs.statSync(inRoot(root, `${PREFIX}/${d}`)).isDirectory(), `${d}/ exists`);
+  t.equal(fs.readlinkSync(inRoot(root, '/srv/repos')), `${PREFIX}/repos`, '/srv/repos links to the canonical folder');
+
+  const lib = inRoot(root, `${PREFIX}/scripts/lib/node_modules`);
+  for (const dep of ['yargs', 'yaml', 'chalk', 'execa', 'fast-glob', '@prompt-valet/core']) {
+    t.ok(fs.existsSync(path.join(lib, dep, 'package.json')), `${dep} deployed`);
+  }
+  for (const dev of ['@prompt-valet/testkit', 'tap', 'typescript', '@openai/codex', 'playwright-core']) {
+    t.notOk(fs.existsSync(path.join(lib, dev)), `dev-only ${dev} not deployed`);
+  }
+  for (const tool of ['pv-watcher', 'pv-tree', 'pv-claim', 'pv-settle', 'pv-install']) {
+    const entry = inRoot(root, `${PREFIX}/scripts/${tool}`);
+    fs.accessSync(entry, fs.constants.X_OK);
+    t.match(fs.readFileSync(entry, 'utf8'), /^#!\/usr\/bin\/env node\n/, `${tool} keeps its shebang`);
+  }
+  // The deployed tree lies outside the checkout: only its own lib/ can serve imports.
+  const help = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-tree`), ['--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
+  t.equal(help.status, 0, `deployed pv-tree runs with only node: ${help.stderr}`);
+
+  const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
+  const text = fs.readFileSync(configFile, 'utf8');
+  const loaded = loadConfig({ path: configFile, env: {} });
+  t.same(loaded.warnings, [], 'no unknown keys');
+  t.same(missingKeys(text), [], `every one of ${Object.keys(CONFIG_SCHEMA).length} documented keys is set`);
+  t.equal(loaded.config.watcher.git_default_owner, 'acme');
+  t.equal(loaded.config.watcher.git_protocol, 'ssh');
+  t.equal(loaded.config.inbox_mode, 'multi_owner');
+  t.equal(loaded.config.inbox, `${PREFIX}/inbox`);
+  const templateFirstLine = fs.readFileSync(path.join(REPO, 'configs/prompt-valet.yaml'), 'utf8').split('\n')[0]!;
+  t.ok(text.startsWith(templateFirstLine), 'the template\'s comments are kept');
+  t.equal(fs.statSync(inRoot(root, `${PREFIX}/config/secrets.env`)).mode & 0o777, 0o600, 'secrets.env is 0600');
+
+  const watcherUnit = fs.readFileSync(inRoot(root, '/etc/systemd/system/codex-watcher.service'), 'utf8');
+  t.match(watcherUnit, `ExecStart=${PREFIX}/scripts/pv-watcher --config ${PREFIX}/config/prompt-valet.yaml`);
+  t.match(watcherUnit, 'RestartPreventExitStatus=78');
+  t.match(watcherUnit, `ReadWritePaths=${PREFIX}/inbox ${PREFIX}/processed ${PREFIX}/finished ${PREFIX}/repos ${PREFIX}/logs`);
+  t.notMatch(watcherUnit, /^MemoryDenyWriteExecute=yes/m);
+  t.match(fs.readFileSync(inRoot(root, '/etc/systemd/system/codex-tree-builder.timer'), 'utf8'), /Persistent=true/);
+  t.match(run.stderr, /file_server=none/);
+});
+
+t.test('a second run reports only unchanged; an edited config survives byte for byte', async (t) => {
+  const root = tempRoot(t, 'idem');
+  t.equal(pvInstall(['--root', root]).status, 0);
+  const second = pvInstall(['--root', root]);
+  t.equal(second.status, 0, second.stderr);
+  t.same(second.lines.filter((l) => l.action !== 'unchanged'), [], 'nothing but unchanged');
+  t.match(second.stderr, /nothing to do/);
+
+  const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
+  const edited = fs.readFileSync(configFile, 'utf8') + '# tuned by hand\nextra_key: 1\n';
+  fs.writeFileSync(configFile, edited);
+  const third = pvInstall(['--root', root, '--owner', 'someone-else']);
+  t.equal(third.status, 0, third.stderr);
+  t.equal(fs.readFileSync(configFile, 'utf8'), edited, 'the operator\'s config is untouched');
+  t.ok(third.lines.some((l) => l.action === 'created' && l.path === `${configFile}.new`), 'the new rendering goes beside it');
+  t.ok(third.lines.some((l) => l.action === 'warning' && /unknown key extra_key/.test(l.detail)), 'the unknown key is named');
+  const fourth = pvInstall(['--root', root, '--owner', 'someone-else']);
+  t.same(fourth.lines.filter((l) => l.action !== 'unchanged' && l.action !== 'warning'), [], 'rerun changes nothing');
+  t.equal(fs.readFileSync(configFile, 'utf8'), edited);
+});
+
+t.test('--dry-run writes nothing and prints the plan', async (t) => {
+  const root = tempRoot(t, 'dry');
+  const run = pvInstall(['--root', root, '--dry-run', '--file-server', 'copyparty']);
+  t.equal(run.status, 0, run.stderr);
+  t.notOk(fs.existsSync(root), 'the root was not even created');
+  t.ok(run.lines.length > 20);
+  t.ok(run.lines.every((l) => l.dry_run === true), 'every line is marked dry_run');
+  t.ok(run.lines.some((l) => l.action === 'created' && l.path === inRoot(root, '/etc/systemd/system/codex-watcher.service')));
+});
+
+t.test('--install-deps --dry-run plans the install command of a missing program', async (t) => {
+  const root = tempRoot(t, 'deps');
+  const run = pvInstall(['--root', root, '--dry-run', '--install-deps'], { PATH: '/usr/bin:/bin' });
+  t.equal(run.status, 0, run.stderr);
+  const codex = run.lines.find((l) => l.path === 'dependency:codex');
+  t.equal(codex?.action, 'ran');
+  t.match(codex?.detail, 'npm install -g @openai/codex');
+  t.notOk(run.lines.some((l) => l.path === 'dependency:git'), 'git is there: nothing to do');
+  const plain = pvInstall(['--root', root, '--dry-run'], { PATH: '/usr/bin:/bin' });
+  t.match(plain.lines.find((l) => l.path === 'dependency:codex'), { action: 'warning', detail: /install with: npm install -g @openai\/codex/ });
+});
+
+t.test('--file-server none masks copyparty; copyparty writes its config and unit', async (t) => {
+  const none = tempRoot(t, 'none');
+  t.equal(pvInstall(['--root', none, '--file-server', 'none']).status, 0);
+  t.equal(fs.readlinkSync(inRoot(none, '/etc/systemd/system/copyparty.service')), '/dev/null');
+  t.notOk(fs.existsSync(inRoot(none, `${PREFIX}/config/copyparty.conf`)));
+
+  const cp = tempRoot(t, 'copyparty');
+  const run = pvInstall(['--root', cp, '--file-server', 'copyparty', '--port', '3999']);
+  t.equal(run.status, 0, run.stderr);
+  const warning = run.lines.find((l) => l.path === 'copyparty');
+  t.match(warning, { action: 'warning', detail: /pipx install copyparty.*copyparty-sfx\.py/ }, 'says exactly how to get it');
+  t.match(run.stderr, /file_server=copyparty on 0\.0\.0\.0:3999, account valet/);
+  const conf = fs.readFileSync(inRoot(cp, `${PREFIX}/config/copyparty.conf`), 'utf8');
+  t.match(conf, /p: 3999/);
+  t.match(conf, new RegExp(`\\[/inbox\\]\\n  ${PREFIX}/inbox\\n  accs:\\n    rw: valet`), 'inbox writable');
+  t.match(conf, new RegExp(`\\[/processed\\]\\n  ${PREFIX}/processed\\n  accs:\\n    r: valet`), 'processed read-only');
+  const unit = fs.readFileSync(inRoot(cp, '/etc/systemd/system/copyparty.service'), 'utf8');
+  t.match(unit, `ExecStart=/usr/local/bin/copyparty -c ${PREFIX}/config/copyparty.conf`);
+  const again = pvInstall(['--root', cp]);
+  t.equal(fs.readFileSync(inRoot(cp, `${PREFIX}/config/copyparty.conf`), 'utf8'), conf, 'its password is not regenerated');
+  t.same(again.lines.filter((l) => l.action !== 'unchanged' && l.path !== 'copyparty'), []);
+});
+
+t.test('an existing real /srv/repos is kept and the config points at it', async (t) => {
+  const root = tempRoot(t, 'legacy');
+  fs.mkdirSync(inRoot(root, '/srv/repos/acme-app'), { recursive: true });
+  const run = pvInstall(['--root', root]);
+  t.equal(run.status, 0, run.stderr);
+  t.ok(fs.lstatSync(inRoot(root, '/srv/repos')).isDirectory());
+  t.match(run.lines.find((l) => l.path === inRoot(root, '/srv/repos')), { action: 'skipped', detail: /repos_root points at it/ });
+  t.equal(loadConfig({ path: inRoot(root, `${PREFIX}/config/prompt-valet.yaml`), env: {} }).config.repos_root, '/srv/repos');
+});
+
+t.test('--uninstall removes units and scripts, keeps operator data', async (t) => {
+  const root = tempRoot(t, 'uninstall');
+  t.equal(pvInstall(['--root', root]).status, 0);
+  fs.writeFileSync(inRoot(root, `${PREFIX}/inbox/x.prompt.md`), '# keep me\n');
+  const run = pvInstall(['--root', root, '--uninstall']);
+  t.equal(run.status, 0, run.stderr);
+  t.notOk(fs.existsSync(inRoot(root, '/etc/systemd/system/codex-watcher.service')));
+  t.notOk(fs.existsSync(inRoot(root, `${PREFIX}/scripts`)));
+  t.notOk(fs.existsSync(inRoot(root, '/srv/repos')));
+  t.equal(fs.readFileSync(inRoot(root, `${PREFIX}/inbox/x.prompt.md`), 'utf8'), '# keep me\n');
+  for (const d of ['inbox', 'processed', 'finished', 'repos', 'config', 'logs']) t.ok(fs.existsSync(inRoot(root, `${PREFIX}/${d}`)), `${d} kept`);
+});

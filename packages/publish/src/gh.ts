@@ -1,0 +1,93 @@
+import { execa } from 'execa';
+import { redactCredentials, StepError } from '@prompt-valet/core';
+
+/**
+ * Talking to GitHub through the real `gh`. The token reaches gh only
+ * through gh's own environment (GH_TOKEN, GITHUB_TOKEN, GH_ENTERPRISE_TOKEN,
+ * GITHUB_ENTERPRISE_TOKEN inherited from pv-publish); it is scrubbed from
+ * anything gh prints before that reaches a log or a record.
+ */
+export const TOKEN_VARS = ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] as const;
+
+export interface GhOptions {
+  cmd: string;
+  /** `github.com`, `ghe.example.com` or `127.0.0.1:8443` */
+  host: string;
+  env: NodeJS.ProcessEnv;
+  /** gh runs here: not a git checkout, so gh never reads a repository's state */
+  cwd: string;
+}
+
+/** `--repo` for gh: `owner/repo` on github.com, `HOST/owner/repo` elsewhere (gh cannot match a host with a port to remotes). */
+export function ghRepoArg(host: string, owner: string, repo: string): string {
+  return host === 'github.com' ? `${owner}/${repo}` : `${host}/${owner}/${repo}`;
+}
+
+/** The host gh talks to: GH_HOST from the environment, else watcher.gh_host, else watcher.git_default_host. */
+export function ghHostFor(env: NodeJS.ProcessEnv, ghHost: string, gitDefaultHost: string): string {
+  const host = env.GH_HOST || ghHost || gitDefaultHost;
+  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) {
+    throw new StepError('gh_host_unknown',
+      `cannot tell which GitHub host to open the PR on (${JSON.stringify(host)} is not a host name): set watcher.gh_host or GH_HOST`);
+  }
+  return host;
+}
+
+export function scrubSecrets(text: string, env: NodeJS.ProcessEnv): string {
+  let out = redactCredentials(text);
+  for (const name of TOKEN_VARS) {
+    const v = env[name];
+    if (v && v.length >= 4) out = out.split(v).join('***');
+  }
+  return out;
+}
+
+async function runGh(opts: GhOptions, args: string[]): Promise<string> {
+  const result = await execa(opts.cmd, args, {
+    cwd: opts.cwd,
+    env: { ...opts.env, GH_PROMPT_DISABLED: '1', GH_NO_UPDATE_NOTIFIER: '1', NO_COLOR: '1', GH_PAGER: 'cat', ...(opts.host === 'github.com' ? {} : { GH_HOST: opts.host }) },
+    extendEnv: false,
+    reject: false,
+    timeout: 120_000,
+    stdin: 'ignore',
+  });
+  if (result.failed) {
+    const cause = result.cause as NodeJS.ErrnoException | undefined;
+    if (result.exitCode === undefined && cause?.code === 'ENOENT') {
+      throw new StepError('gh_missing', `${opts.cmd} is not installed (not found on PATH): install gh or set watcher.publisher: none`);
+    }
+    const stderr = scrubSecrets(String(result.stderr ?? '').trim(), opts.env);
+    const first = stderr.split('\n').find((l) => l.trim()) ?? (result.timedOut ? 'timed out' : `exit ${result.exitCode}`);
+    // gh failing is a network, rate limit or GitHub outage far more often
+    // than a permanent fault; another attempt costs little.
+    throw new StepError('gh_failed', `gh ${args[0]} ${args[1]}: ${first}`, { retryable: true, detail: stderr });
+  }
+  return String(result.stdout ?? '');
+}
+
+/** The URL of an open PR from `head`, if there is one. */
+export async function findOpenPr(opts: GhOptions, repoArg: string, head: string): Promise<string | undefined> {
+  const out = await runGh(opts, ['pr', 'list', `--repo=${repoArg}`, `--head=${head}`, '--state=open', '--json=url', '--limit=1']);
+  const list = JSON.parse(out || '[]') as { url?: string }[];
+  return list[0]?.url;
+}
+
+export interface PrSpec {
+  base: string;
+  head: string;
+  title: string;
+  bodyFile: string;
+  draft: boolean;
+  labels: string[];
+}
+
+/** Open the PR; returns its URL. `--opt=value` so no value is ever read as an option. */
+export async function createPr(opts: GhOptions, repoArg: string, pr: PrSpec): Promise<string> {
+  const args = ['pr', 'create', `--repo=${repoArg}`, `--base=${pr.base}`, `--head=${pr.head}`, `--title=${pr.title}`, `--body-file=${pr.bodyFile}`];
+  if (pr.draft) args.push('--draft');
+  for (const label of pr.labels) args.push(`--label=${label}`);
+  const out = await runGh(opts, args);
+  const url = out.split('\n').map((l) => l.trim()).reverse().find((l) => /^https?:\/\//.test(l));
+  if (!url) throw new StepError('gh_failed', `gh pr create printed no PR URL: ${scrubSecrets(out.trim().slice(0, 200), opts.env)}`, { retryable: true });
+  return url;
+}

@@ -1,0 +1,74 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RUN_FILES } from '@prompt-valet/core';
+import { errorTurn } from '@prompt-valet/testkit';
+import { scratch, startBin } from './fixtures/scratch.js';
+
+t.test('the model API refuses the request: error record with codex\'s message, not retryable', async (t) => {
+  const s = await scratch(t, {
+    turns: [errorTurn(400, JSON.stringify({ error: { message: 'model fm-nonsense does not exist', type: 'invalid_request_error' } }))],
+  });
+  const { code, records, stderr } = await s.start().done;
+  t.equal(code, 0, 'the tool ran; the record carries the failure');
+  const rec = records[0]!;
+  t.equal(rec.error?.code, 'agent_failed');
+  t.equal(rec.error?.step, 'run-codex');
+  t.equal(rec.error?.retryable, false);
+  t.match(rec.error?.message, /exited with status 1/);
+  t.match(rec.error?.message, 'model fm-nonsense does not exist');
+  t.equal(rec.agent?.exit_code, 1);
+  t.match(stderr, 'model fm-nonsense does not exist');
+});
+
+t.test('a rate limit reported by codex is retryable', async (t) => {
+  const s = await scratch(t, {
+    turns: [errorTurn(429, JSON.stringify({ error: { message: 'Rate limit reached', type: 'rate_limit_exceeded' } }))],
+  });
+  const { code, records } = await s.start({ args: ['--json'] }).done;
+  t.equal(code, 0);
+  t.equal(records[0]!.error?.code, 'agent_failed');
+  t.match(records[0]!.error?.message, /429/);
+  t.equal(records[0]!.error?.retryable, true);
+});
+
+t.test('runner not installed: clear error record for each prompt, exit 69', async (t) => {
+  const s = await scratch(t, { turns: [], watcher: { runner_cmd: 'codex-not-installed-anywhere' } });
+  const failed = { v: 1, run_id: 'old', error: { step: 'clone', code: 'clone_failed', message: 'x', retryable: true } };
+  const { code, records, stderr } = await s.start({ input: `${JSON.stringify(s.record)}\n${JSON.stringify(failed)}\n` }).done;
+  t.equal(code, 69);
+  t.equal(records.length, 2);
+  t.equal(records[0]!.error?.code, 'runner_missing');
+  t.equal(records[0]!.error?.retryable, false);
+  t.match(records[0]!.error?.message, '"codex-not-installed-anywhere" is not installed or not on PATH');
+  t.same(records[1], failed, 'a record that already failed passes through untouched');
+  t.match(stderr, 'codex-not-installed-anywhere');
+  t.equal(s.model.requests.length, 0);
+  t.notOk(fs.existsSync(path.join(s.runRoot, RUN_FILES.log)), 'nothing was started');
+});
+
+t.test('runner missing with no input still exits 69 (an installation check)', async (t) => {
+  const s = await scratch(t, { turns: [], watcher: { runner_cmd: '/nonexistent/bin/codex' } });
+  const { code, records } = await s.start({ input: '' }).done;
+  t.equal(code, 69);
+  t.same(records, []);
+});
+
+t.test('a record without a checkout fails alone; the stream goes on', async (t) => {
+  const s = await scratch(t, { turns: [], watcher: { runner_cmd: 'true' } });
+  const noCheckout = { v: 1, run_id: 'x', claim: { run_root: s.runRoot } };
+  const { code, records } = await s.start({ input: `${JSON.stringify(noCheckout)}\nnot json\n` }).done;
+  t.equal(code, 0);
+  t.equal(records[0]!.error?.code, 'bad_record');
+  t.match(records[0]!.error?.message, 'checkout.dir');
+  t.equal(records[1]!.error?.code, 'malformed_record');
+});
+
+t.test('--help documents the exit status and the error codes', async (t) => {
+  const { code, stdout } = await startBin(t, ['--help'], process.env, '').done;
+  t.equal(code, 0);
+  t.match(stdout, /69 .*missing/);
+  t.match(stdout, 'exits 69');
+  t.match(stdout, 'aborted_shutdown');
+  t.match(stdout, 'PV_RUN_ID');
+});

@@ -1,0 +1,116 @@
+import fg from 'fast-glob';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { parsePromptName, readRunStatus, RUN_FILES, type RunStatus, type ValetConfig } from '@prompt-valet/core';
+
+/**
+ * A read-only view of the queue, from the filesystem alone: the inbox for
+ * pending and running prompts, processed/ for run folders. Nothing here
+ * writes, locks or signals.
+ */
+export interface PendingPrompt {
+  rel: string;
+  size: number;
+  mtime: string;
+}
+
+export interface RunView {
+  run_id: string;
+  state: string;
+  prompt_rel: string;
+  owner?: string;
+  repo?: string;
+  branch?: string;
+  attempt: number;
+  created_at: string;
+  updated_at: string;
+  age_seconds: number;
+  pr_url?: string;
+  outcome?: string;
+  reason?: string;
+  final_path?: string;
+  last_log_line?: string;
+  run_root: string;
+}
+
+export interface QueueView {
+  v: number;
+  generated_at: string;
+  pending: PendingPrompt[];
+  running: RunView[];
+  recent: RunView[];
+}
+
+const FINAL = new Set(['done', 'error']);
+
+async function lastLine(file: string, maxBytes = 8192): Promise<string | undefined> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(file, 'r');
+    const { size } = await fh.stat();
+    const start = Math.max(0, size - maxBytes);
+    const buf = Buffer.alloc(size - start);
+    await fh.read(buf, 0, buf.length, start);
+    const lines = buf.toString('utf8').split('\n').map((l) => l.trimEnd()).filter(Boolean);
+    return lines.at(-1);
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close();
+  }
+}
+
+function view(status: RunStatus, runRoot: string, now: number): RunView {
+  const v: RunView = {
+    run_id: status.run_id,
+    state: status.state,
+    prompt_rel: status.prompt_rel,
+    attempt: status.attempt,
+    created_at: status.created_at,
+    updated_at: status.updated_at,
+    age_seconds: Math.max(0, Math.round((now - Date.parse(status.created_at)) / 1000)),
+    run_root: runRoot,
+  };
+  for (const k of ['owner', 'repo', 'branch', 'pr_url', 'outcome', 'final_path'] as const) {
+    if (status[k]) v[k] = status[k];
+  }
+  if (status.error) v.reason = `${status.error.code}: ${status.error.message}`;
+  return v;
+}
+
+export async function readQueue(config: ValetConfig, opts: { recent?: number; now?: Date } = {}): Promise<QueueView> {
+  const now = (opts.now ?? new Date()).getTime();
+  const pendingFiles = await fg('**/*.prompt.md', { cwd: config.inbox, onlyFiles: true, dot: false, stats: true, suppressErrors: true });
+  const pending = pendingFiles
+    .filter((e) => parsePromptName(path.basename(e.path))?.state === 'pending')
+    .map((e) => ({ rel: e.path, size: e.stats?.size ?? 0, mtime: (e.stats?.mtime ?? new Date(0)).toISOString() }))
+    .sort((a, b) => a.mtime.localeCompare(b.mtime) || a.rel.localeCompare(b.rel));
+
+  let runIds: string[] = [];
+  try {
+    runIds = (await fsp.readdir(config.processed, { withFileTypes: true }))
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+      .map((d) => d.name);
+  } catch {
+    runIds = [];
+  }
+  // Run ids sort by time: newest first.
+  runIds.sort().reverse();
+  const running: RunView[] = [];
+  const recent: RunView[] = [];
+  const wantRecent = opts.recent ?? 20;
+  for (const id of runIds) {
+    const root = path.join(config.processed, id);
+    const status = await readRunStatus(root).catch(() => undefined);
+    if (!status) continue;
+    if (FINAL.has(status.state)) {
+      if (recent.length < wantRecent) recent.push(view(status, root, now));
+    } else if (status.state !== 'retry') {
+      const v = view(status, root, now);
+      const line = await lastLine(path.join(root, RUN_FILES.log));
+      if (line) v.last_log_line = line;
+      running.push(v);
+    }
+  }
+  return { v: 1, generated_at: new Date(now).toISOString(), pending, running, recent };
+}

@@ -1,0 +1,34 @@
+import type { QueueView, RunView } from './queue.js';
+
+/** The porcelain: a short table per section, for a terminal. */
+function age(seconds: number): string {
+  if (seconds < 90) return `${seconds}s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 48 * 3600) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86400)}d`;
+}
+
+function target(r: RunView): string {
+  return r.repo ? `${r.owner}/${r.repo}@${r.branch}` : r.prompt_rel;
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
+}
+
+export function renderQueue(q: QueueView, now = Date.parse(q.generated_at)): string {
+  const out: string[] = [];
+  out.push(`Pending (${q.pending.length})`);
+  for (const p of q.pending) out.push(`  ${p.rel}  waiting ${age(Math.round((now - Date.parse(p.mtime)) / 1000))}`);
+  out.push('', `Running (${q.running.length})`);
+  for (const r of q.running) {
+    out.push(`  ${r.run_id}  ${r.state.padEnd(9)} ${age(r.age_seconds).padStart(4)}  ${target(r)}  ${r.prompt_rel}`);
+    if (r.last_log_line) out.push(`      ${clip(r.last_log_line, 100)}`);
+  }
+  out.push('', `Recent (${q.recent.length})`);
+  for (const r of q.recent) {
+    const what = r.state === 'done' ? (r.pr_url ?? r.outcome ?? 'done') : clip(r.reason ?? 'error', 90);
+    out.push(`  ${r.run_id}  ${r.state.padEnd(5)} ${target(r)}  ${what}`);
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,56 @@
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RUN_FILES, updateRunStatus } from '@prompt-valet/core';
+import { makeValetRoot, runBin } from '@prompt-valet/testkit';
+
+t.test('pending, running with its last log line, recent with PR link and reason', async (t) => {
+  const root = await makeValetRoot();
+  t.teardown(() => root.cleanup());
+  await root.dropPrompt('widget/main/add-tests.prompt.md', '# Add tests\n');
+  fs.writeFileSync(path.join(root.inbox, 'widget/main/fix-bug.running.md'), 'x');
+
+  const running = path.join(root.processed, '20261126-101010-000-aaaaaaaa');
+  await updateRunStatus(running, { state: 'claimed', prompt_rel: 'widget/main/fix-bug.prompt.md', attempt: 1 });
+  await updateRunStatus(running, { state: 'running', owner: 'acme', repo: 'widget', branch: 'main' });
+  fs.writeFileSync(path.join(running, RUN_FILES.log), 'starting\nediting src/login.ts\n');
+
+  const done = path.join(root.processed, '20261126-090000-000-bbbbbbbb');
+  await updateRunStatus(done, { state: 'done', prompt_rel: 'widget/main/old.prompt.md', owner: 'acme', repo: 'widget', branch: 'main', pr_url: 'https://github.com/acme/widget/pull/7', outcome: 'pr_opened' });
+  const failed = path.join(root.processed, '20261126-080000-000-cccccccc');
+  await updateRunStatus(failed, {
+    state: 'error',
+    prompt_rel: 'gadget/dev/x.prompt.md',
+    error: { step: 'clone', code: 'base_branch_missing', message: 'branch dev does not exist upstream', retryable: false },
+  });
+
+  const json = await runBin('pv-status', ['--json', '--config', root.configPath]);
+  t.equal(json.code, 0, json.stderr);
+  const q = JSON.parse(json.stdout);
+  t.same(q.pending.map((p: { rel: string }) => p.rel), ['widget/main/add-tests.prompt.md']);
+  t.equal(q.running.length, 1);
+  t.match(q.running[0], { run_id: '20261126-101010-000-aaaaaaaa', state: 'running', repo: 'widget', last_log_line: 'editing src/login.ts' });
+  t.same(q.recent.map((r: { run_id: string }) => r.run_id), ['20261126-090000-000-bbbbbbbb', '20261126-080000-000-cccccccc'], 'newest first');
+  t.equal(q.recent[0].pr_url, 'https://github.com/acme/widget/pull/7');
+  t.equal(q.recent[1].reason, 'base_branch_missing: branch dev does not exist upstream');
+
+  const human = await runBin('pv-status', ['--config', root.configPath]);
+  t.equal(human.code, 0);
+  t.match(human.stdout, /Pending \(1\)\n  widget\/main\/add-tests\.prompt\.md/);
+  t.match(human.stdout, /Running \(1\)\n  20261126-101010-000-aaaaaaaa  running .* acme\/widget@main/);
+  t.match(human.stdout, /editing src\/login\.ts/);
+  t.match(human.stdout, /https:\/\/github\.com\/acme\/widget\/pull\/7/);
+  t.match(human.stdout, /base_branch_missing/);
+});
+
+t.test('an empty valet shows empty sections; a bad config exits 78', async (t) => {
+  const root = await makeValetRoot();
+  t.teardown(() => root.cleanup());
+  const r = await runBin('pv-status', ['--config', root.configPath]);
+  t.equal(r.code, 0);
+  t.match(r.stdout, /Pending \(0\)[\s\S]*Running \(0\)[\s\S]*Recent \(0\)/);
+  fs.writeFileSync(root.configPath, 'inbox_mode: sideways\n');
+  const bad = await runBin('pv-status', ['--config', root.configPath]);
+  t.equal(bad.code, 78);
+  t.match(bad.stderr, /inbox_mode: got string "sideways"/);
+});

@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as readline from 'node:readline';
+import type { Readable } from 'node:stream';
+import { locateTool, parseRecordLine, processesInGroup, type PvRecord } from '@prompt-valet/core';
+
+/** The steps after the claim, in order. pv-watcher holds no job logic: these tools do it all. */
+export const PIPELINE_STEPS = ['pv-resolve', 'pv-clone', 'pv-run-codex', 'pv-publish', 'pv-settle'] as const;
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The pipeline as one shell command, the same a person would type:
+ *
+ *   pv-claim --limit 1 | tee /dev/fd/3 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle
+ *
+ * `tee /dev/fd/3` hands the claim record to the watcher as soon as it exists,
+ * so it can start the next pipeline without waiting for this one to finish.
+ */
+export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
+  const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
+  const tool = (name: string) => shellQuote(locateTool(name, { env: opts.env ?? process.env }));
+  const claim = `${tool('pv-claim')} --limit 1${cfg}`;
+  const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg}`);
+  return [claim, 'tee /dev/fd/3', ...rest].join(' | ');
+}
+
+export interface PipelineHandlers {
+  /** the claim record, as soon as pv-claim made it */
+  onClaim(rec: PvRecord): void;
+  /** pv-claim found nothing to claim (and the pipeline is ending) */
+  onNothingClaimed(): void;
+  /** a record that came out of pv-settle */
+  onSettled(rec: PvRecord): void;
+  /** the whole pipeline is gone */
+  onExit(code: number | null, signal: NodeJS.Signals | null): void;
+}
+
+/**
+ * One pipeline in a process group of its own (detached): the group is the
+ * claim's holder (core `pipelineHolder`), and signals reach every step.
+ */
+export class Pipeline {
+  readonly child: ChildProcess;
+  readonly pgid: number;
+  claim: PvRecord | undefined;
+  private claimSeen = false;
+
+  constructor(command: string, env: NodeJS.ProcessEnv, handlers: PipelineHandlers) {
+    this.child = spawn('/bin/sh', ['-c', command], {
+      detached: true,
+      env,
+      stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+    });
+    this.pgid = this.child.pid ?? -1;
+    const claims = readline.createInterface({ input: this.child.stdio[3] as Readable, crlfDelay: Infinity });
+    claims.on('line', (line) => {
+      if (line.trim() === '' || this.claimSeen) return;
+      this.claimSeen = true;
+      this.claim = parseRecordLine(line);
+      handlers.onClaim(this.claim);
+    });
+    claims.on('close', () => {
+      if (!this.claimSeen) {
+        this.claimSeen = true;
+        handlers.onNothingClaimed();
+      }
+    });
+    const settled = readline.createInterface({ input: this.child.stdout as Readable, crlfDelay: Infinity });
+    settled.on('line', (line) => {
+      if (line.trim() !== '') handlers.onSettled(parseRecordLine(line));
+    });
+    let exited: [number | null, NodeJS.Signals | null] | undefined;
+    let stdoutDone = false;
+    const finish = () => {
+      if (exited && stdoutDone) handlers.onExit(exited[0], exited[1]);
+    };
+    settled.on('close', () => {
+      stdoutDone = true;
+      finish();
+    });
+    this.child.on('exit', (code, signal) => {
+      exited = [code, signal];
+      finish();
+    });
+    this.child.on('error', () => {
+      exited = [null, null];
+      stdoutDone = true;
+      finish();
+    });
+  }
+
+  /** Ask the running agent to stop (pv-run-codex settles it back to pending). */
+  stopAgent(): number {
+    let n = 0;
+    for (const p of processesInGroup(this.pgid)) {
+      if (p.cmdline.some((a) => /pv-run-codex(\.js)?$/.test(a))) {
+        try {
+          process.kill(p.pid, 'SIGTERM');
+          n++;
+        } catch {
+          // already gone
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Last resort: every process of the pipeline. */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    try {
+      process.kill(-this.pgid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}

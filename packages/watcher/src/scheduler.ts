@@ -1,0 +1,162 @@
+import type { Logger, PvRecord } from '@prompt-valet/core';
+import { Pipeline, pipelineCommand } from './pipeline.js';
+import { RunStateLog } from './run-states.js';
+
+/**
+ * Keeps up to `maxParallel` pipelines running. Claims one prompt at a time
+ * (each pipeline starts with `pv-claim --limit 1`) and starts the next as
+ * soon as the previous one has claimed, so a burst of prompts fills every
+ * slot within a few process start-ups while an empty inbox costs one
+ * pv-claim per trigger.
+ */
+export interface SchedulerOptions {
+  configPath: string | undefined;
+  maxParallel: number;
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+  /** --once: stop when nothing is left to claim and every run has ended */
+  once: boolean;
+}
+
+export class Scheduler {
+  private readonly active = new Set<Pipeline>();
+  private claiming: Pipeline | undefined;
+  private wanted = false;
+  private stopping = false;
+  private failedPipelines = 0;
+  private readonly states: RunStateLog;
+  private idleResolvers: (() => void)[] = [];
+
+  constructor(private opts: SchedulerOptions) {
+    this.states = new RunStateLog(opts.log);
+  }
+
+  setMaxParallel(n: number): void {
+    this.opts = { ...this.opts, maxParallel: n };
+    this.pump();
+  }
+
+  setConfigPath(p: string | undefined): void {
+    this.opts = { ...this.opts, configPath: p };
+  }
+
+  get running(): number {
+    return this.active.size;
+  }
+
+  get failures(): number {
+    return this.failedPipelines;
+  }
+
+  /** Something may be claimable: look as soon as a slot is free. */
+  trigger(): void {
+    this.wanted = true;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.stopping || this.claiming || !this.wanted) return;
+    if (this.active.size >= this.opts.maxParallel) return;
+    this.wanted = false;
+    this.start();
+  }
+
+  private start(): void {
+    const { log } = this.opts;
+    const command = pipelineCommand({ configPath: this.opts.configPath, env: this.opts.env });
+    log.debug(`starting: ${command}`);
+    const pipeline: Pipeline = new Pipeline(command, this.opts.env, {
+      onClaim: (rec: PvRecord) => {
+        if (this.claiming === pipeline) this.claiming = undefined;
+        this.states.track(rec);
+        // More may be waiting: claim again while slots are free.
+        this.wanted = true;
+        this.pump();
+      },
+      onNothingClaimed: () => {
+        if (this.claiming === pipeline) this.claiming = undefined;
+        this.pump();
+      },
+      onSettled: (rec: PvRecord) => {
+        const where = rec.target ? `${rec.target.owner}/${rec.target.repo}@${rec.target.branch}` : rec.claim?.rel ?? '';
+        const state = rec.settle?.state ?? (rec.error ? 'error' : 'unsettled');
+        const reason = rec.error ? ` ${rec.error.code}: ${rec.error.message}` : rec.publish?.pr_url ? ` ${rec.publish.pr_url}` : '';
+        const line = `run ${rec.run_id ?? '?'} ${where} settled ${state}${reason}`;
+        if (state === 'error') log.warn(line);
+        else log.notice(line);
+      },
+      onExit: (code, signal) => {
+        this.active.delete(pipeline);
+        if (this.claiming === pipeline) this.claiming = undefined;
+        if (pipeline.claim?.run_id) void this.states.untrack(pipeline.claim.run_id);
+        if (code !== 0) {
+          this.failedPipelines++;
+          log.error(`pipeline ${pipeline.claim?.run_id ?? '(no claim)'} ended with ${signal ?? `exit ${code}`}`);
+        }
+        // A prompt that waited for this one (same name) may be claimable now.
+        if (pipeline.claim) this.wanted = true;
+        this.pump();
+        this.checkIdle();
+      },
+    });
+    this.claiming = pipeline;
+    this.active.add(pipeline);
+  }
+
+  private checkIdle(): void {
+    if (this.active.size === 0 && !this.claiming && (!this.wanted || this.stopping)) {
+      const resolvers = this.idleResolvers;
+      this.idleResolvers = [];
+      for (const r of resolvers) r();
+    }
+  }
+
+  /** Resolves when nothing runs and nothing is wanted (used by --once and by shutdown). */
+  idle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleResolvers.push(resolve);
+      this.checkIdle();
+    });
+  }
+
+  /**
+   * Graceful stop: claim nothing more; let runs finish for `graceMs`; then
+   * ask each agent to stop (pv-run-codex settles its prompt back to
+   * pending); after `killAfterMs` more, kill what is left (pv-claim
+   * --recover then puts those prompts back).
+   */
+  async shutdown(graceMs: number, killAfterMs: number): Promise<void> {
+    this.stopping = true;
+    this.wanted = false;
+    const { log } = this.opts;
+    if (this.active.size > 0) {
+      log.notice(`stopping: waiting up to ${graceMs / 1000}s for ${this.active.size} run(s)`);
+    }
+    const idle = this.idle();
+    const graceOver = await Promise.race([idle.then(() => false), sleep(graceMs).then(() => true)]);
+    if (graceOver) {
+      for (const p of this.active) {
+        const n = p.stopAgent();
+        log.notice(`run ${p.claim?.run_id ?? '?'}: grace period over, ${n ? 'stopping the agent' : 'waiting for its step to end'}`);
+      }
+      const killNeeded = await Promise.race([idle.then(() => false), sleep(killAfterMs).then(() => true)]);
+      if (killNeeded) {
+        for (const p of this.active) {
+          log.warn(`run ${p.claim?.run_id ?? '?'}: still running after ${killAfterMs / 1000}s more, killing its pipeline`);
+          p.kill('SIGKILL');
+        }
+        await Promise.race([idle, sleep(5000)]);
+      }
+    }
+    this.states.stop();
+  }
+
+  /** Immediate stop for a second signal. */
+  killAll(): void {
+    for (const p of this.active) p.kill('SIGKILL');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

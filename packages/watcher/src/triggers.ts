@@ -1,0 +1,80 @@
+import * as fs from 'node:fs';
+import type { Logger } from '@prompt-valet/core';
+
+/**
+ * When to look for work: filesystem notifications are the fast trigger, a
+ * periodic full rescan is the truth (events can be missed: overflow, network
+ * filesystems, a watch that failed), and a prompt that is still settling is
+ * looked at again once its settle window has passed.
+ */
+export interface TriggerOptions {
+  inbox: string;
+  rescanMs: number;
+  settleMs: number;
+  log: Logger;
+  onTrigger: (why: string) => void;
+}
+
+export class Triggers {
+  private watcher: fs.FSWatcher | undefined;
+  private rescan: NodeJS.Timeout | undefined;
+  private settleTimers = new Set<NodeJS.Timeout>();
+  private opts: TriggerOptions;
+
+  constructor(opts: TriggerOptions) {
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.watch();
+    // This interval is what keeps a daemon alive between events.
+    this.rescan = setInterval(() => this.opts.onTrigger('rescan'), this.opts.rescanMs);
+  }
+
+  update(rescanMs: number, settleMs: number): void {
+    this.opts = { ...this.opts, rescanMs, settleMs };
+    if (this.rescan) {
+      clearInterval(this.rescan);
+      this.rescan = setInterval(() => this.opts.onTrigger('rescan'), rescanMs);
+    }
+  }
+
+  private watch(): void {
+    try {
+      this.watcher = fs.watch(this.opts.inbox, { recursive: true, persistent: false }, (_event, filename) => {
+        const name = filename === null ? null : String(filename);
+        // Our own renames (.running.md, .done.md) and unrelated files are
+        // not new work; a rename *into* x.prompt.md is (uploads, retries).
+        if (name !== null && !name.endsWith('.prompt.md')) return;
+        this.opts.onTrigger('event');
+        this.afterSettle();
+      });
+      this.watcher.on('error', (err) => {
+        this.opts.log.warn(`inbox watch failed (${err.message}); relying on the rescan every ${this.opts.rescanMs / 1000}s`);
+        this.watcher?.close();
+        this.watcher = undefined;
+      });
+    } catch (err) {
+      this.opts.log.warn(`cannot watch ${this.opts.inbox} (${(err as Error).message}); relying on the rescan`);
+    }
+  }
+
+  /** Look again once a prompt that just changed has had time to settle. */
+  private afterSettle(): void {
+    if (this.opts.settleMs <= 0) return;
+    const t = setTimeout(() => {
+      this.settleTimers.delete(t);
+      this.opts.onTrigger('settled');
+    }, this.opts.settleMs + 50);
+    t.unref();
+    this.settleTimers.add(t);
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    if (this.rescan) clearInterval(this.rescan);
+    for (const t of this.settleTimers) clearTimeout(t);
+    this.settleTimers.clear();
+  }
+}
