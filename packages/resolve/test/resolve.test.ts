@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { cloneUrl, type PvRecord } from '@prompt-valet/core';
+import { cloneUrl, HOSTILE_NAMES, type PvRecord } from '@prompt-valet/core';
 import { HOSTILE_INBOX_PATHS, makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 import { placeOf } from '../src/resolve.js';
 
@@ -93,6 +93,26 @@ t.test('every hostile path from the shared table is a clear, non-retryable error
     const rec = recs.find((x) => x.claim!.prompt_rel === h.rel);
     t.match(rec?.error, { step: 'resolve', code: h.code, retryable: false }, `${JSON.stringify(h.rel)}: ${h.why}`);
     t.notOk(rec?.target, 'no target');
+  }
+});
+
+t.test("core's hostile names as repository and branch folders", async (t) => {
+  const r = await root(t);
+  // Only names that can be one folder on Linux (no "/", NUL, ".", "..", empty, > 255 bytes).
+  const usable = HOSTILE_NAMES.filter((h) => h.name && !/[/\0]/.test(h.name) && h.name !== '.' && h.name !== '..' && Buffer.byteLength(h.name) <= 255);
+  t.ok(usable.length >= 10, 'most of the table is usable as folder names');
+  for (const [i, h] of usable.entries()) {
+    await r.dropPrompt(`${h.name}/main/r${i}.prompt.md`, h.why);
+    await r.dropPrompt(`widget/${h.name}/b${i}.prompt.md`, h.why);
+  }
+  const recs = await claimAndResolve(r);
+  t.equal(recs.length, usable.length * 2, 'every one claimed');
+  for (const [i, h] of usable.entries()) {
+    const asRepo = recs.find((x) => x.claim!.prompt_rel === `${h.name}/main/r${i}.prompt.md`);
+    t.match(asRepo?.error, { code: 'bad_repo', retryable: false }, `repo ${JSON.stringify(h.name)}: ${h.why}`);
+    const asBranch = recs.find((x) => x.claim!.prompt_rel === `widget/${h.name}/b${i}.prompt.md`);
+    if (h.why.startsWith('ok-as-branch')) t.equal(asBranch?.target?.branch, h.name, `branch ${JSON.stringify(h.name)} is legal in git`);
+    else t.match(asBranch?.error, { code: 'bad_branch', retryable: false }, `branch ${JSON.stringify(h.name)}: ${h.why}`);
   }
 });
 
