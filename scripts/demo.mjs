@@ -4,7 +4,7 @@
 // API: the prompt's own ```sh block is what the "model" runs), publisher
 // `none` (the branch is pushed; the PR title and body are written to the run
 // folder). Everything lives in one temporary folder, printed at the end.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -60,17 +60,23 @@ fs.writeFileSync(
   }),
 );
 const env = { ...process.env, ...home.env, PV_CONFIG: configPath, NO_COLOR: '1' };
-const run = (tool, args) => {
-  const r = spawnSync(process.execPath, [bin(tool), ...args], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 180_000 });
-  if (r.stdout) process.stdout.write(r.stdout);
-  return r.status;
-};
+// Asynchronous on purpose: the scripted model answers codex from this very
+// process, so its event loop must keep running while the tools do.
+const run = (tool, args) =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin(tool), ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => child.kill('SIGTERM'), 300_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code ?? 1);
+    });
+  });
 
 let status = 1;
 try {
   say('pv-tree --once: mirror the upstream branches into the inbox');
   await cloneInto(daemon.url('acme/widget.git'), path.join(dirs.repos, 'acme', 'widget'));
-  run('pv-tree', ['--once']);
+  await run('pv-tree', ['--once']);
 
   say('Drop a prompt into inbox/widget/main/');
   const prompt = [
@@ -92,12 +98,12 @@ try {
   console.log(promptPath);
 
   say('pv-watcher --once: claim, resolve, clone, run codex, publish, settle');
-  status = run('pv-watcher', ['--once']);
+  status = await run('pv-watcher', ['--once']);
 
   say('pv-status');
-  run('pv-status', []);
+  await run('pv-status', []);
 
-  const finished = execFileSync('find', [dirs.finished, '-type', 'f'], { encoding: 'utf8' }).trim();
+  const finished = execFileSync('find', [dirs.finished, '-type', 'f'], { encoding: 'utf8' }).trim().split('\n').join('\n                  ');
   const runDir = fs.readdirSync(dirs.processed).filter((d) => !d.startsWith('.'))[0];
   const runRoot = path.join(dirs.processed, runDir ?? '');
   const st = JSON.parse(fs.readFileSync(path.join(runRoot, 'status.json'), 'utf8'));
@@ -106,7 +112,7 @@ try {
   console.log(`run folder:       ${runRoot}`);
   console.log(`                  ${fs.readdirSync(runRoot).join('  ')}`);
   console.log(`state:            ${st.state} (${st.outcome ?? st.error?.message ?? ''})`);
-  if (st.agent_branch) {
+  if (st.state === 'done' && st.agent_branch) {
     console.log(`agent branch:     ${st.agent_branch}, pushed to ${daemon.url('acme/widget.git')}`);
     console.log(execFileSync('git', ['--git-dir', bare, 'log', '--stat', '--format=  %h %s (%an)', '-1', st.agent_branch], { encoding: 'utf8' }));
   }

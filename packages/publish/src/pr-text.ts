@@ -58,7 +58,7 @@ export async function prBody(rec: PvRecord): Promise<string> {
     summary,
     '',
     '---',
-    `Prompt: \`${rec.claim?.rel ?? rec.claim?.prompt_name ?? '?'}\``,
+    `Prompt: \`${(rec.claim?.prompt_rel as string | undefined) ?? rec.claim?.rel ?? rec.claim?.prompt_name ?? '?'}\``,
     `Run: \`${rec.run_id}\``,
     '',
     runMarker(rec.run_id!),

@@ -13,17 +13,26 @@ function shellQuote(s: string): string {
 /**
  * The pipeline as one shell command, the same a person would type:
  *
- *   pv-claim --limit 1 | tee /dev/fd/3 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle
+ *   pv-claim --limit 1 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle
  *
- * `tee /dev/fd/3` hands the claim record to the watcher as soon as it exists,
- * so it can start the next pipeline without waiting for this one to finish.
+ * with one addition: the claim record is also copied to fd 3, which hands it
+ * to the watcher as soon as it exists, so the watcher can start the next
+ * pipeline without waiting for this one to finish. (`tee /dev/fd/3` cannot
+ * do it: Node's pipes are sockets, which /dev/fd cannot open.) When
+ * pv-claim's output ends, a last line `{"claim_step":"done"}` on fd 3 tells
+ * the watcher the claim step is over, claimed or not.
  */
+const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
+
 export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
   const tool = (name: string) => shellQuote(locateTool(name, { env: opts.env ?? process.env }));
-  const claim = `${tool('pv-claim')} --limit 1${cfg}`;
-  const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg}`);
-  return [claim, 'tee /dev/fd/3', ...rest].join(' | ');
+  const claim = `${tool('pv-claim')} --limit 1${cfg} 3>&-`;
+  const copyToWatcher =
+    `{ while IFS= read -r line; do printf '%s\\n' "$line" >&3; printf '%s\\n' "$line"; done; ` +
+    `printf '%s\\n' '${CLAIM_STEP_DONE}' >&3; }`;
+  const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg} 3>&-`);
+  return [claim, copyToWatcher, ...rest].join(' | ');
 }
 
 export interface PipelineHandlers {
@@ -57,9 +66,14 @@ export class Pipeline {
     const claims = readline.createInterface({ input: this.child.stdio[3] as Readable, crlfDelay: Infinity });
     claims.on('line', (line) => {
       if (line.trim() === '' || this.claimSeen) return;
+      const rec = parseRecordLine(line);
       this.claimSeen = true;
-      this.claim = parseRecordLine(line);
-      handlers.onClaim(this.claim);
+      if (rec.claim_step === 'done') {
+        handlers.onNothingClaimed();
+        return;
+      }
+      this.claim = rec;
+      handlers.onClaim(rec);
     });
     claims.on('close', () => {
       if (!this.claimSeen) {

@@ -28,6 +28,11 @@ export class RunStateLog {
     }
   }
 
+  /** Log what changed for one run now. */
+  async flush(id: string): Promise<void> {
+    await this.pollOne(id);
+  }
+
   private async poll(): Promise<void> {
     await Promise.all([...this.runs.keys()].map((id) => this.pollOne(id)));
   }

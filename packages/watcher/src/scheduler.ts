@@ -77,7 +77,9 @@ export class Scheduler {
         if (this.claiming === pipeline) this.claiming = undefined;
         this.pump();
       },
-      onSettled: (rec: PvRecord) => {
+      onSettled: async (rec: PvRecord) => {
+        // Report the steps' state changes first, so the log reads in order.
+        if (rec.run_id) await this.states.flush(rec.run_id);
         const where = rec.target ? `${rec.target.owner}/${rec.target.repo}@${rec.target.branch}` : rec.claim?.rel ?? '';
         const state = rec.settle?.state ?? (rec.error ? 'error' : 'unsettled');
         const reason = rec.error ? ` ${rec.error.code}: ${rec.error.message}` : rec.publish?.pr_url ? ` ${rec.publish.pr_url}` : '';
