@@ -6,3 +6,4 @@ export * from './run-bin.js';
 export * from './run-record.js';
 export * from './valet-root.js';
 export * from './hostile-names.js';
+export * from './pipeline-fixture.js';
