@@ -1,0 +1,115 @@
+// pv-watcher crashes and stops: nothing is lost, nothing runs twice, no
+// agent process outlives its run.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readRunStatus } from '@prompt-valet/core';
+import { startPipelineFixture, waitFor, type PipelineFixture } from '@prompt-valet/testkit';
+
+/** Live processes of this valet: every pv-* tool and agent inherits PV_CONFIG. */
+function valetProcesses(configPath: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const env = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (env.includes(`PV_CONFIG=${configPath}`)) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function waitForRunning(v: PipelineFixture): Promise<string> {
+  return waitFor('a run whose agent is running', async () => {
+    for (const id of fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.'))) {
+      const st = await readRunStatus(path.join(v.root.processed, id));
+      const log = path.join(v.root.processed, id, 'agent.log');
+      if (st?.state === 'running' && fs.existsSync(log) && /sleep/.test(fs.readFileSync(log, 'utf8'))) return id;
+    }
+    return undefined;
+  }, 120_000, 100);
+}
+
+function inboxFiles(v: PipelineFixture): string[] {
+  return fs.readdirSync(path.join(v.root.inbox, 'widget/main'));
+}
+
+t.test('watcher and pipelines SIGKILLed mid-run (as systemd would): the restart runs it again, one PR', async (t) => {
+  const v = await startPipelineFixture({ repos: ['widget'] });
+  t.teardown(() => v.close());
+  await v.root.dropPrompt('widget/main/slow.prompt.md', v.prompt('sleep 3 && echo ok > slow.txt', 'Slow one'));
+  const first = v.startWatcher();
+  const firstRun = await waitForRunning(v);
+  // Kill until none is left: a process may start a child while we kill.
+  await waitFor('every valet process gone', () => {
+    const left = valetProcesses(v.root.configPath);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return left.length === 0;
+  }, 20_000, 100);
+  await first.exited;
+  t.same(inboxFiles(v), ['slow.running.md'], 'the claim is left behind by the crash');
+
+  const second = v.startWatcher();
+  t.teardown(() => second.stop('SIGKILL'));
+  const finished = await v.waitForFinished(1, 180_000);
+  t.same(finished, ['widget/main/slow.done.md']);
+  t.equal(await second.stop(), 0);
+  t.match(second.stderr(), /recovered 1 claim/);
+  t.same(inboxFiles(v), [], 'nothing left as .running.md');
+  t.equal(v.github.pullRequests.length, 1, 'exactly one PR');
+  const runs = fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.'));
+  t.equal(runs.length, 2, 'the crashed run and the rerun');
+  const rerun = await readRunStatus(path.join(v.root.processed, runs.find((r) => r !== firstRun)!));
+  t.equal(rerun?.state, 'done');
+  t.equal(rerun?.attempt, 2, 'the crash counted as an attempt');
+});
+
+t.test('only the watcher SIGKILLed: its pipeline finishes the run, the restart leaves the live claim alone', async (t) => {
+  const v = await startPipelineFixture({ repos: ['widget'] });
+  t.teardown(() => v.close());
+  await v.root.dropPrompt('widget/main/slow.prompt.md', v.prompt('sleep 3 && echo ok > slow.txt', 'Slow one'));
+  const first = v.startWatcher();
+  await waitForRunning(v);
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const second = v.startWatcher();
+  t.teardown(() => second.stop('SIGKILL'));
+  const finished = await v.waitForFinished(1, 180_000);
+  t.same(finished, ['widget/main/slow.done.md']);
+  t.equal(await second.stop(), 0);
+  t.notMatch(second.stderr(), /recovered/, 'a claim held by a live pipeline is not recovered');
+  t.equal(fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.')).length, 1, 'it ran once');
+  t.equal(v.github.pullRequests.length, 1, 'exactly one PR');
+});
+
+t.test('SIGTERM during a run: graceful stop, prompt back to pending, no agent left', async (t) => {
+  const v = await startPipelineFixture({
+    repos: ['widget'],
+    config: { watcher: { shutdown_grace_seconds: 1, runner_kill_grace_seconds: 1 } },
+  });
+  t.teardown(() => v.close());
+  const text = v.prompt('sleep 60 && echo late > late.txt', 'Long one');
+  await v.root.dropPrompt('widget/main/long.prompt.md', text);
+  const w = v.startWatcher();
+  const runId = await waitForRunning(v);
+  const code = await w.stop('SIGTERM', 60_000);
+  t.equal(code, 0, 'exit 0 after a graceful stop');
+  t.match(w.stderr(), /SIGTERM: stopping/);
+  t.same(inboxFiles(v), ['long.prompt.md'], 'the prompt is pending again');
+  t.equal(fs.readFileSync(path.join(v.root.inbox, 'widget/main/long.prompt.md'), 'utf8'), text, 'unchanged');
+  t.same(valetProcesses(v.root.configPath), [], 'no codex (or any valet process) survives');
+  const st = await readRunStatus(path.join(v.root.processed, runId));
+  t.equal(st?.state, 'retry');
+  t.equal(st?.error?.code, 'aborted_shutdown');
+  t.equal(v.github.pullRequests.length, 0);
+});
