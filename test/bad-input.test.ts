@@ -5,6 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startPipelineFixture } from '@prompt-valet/testkit';
 
+// Real pipelines on a shared 2-core machine: a generous bound for the file.
+t.setTimeout(900_000);
+
 t.test('hostile names, a repo missing upstream and a zero-byte file beside good prompts', async (t) => {
   const v = await startPipelineFixture({ repos: ['widget'], publisher: 'none' });
   t.teardown(() => v.close());

@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import { readRunStatus } from '@prompt-valet/core';
 import { startPipelineFixture, waitFor, type PipelineFixture } from '@prompt-valet/testkit';
 
+// Real pipelines on a shared 2-core machine: a generous bound for the file.
+t.setTimeout(900_000);
+
 /** Live processes of this valet: every pv-* tool and agent inherits PV_CONFIG. */
 function valetProcesses(configPath: string): number[] {
   const out: number[] = [];

@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import { git } from '@prompt-valet/core';
 import { originBranches, startPipelineFixture } from '@prompt-valet/testkit';
 
+// Real pipelines on a shared 2-core machine: a generous bound for the file.
+t.setTimeout(900_000);
+
 t.test('a prompt becomes a done file, a commit upstream and a PR', async (t) => {
   const v = await startPipelineFixture({ repos: ['widget'], transport: 'http' });
   t.teardown(() => v.close());
