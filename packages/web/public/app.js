@@ -65,8 +65,8 @@ function runRow(r) {
   const sub = r.state === 'error' || r.state === 'retry' ? r.reason : r.last_log_line;
   return el('li', { class: 'row', 'data-run': r.run_id, onclick: () => { location.hash = `#/run/${r.run_id}`; } },
     badge(r.state),
-    el('span', { class: 'what', title: where(r) }, where(r)),
-    el('span', { class: 'what' }, r.pr_url ? prLink(r.pr_url) : el('a', { href: `#/run/${r.run_id}` }, promptName(r.prompt_rel))),
+    el('span', { class: 'what where', title: where(r) }, where(r)),
+    el('span', { class: 'what link' }, r.pr_url ? prLink(r.pr_url) : el('a', { href: `#/run/${r.run_id}` }, promptName(r.prompt_rel))),
     el('span', { class: 'age', title: r.created_at }, age(r.age_seconds)),
     sub ? el('span', { class: 'sub', title: sub }, sub) : null);
 }
@@ -97,7 +97,7 @@ function dashboard() {
     const now = Date.parse(q.generated_at);
     running.replaceChildren(...(q.running.length ? q.running.map(runRow) : [el('li', { class: 'muted' }, 'Nothing running.')]));
     pending.replaceChildren(...(q.pending.length ? q.pending.map((p) => el('li', { class: 'row', 'data-pending': p.rel },
-      badge('pending'), el('span', { class: 'what' }, p.rel.split('/').slice(0, -1).join('/')), el('span', { class: 'what' }, promptName(p.rel)),
+      badge('pending'), el('span', { class: 'what where' }, p.rel.split('/').slice(0, -1).join('/')), el('span', { class: 'what link' }, promptName(p.rel)),
       el('span', { class: 'age' }, age(Math.max(0, Math.round((now - Date.parse(p.mtime)) / 1000))))))
       : [el('li', { class: 'muted' }, 'Nothing waiting.')]));
     const finished = runs.filter((r) => FINAL.has(r.state) || stateSel.value);
@@ -230,14 +230,14 @@ async function runPage(runId, job) {
     }
   };
   renderActions(r.state);
-  app.replaceChildren(
+  app.replaceChildren(...[
     el('section', { class: 'card', id: 'run', 'data-run': runId },
       job ? el('p', { class: 'muted', id: 'job-banner' }, `Following ${job.prompt_rel}`, job.run_ids.length > 1 ? ` (attempt ${job.run_ids.length})` : '') : null,
       el('h2', {}, stateBox, promptName(r.prompt_rel)), info, actions, msg),
     el('section', { class: 'card' }, el('h2', {}, 'Agent log', logState), pre),
     d.last_message ? el('section', { class: 'card' }, el('h2', {}, 'Last message'), el('pre', { class: 'text', id: 'last-message' }, d.last_message)) : null,
     d.prompt ? el('section', { class: 'card' }, el('details', {}, el('summary', {}, 'Prompt'), el('pre', { class: 'text' }, d.prompt))) : null,
-  );
+  ].filter(Boolean));
   followLog(runId, pre, (state, ended) => {
     stateBox.replaceChildren(badge(state));
     renderActions(state);
