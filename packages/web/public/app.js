@@ -7,6 +7,15 @@ const app = document.getElementById('app');
 const conn = document.getElementById('conn');
 let cleanup = [];
 let needToken = false;
+// Each route() starts a new generation; an answer that arrives for an older
+// one is dropped, so a slow fetch never paints over the page now shown.
+let generation = 0;
+
+function mount(gen, ...children) {
+  if (gen !== generation) return false;
+  app.replaceChildren(...children.filter(Boolean));
+  return true;
+}
 
 function token() { return localStorage.getItem('pv-web-token') || ''; }
 
@@ -71,7 +80,7 @@ function runRow(r) {
     sub ? el('span', { class: 'sub', title: sub }, sub) : null);
 }
 
-function dashboard() {
+function dashboard(gen) {
   const pending = el('ul', { class: 'rows', id: 'pending' });
   const running = el('ul', { class: 'rows', id: 'running' });
   const recent = el('ul', { class: 'rows', id: 'recent' });
@@ -80,7 +89,7 @@ function dashboard() {
     ['', 'done', 'error', 'retry', 'running', 'published', 'claimed'].map((s) => el('option', { value: s }, s || 'any state')));
   const repoIn = el('input', { placeholder: 'repo', 'aria-label': 'repository', id: 'filter-repo', size: 10 });
   const branchIn = el('input', { placeholder: 'branch', 'aria-label': 'branch', id: 'filter-branch', size: 10 });
-  app.replaceChildren(
+  mount(gen,
     el('div', { class: 'grid2' },
       el('section', { class: 'card' }, el('h2', {}, 'Running', counts.running), running),
       el('section', { class: 'card' }, el('h2', {}, 'Pending', counts.pending), pending)),
@@ -89,6 +98,7 @@ function dashboard() {
   );
   const load = async () => {
     const q = await api('/api/queue');
+    if (gen !== generation) return;
     const params = new URLSearchParams({ limit: '50' });
     if (stateSel.value) params.set('state', stateSel.value);
     if (repoIn.value.trim()) params.set('repo', repoIn.value.trim());
@@ -112,7 +122,7 @@ function dashboard() {
 
 // ---- submit ---------------------------------------------------------------
 
-async function submitPage() {
+async function submitPage(gen) {
   const targetSel = el('select', { name: 'target', id: 'target', required: true });
   const name = el('input', { name: 'name', id: 'name', placeholder: 'fix-login (optional: title or first heading)' });
   const text = el('textarea', { name: 'text', id: 'text', placeholder: '---\ntitle: Fix the login page\n---\n# Fix the login page\n\nWhat the agent should do…' });
@@ -125,8 +135,9 @@ async function submitPage() {
     el('label', {}, 'Prompt (Markdown, front matter kept)', text),
     el('label', {}, '…or upload .md files', files),
     el('div', { class: 'actions' }, button), msg);
-  app.replaceChildren(el('section', { class: 'card' }, el('h2', {}, 'Submit a prompt'), form));
+  if (!mount(gen, el('section', { class: 'card' }, el('h2', {}, 'Submit a prompt'), form))) return;
   const { targets } = await api('/api/targets');
+  if (gen !== generation) return;
   targetSel.replaceChildren(...targets.map((t) => el('option', { value: t.id }, `${t.owner}/${t.repo} @ ${t.branch}`)));
   if (!targets.length) targetSel.append(el('option', { value: '' }, 'no targets: run pv-tree first'));
   const last = localStorage.getItem('pv-web-target');
@@ -196,8 +207,9 @@ function followLog(runId, pre, onState) {
   })().catch(() => {});
 }
 
-async function runPage(runId, job) {
+async function runPage(gen, runId, job) {
   const d = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  if (gen !== generation) return;
   const r = d.run;
   const st = d.status;
   const stateBox = el('span', { id: 'run-state' }, badge(r.state));
@@ -230,39 +242,40 @@ async function runPage(runId, job) {
     }
   };
   renderActions(r.state);
-  app.replaceChildren(...[
+  mount(gen,
     el('section', { class: 'card', id: 'run', 'data-run': runId },
       job ? el('p', { class: 'muted', id: 'job-banner' }, `Following ${job.prompt_rel}`, job.run_ids.length > 1 ? ` (attempt ${job.run_ids.length})` : '') : null,
       el('h2', {}, stateBox, promptName(r.prompt_rel)), info, actions, msg),
     el('section', { class: 'card' }, el('h2', {}, 'Agent log', logState), pre),
     d.last_message ? el('section', { class: 'card' }, el('h2', {}, 'Last message'), el('pre', { class: 'text', id: 'last-message' }, d.last_message)) : null,
     d.prompt ? el('section', { class: 'card' }, el('details', {}, el('summary', {}, 'Prompt'), el('pre', { class: 'text' }, d.prompt))) : null,
-  ].filter(Boolean));
+  );
   followLog(runId, pre, (state, ended) => {
     stateBox.replaceChildren(badge(state));
     renderActions(state);
     if (ended) {
       logState.textContent = 'ended';
       // Settled: reload once for the PR link, outcome and reason.
-      setTimeout(() => { if (location.hash.includes(job ? job.job_id : runId)) route(); }, 300);
+      setTimeout(() => { if (gen === generation) route(); }, 300);
     }
   });
 }
 
-async function jobPage(jobId) {
+async function jobPage(gen, jobId) {
   let shown;
   const wait = el('section', { class: 'card', id: 'job' }, el('h2', {}, badge('pending'), 'Waiting for the watcher'),
     el('p', { class: 'muted', id: 'job-prompt' }));
-  app.replaceChildren(wait);
+  mount(gen, wait);
   every(1000, async () => {
     const j = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
+    if (gen !== generation) return;
     wait.querySelector('#job-prompt').textContent = `${j.prompt_rel} is ${j.state}.`;
     if (j.run_id && j.run_id !== shown && j.state !== 'pending') {
       shown = j.run_id;
       const keep = cleanup;
       cleanup = [keep[0]];
       for (const fn of keep.slice(1)) fn();
-      await runPage(j.run_id, j);
+      await runPage(gen, j.run_id, j);
     }
   });
 }
@@ -270,6 +283,7 @@ async function jobPage(jobId) {
 // ---- routing --------------------------------------------------------------
 
 async function route() {
+  const gen = ++generation;
   for (const fn of cleanup.splice(0)) fn();
   if (needToken) {
     app.replaceChildren(document.getElementById('token-form').content.cloneNode(true));
@@ -283,12 +297,12 @@ async function route() {
   }
   const [, page, id] = location.hash.split('/');
   try {
-    if (page === 'run' && id) await runPage(decodeURIComponent(id));
-    else if (page === 'job' && id) await jobPage(decodeURIComponent(id));
-    else if (page === 'submit') await submitPage();
-    else dashboard();
+    if (page === 'run' && id) await runPage(gen, decodeURIComponent(id));
+    else if (page === 'job' && id) await jobPage(gen, decodeURIComponent(id));
+    else if (page === 'submit') await submitPage(gen);
+    else dashboard(gen);
   } catch (err) {
-    app.replaceChildren(el('section', { class: 'card' }, el('p', { class: 'msg err' }, err.message), el('a', { href: '#/' }, 'Back to the dashboard')));
+    mount(gen,el('section', { class: 'card' }, el('p', { class: 'msg err' }, err.message), el('a', { href: '#/' }, 'Back to the dashboard')));
   }
 }
 
