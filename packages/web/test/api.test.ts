@@ -2,8 +2,8 @@ import t from 'tap';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { RUN_FILES, updateRunStatus } from '@prompt-valet/core';
-import { makePipeline } from './pipeline.js';
-import { request, startWeb } from './web-server.js';
+import { makePipeline } from './fixtures/pipeline.js';
+import { request, startWeb } from './fixtures/web-server.js';
 
 interface Job { job_id: string; prompt_rel: string; state: string; run_id?: string; run_ids: string[]; pr_url?: string }
 interface Run { run_id: string; state: string; repo?: string; branch?: string; pr_url?: string; reason?: string; final_rel?: string; prompt_rel: string }

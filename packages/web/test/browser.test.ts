@@ -3,8 +3,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { REPO_ROOT, waitFor } from '@prompt-valet/testkit';
-import { makePipeline } from './pipeline.js';
-import { request, startWeb } from './web-server.js';
+import { makePipeline } from './fixtures/pipeline.js';
+import { request, startWeb } from './fixtures/web-server.js';
 
 /**
  * The page in the real Chromium from Debian, driven by playwright-core (no

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 import { bearerToken, isLoopbackHost, tokenMatches } from '../src/auth.js';
 import { safeStem } from '../src/submit.js';
-import { multipart, request, startWeb, type WebServer } from './web-server.js';
+import { multipart, request, startWeb, type WebServer } from './fixtures/web-server.js';
 
 type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 const TOKEN = 'web-token-0123456789abcdef';
