@@ -12,6 +12,7 @@ export * from './names.js';
 export * from './prompt-fate.js';
 export * from './prompt-ledger.js';
 export * from './prompt-names.js';
+export * from './queue-view.js';
 export * from './records.js';
 export * from './repo-lock.js';
 export * from './run-folder.js';

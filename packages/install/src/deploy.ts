@@ -8,7 +8,7 @@ import type { Reporter } from './report.js';
  * Deploying the built tools so they run with only `node`:
  *
  *   scripts/pv-<tool>            relative symlink to the package's bin
- *   scripts/lib/node_modules/    @prompt-valet/<pkg> (package.json, bin, dist)
+ *   scripts/lib/node_modules/    @prompt-valet/<pkg> (package.json, bin, dist, public)
  *                                and every production dependency, at the same
  *                                place under node_modules as in the checkout,
  *                                so Node resolves them as it did in the build
@@ -124,7 +124,8 @@ export function planDeployment(source: string): DeployPlan {
 
 /** The files of one package to deploy, as paths relative to the package. */
 function packageFiles(pkg: DeployedPackage): string[] {
-  const roots = pkg.workspace ? ['package.json', 'README.md', 'bin', 'dist'] : ['.'];
+  // `public` is pv-web's page (static files served as they are).
+  const roots = pkg.workspace ? ['package.json', 'README.md', 'bin', 'dist', 'public'] : ['.'];
   const out: string[] = [];
   const walk = (rel: string): void => {
     const abs = path.join(pkg.source, rel);

@@ -110,6 +110,7 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
     GROUP: user,
     INBOX: config.inbox,
     PROCESSED: config.processed,
+    FINISHED: config.finished,
     // ReadWritePaths must name real folders: /srv/repos is a link.
     STATE_PATHS: [config.inbox, config.processed, config.finished, realSystemPath(layout, config.repos_root), P('logs')].join(' '),
     COPYPARTY: copypartyCmd ?? (config.file_server.copyparty_cmd.startsWith('/') ? config.file_server.copyparty_cmd : COPYPARTY_DEFAULT_PATH),

@@ -18,6 +18,7 @@ export interface UnitValues {
   GROUP: string;
   INBOX: string;
   PROCESSED: string;
+  FINISHED: string;
   /** space-separated folders the pipeline writes */
   STATE_PATHS: string;
   COPYPARTY: string;

@@ -1,5 +1,5 @@
 import { defineTool } from '@prompt-valet/core';
-import { readQueue } from './queue.js';
+import { readQueue } from '@prompt-valet/core';
 import { renderQueue } from './render.js';
 
 interface StatusArgs {

@@ -1,4 +1,4 @@
-import type { QueueView, RunView } from './queue.js';
+import type { QueueView, RunView } from '@prompt-valet/core';
 
 /** The porcelain: a short table per section, for a terminal. */
 function age(seconds: number): string {

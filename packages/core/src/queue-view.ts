@@ -1,12 +1,14 @@
 import fg from 'fast-glob';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { parsePromptName, readRunStatus, RUN_FILES, type RunStatus, type ValetConfig } from '@prompt-valet/core';
+import type { ValetConfig } from './config.js';
+import { parsePromptName } from './prompt-names.js';
+import { readRunStatus, RUN_FILES, type RunStatus } from './run-folder.js';
 
 /**
  * A read-only view of the queue, from the filesystem alone: the inbox for
  * pending and running prompts, processed/ for run folders. Nothing here
- * writes, locks or signals.
+ * writes, locks or signals. pv-status prints it; pv-web serves it.
  */
 export interface PendingPrompt {
   rel: string;
@@ -41,9 +43,11 @@ export interface QueueView {
   recent: RunView[];
 }
 
+/** Run states after which nothing more happens to that run (a `retry` run's prompt gets a new run). */
+export const FINAL_RUN_STATES: ReadonlySet<string> = new Set(['done', 'error', 'retry']);
 const FINAL = new Set(['done', 'error']);
 
-async function lastLine(file: string, maxBytes = 8192): Promise<string | undefined> {
+export async function lastLine(file: string, maxBytes = 8192): Promise<string | undefined> {
   let fh: fsp.FileHandle | undefined;
   try {
     fh = await fsp.open(file, 'r');
@@ -60,7 +64,7 @@ async function lastLine(file: string, maxBytes = 8192): Promise<string | undefin
   }
 }
 
-function view(status: RunStatus, runRoot: string, now: number): RunView {
+export function runView(status: RunStatus, runRoot: string, now: number): RunView {
   const v: RunView = {
     run_id: status.run_id,
     state: status.state,
@@ -86,16 +90,7 @@ export async function readQueue(config: ValetConfig, opts: { recent?: number; no
     .map((e) => ({ rel: e.path, size: e.stats?.size ?? 0, mtime: (e.stats?.mtime ?? new Date(0)).toISOString() }))
     .sort((a, b) => a.mtime.localeCompare(b.mtime) || a.rel.localeCompare(b.rel));
 
-  let runIds: string[] = [];
-  try {
-    runIds = (await fsp.readdir(config.processed, { withFileTypes: true }))
-      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
-      .map((d) => d.name);
-  } catch {
-    runIds = [];
-  }
-  // Run ids sort by time: newest first.
-  runIds.sort().reverse();
+  const runIds = await listRunIds(config.processed);
   const running: RunView[] = [];
   const recent: RunView[] = [];
   const wantRecent = opts.recent ?? 20;
@@ -104,13 +99,26 @@ export async function readQueue(config: ValetConfig, opts: { recent?: number; no
     const status = await readRunStatus(root).catch(() => undefined);
     if (!status) continue;
     if (FINAL.has(status.state)) {
-      if (recent.length < wantRecent) recent.push(view(status, root, now));
+      if (recent.length < wantRecent) recent.push(runView(status, root, now));
     } else if (status.state !== 'retry') {
-      const v = view(status, root, now);
+      const v = runView(status, root, now);
       const line = await lastLine(path.join(root, RUN_FILES.log));
       if (line) v.last_log_line = line;
       running.push(v);
     }
   }
   return { v: 1, generated_at: new Date(now).toISOString(), pending, running, recent };
+}
+
+/** Run ids in processed/, newest first (run ids sort by time). */
+export async function listRunIds(processed: string): Promise<string[]> {
+  try {
+    return (await fsp.readdir(processed, { withFileTypes: true }))
+      .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
+      .map((d) => d.name)
+      .sort()
+      .reverse();
+  } catch {
+    return [];
+  }
 }
