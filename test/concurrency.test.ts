@@ -1,20 +1,12 @@
 // pv-watcher running as a daemon: parallel runs across and within
 // repositories.
 import t from 'tap';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { git } from '@prompt-valet/core';
 import { originBranches, startPipelineFixture } from '@prompt-valet/testkit';
 
 // Many real pipelines on a shared 2-core machine: a generous bound for the file.
 t.setTimeout(900_000);
-
-function runStatuses(processed: string) {
-  return fs
-    .readdirSync(processed)
-    .filter((d) => !d.startsWith('.'))
-    .map((d) => JSON.parse(fs.readFileSync(path.join(processed, d, 'status.json'), 'utf8')));
-}
 
 t.test('12 prompts over 3 repositories with max_parallel 3: each runs once, each PR on its own branch', async (t) => {
   const repos = ['alpha', 'beta', 'gamma'];
@@ -34,7 +26,7 @@ t.test('12 prompts over 3 repositories with max_parallel 3: each runs once, each
   t.same(finished, [...expected.keys()].sort(), 'all 12 done, none errored, none twice');
   t.equal(await w.stop(), 0, 'SIGTERM on an idle watcher: exit 0');
 
-  const statuses = runStatuses(v.root.processed);
+  const statuses = await v.runStatuses();
   t.equal(statuses.length, 12, 'exactly 12 runs: no prompt ran twice');
   t.ok(statuses.every((s) => s.state === 'done'));
   t.equal(v.github.pullRequests.length, 12, '12 PRs');
@@ -43,7 +35,7 @@ t.test('12 prompts over 3 repositories with max_parallel 3: each runs once, each
   // Each agent branch holds its own prompt's file and no other prompt's.
   for (const s of statuses) {
     const file = `${path.basename(s.prompt_rel, '.prompt.md')}.txt`;
-    const { stdout } = await git(['diff', '--name-only', `main...${s.agent_branch}`], { cwd: v.bare(s.repo) });
+    const { stdout } = await git(['diff', '--name-only', `main...${s.agent_branch}`], { cwd: v.bare(s.repo!) });
     const changed = stdout.split('\n').filter((f) => !f.startsWith('docs/AGENT_RUNS/'));
     t.same(changed, [file], `${s.agent_branch} changes only ${file}`);
   }

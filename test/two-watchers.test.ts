@@ -1,18 +1,9 @@
 // Two pv-watcher daemons over one inbox: each prompt runs exactly once.
 import t from 'tap';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { startPipelineFixture } from '@prompt-valet/testkit';
 
 // Many real pipelines on a shared 2-core machine: a generous bound for the file.
 t.setTimeout(900_000);
-
-function runStatuses(processed: string) {
-  return fs
-    .readdirSync(processed)
-    .filter((d) => !d.startsWith('.'))
-    .map((d) => JSON.parse(fs.readFileSync(path.join(processed, d, 'status.json'), 'utf8')));
-}
 
 t.test('two watchers over 50 prompts: each prompt runs exactly once', async (t) => {
   const v = await startPipelineFixture({ repos: ['widget'], publisher: 'none', config: { watcher: { max_parallel: 2 } } });
@@ -30,7 +21,7 @@ t.test('two watchers over 50 prompts: each prompt runs exactly once', async (t) 
   t.ok(finished.every((f) => f.endsWith('.done.md')), 'all done (no changes is a success)');
   t.equal(await a.stop(), 0);
   t.equal(await b.stop(), 0);
-  const statuses = runStatuses(v.root.processed);
+  const statuses = await v.runStatuses();
   t.equal(statuses.length, 50, '50 runs for 50 prompts');
   t.equal(new Set(statuses.map((s) => s.prompt_rel)).size, 50, 'no prompt ran twice');
   t.ok(statuses.every((s) => s.outcome === 'no_changes'));

@@ -6,6 +6,8 @@ import {
   holderLiveness,
   isErrno,
   listClaimRecords,
+  moveToUniqueName,
+  parsePromptName,
   pipelineHolder,
   PROMPT_SUFFIX,
   recordError,
@@ -71,9 +73,46 @@ export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
   for (const r of records) {
     if (seen.has(r.file) || holderLiveness(r.record.holder) !== 'dead') continue;
     if (opts.dryRun) continue;
+    try {
+      const moved = await finishStrandedSettle(r.record, opts);
+      if (moved) out.push(moved);
+    } catch (err) {
+      opts.log.error(`cannot finish settling ${r.record.rel}: ${(err as Error).message}`);
+      continue; // keep the record: the next recovery tries again
+    }
     if (await removeClaimRecord(r.file)) opts.log.debug(`dropped the stale claim record ${path.basename(r.file)}`);
   }
   return out;
+}
+
+/**
+ * pv-settle renames `x.running.md` to `x.done.md` (or `.error.md`) in place,
+ * then moves it into finished/. A crash between the two leaves the settled
+ * file in the inbox: find it by the claim's inode and finish the move.
+ */
+async function finishStrandedSettle(claim: ClaimRecord, opts: RecoverOptions): Promise<PvRecord | undefined> {
+  const dirRel = path.dirname(claim.rel);
+  const dir = path.join(opts.inbox, dirRel);
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return undefined;
+  }
+  for (const name of names) {
+    const state = parsePromptName(name)?.state;
+    if (state !== 'done' && state !== 'error') continue;
+    const src = path.join(dir, name);
+    if (!(await sameInode(src, claim.ino))) continue;
+    const dest = await moveToUniqueName(src, path.join(opts.finished, dirRel), PROMPT_SUFFIX[state]);
+    opts.log.notice(`finished settling ${path.join(dirRel, name)} after a crash: ${path.relative(opts.finished, dest)}`);
+    return {
+      v: SCHEMA_VERSION,
+      run_id: claim.run_id,
+      settle: { state, path: dest, recovered: true },
+    };
+  }
+  return undefined;
 }
 
 async function recoverOne(file: Candidate, matching: ClaimRecordFile[], opts: RecoverOptions, now: () => Date): Promise<PvRecord | undefined> {

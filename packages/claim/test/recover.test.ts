@@ -174,3 +174,25 @@ t.test('stale claim records of dead holders are swept', async (t) => {
   t.same((await recover(r)).records, []);
   t.same(await fs.readdir(path.join(r.processed, '.ledger', 'claims')), []);
 });
+
+t.test('a crash between settling in place and the move into finished/ is finished by recovery', async (t) => {
+  const r = await root(t);
+  const text = '# Done but stranded\n';
+  await r.dropPrompt('widget/main/stranded.prompt.md', text, { ageMs: 5000 });
+  const out = path.join(r.root, 'claim.jsonl');
+  const holder = holderGroup(t, r, out, false);
+  await exited(holder);
+  const [claimed] = await recordsIn(out);
+  t.ok(claimed?.claim, 'claimed by a pipeline that is now gone');
+  // pv-settle got as far as the rename in place, then the machine died.
+  const dir = path.join(r.inbox, 'widget/main');
+  await fs.rename(path.join(dir, 'stranded.running.md'), path.join(dir, 'stranded.done.md'));
+
+  const res = await recover(r);
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.records, [{ run_id: claimed!.run_id, settle: { state: 'done', recovered: true } }]);
+  t.same(await fs.readdir(dir), [], 'nothing left in the inbox');
+  t.equal(await fs.readFile(path.join(r.finished, 'widget/main/stranded.done.md'), 'utf8'), text, 'moved whole into finished/');
+  const again = await recover(r);
+  t.same(again.records, [], 'a second recovery finds nothing');
+});

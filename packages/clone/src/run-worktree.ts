@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { git, GitError, isErrno, type Logger, type TargetSection } from '@prompt-valet/core';
+import { git, GitError, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
 import { moveAside } from './move-aside.js';
 
 /**
@@ -31,15 +31,6 @@ async function listWorktrees(repoDir: string): Promise<WorktreeEntry[]> {
   return out;
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
-}
 
 export interface RunWorktree {
   dir: string;
@@ -62,9 +53,9 @@ export async function addRunWorktree(t: TargetSection, runId: string, baseSha: s
   // hold work: move it aside rather than reset it.
   const holders = (await listWorktrees(repoDir)).filter((w) => w.branch === branchRef && path.resolve(w.dir) !== path.resolve(repoDir));
   const inTheWay = new Set<string>(holders.map((w) => w.dir));
-  if (await exists(dir)) inTheWay.add(dir);
+  if (await pathExists(dir)) inTheWay.add(dir);
   for (const old of inTheWay) {
-    if (!(await exists(old))) continue;
+    if (!(await pathExists(old))) continue;
     const to = await moveAside(reposRoot, old, path.join('worktrees', t.owner, t.repo));
     movedAside.push(to);
     log.warn(`an earlier checkout ${old} was in the way: moved it to ${to} (nothing deleted)`);

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { isErrno, readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { isErrno, pathExists, readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from './files.js';
 import type { Holder } from './holder.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
@@ -262,7 +262,7 @@ export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
   for (let n = 1; n < 10_000; n++) {
     const stem = n === 1 ? parsed.stem : `${parsed.stem}.${n}`;
     const dest = path.join(dir, promptName(stem, 'pending'));
-    if (await lexists(dest)) continue;
+    if (await pathExists(dest)) continue;
     const promptRel = path.relative(opts.inbox, dest);
     const entry: PendingEntry = {
       v: SCHEMA_VERSION,
@@ -375,7 +375,7 @@ export async function requeuePrompt(opts: RequeueOptions): Promise<string> {
   for (let n = 1; n < 10_000; n++) {
     const stem = n === 1 ? parsed.stem : `${parsed.stem}.${n}`;
     const dest = path.join(destDir, promptName(stem, 'pending'));
-    if (await lexists(dest)) continue;
+    if (await pathExists(dest)) continue;
     await removePendingEntry(opts.processed, path.relative(opts.inbox, dest));
     if (await moveNoClobberAcross(src, dest)) return dest;
   }
@@ -407,12 +407,3 @@ async function moveNoClobberAcross(src: string, dest: string): Promise<boolean> 
   return true;
 }
 
-async function lexists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
-}

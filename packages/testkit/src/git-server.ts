@@ -101,7 +101,25 @@ export async function startGitDaemon(baseDir: string): Promise<GitServer> {
       throw new Error(`git daemon did not start: ${stderr.trim() || 'no output'}`);
     }
     const baseUrl = `git://127.0.0.1:${port}/`;
-    return { baseUrl, port, url: (p) => baseUrl + p.replace(/^\/+/, ''), close: () => killGroup(child) };
+    // The daemon runs in a group of its own: if the test process ends
+    // without close() (a failed or killed test), take the daemon with it.
+    const onExit = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    process.once('exit', onExit);
+    return {
+      baseUrl,
+      port,
+      url: (p) => baseUrl + p.replace(/^\/+/, ''),
+      close: () => {
+        process.off('exit', onExit);
+        return killGroup(child);
+      },
+    };
   }
   throw new Error('git daemon: no free port after 5 tries');
 }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { readRunStatus, type RunStatus } from '@prompt-valet/core';
 import { cloneInto, makeOrigin } from './git-fixtures.js';
 import { startFakeGitHub, type FakeGitHub } from './fake-github.js';
 import { promptScriptResponder, startFakeModel, writeCodexHome, type FakeModel } from './fake-model.js';
@@ -58,6 +59,8 @@ export interface PipelineFixture {
   /** files under finished/ (relative), once at least `n` exist */
   waitForFinished(n: number, timeoutMs?: number): Promise<string[]>;
   listFinished(): Promise<string[]>;
+  /** every run's status.json (core RunStatus), oldest run first */
+  runStatuses(): Promise<RunStatus[]>;
   close(): Promise<void>;
 }
 
@@ -165,6 +168,11 @@ export async function startPipelineFixture(opts: PipelineFixtureOptions = {}): P
       return { code, stderr: w.stderr() };
     },
     listFinished,
+    async runStatuses() {
+      const ids = (await fsp.readdir(root.processed)).filter((d) => !d.startsWith('.')).sort();
+      const all = await Promise.all(ids.map((id) => readRunStatus(path.join(root.processed, id))));
+      return all.filter((s): s is RunStatus => s !== undefined);
+    },
     async waitForFinished(n, timeoutMs = 180_000) {
       const settled = async () => (await listFinished()).filter((f) => /\.(done|error)\.md$/.test(f));
       await waitFor(`${n} settled prompt(s) in finished/`, async () => (await settled()).length >= n, timeoutMs, 200);

@@ -10,29 +10,35 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
+
 /**
  * The pipeline as one shell command, the same a person would type:
  *
  *   pv-claim --limit 1 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle
  *
- * with one addition: the claim record is also copied to fd 3, which hands it
- * to the watcher as soon as it exists, so the watcher can start the next
- * pipeline without waiting for this one to finish. (`tee /dev/fd/3` cannot
- * do it: Node's pipes are sockets, which /dev/fd cannot open.) When
- * pv-claim's output ends, a last line `{"claim_step":"done"}` on fd 3 tells
- * the watcher the claim step is over, claimed or not.
+ * with two additions. The later steps start only once pv-claim has claimed
+ * something: an empty inbox (every rescan, most events) costs one process,
+ * not six, and pv-claim does not share the CPU with five other start-ups
+ * while it claims. And the claim record is also copied to fd 3, which hands
+ * it to the watcher at once, so it can start the next pipeline without
+ * waiting for this one to finish; `{"claim_step":"done"}` on fd 3 says the
+ * claim step is over. (`tee /dev/fd/3` cannot do it: Node's pipes are
+ * sockets, which /dev/fd cannot open.) Everything stays in the one process
+ * group that holds the claim.
  */
-const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
-
 export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
   const tool = (name: string) => shellQuote(locateTool(name, { env: opts.env ?? process.env }));
   const claim = `${tool('pv-claim')} --limit 1${cfg} 3>&-`;
-  const copyToWatcher =
-    `{ while IFS= read -r line; do printf '%s\\n' "$line" >&3; printf '%s\\n' "$line"; done; ` +
-    `printf '%s\\n' '${CLAIM_STEP_DONE}' >&3; }`;
-  const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg} 3>&-`);
-  return [claim, copyToWatcher, ...rest].join(' | ');
+  const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg} 3>&-`).join(' | ');
+  const done = `printf '%s\\n' '${CLAIM_STEP_DONE}' >&3`;
+  return (
+    `${claim} | { ` +
+    `if ! IFS= read -r line; then ${done}; exit 0; fi; ` +
+    `printf '%s\\n' "$line" >&3; ${done}; ` +
+    `{ printf '%s\\n' "$line"; exec cat; } 3>&- | ${rest}; }`
+  );
 }
 
 export interface PipelineHandlers {

@@ -159,6 +159,7 @@ export class Scheduler {
   }
 }
 
+/** A sleep that does not keep the process alive once everything else is done. */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  FrontMatterError, isErrno, parsePrompt, promptName, PROMPT_SUFFIX, renameNoClobber, slugify, writeFileAtomic,
+  FrontMatterError, pathExists, parsePrompt, promptName, PROMPT_SUFFIX, renameNoClobber, slugify, writeFileAtomic,
   type ValetConfig,
 } from '@prompt-valet/core';
 import { encodeJobId } from './jobs.js';
@@ -59,15 +59,6 @@ export function checkPromptBytes(name: string, bytes: Uint8Array): string {
   return text;
 }
 
-async function taken(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
-}
 
 /**
  * Is `stem` in use in this folder, in any state, or settled in finished/?
@@ -75,10 +66,10 @@ async function taken(p: string): Promise<boolean> {
  */
 async function stemInUse(folder: string, finishedFolder: string, stem: string): Promise<boolean> {
   for (const state of Object.keys(PROMPT_SUFFIX) as (keyof typeof PROMPT_SUFFIX)[]) {
-    if (await taken(path.join(folder, promptName(stem, state)))) return true;
+    if (await pathExists(path.join(folder, promptName(stem, state)))) return true;
   }
   for (const state of ['done', 'error'] as const) {
-    if (await taken(path.join(finishedFolder, promptName(stem, state)))) return true;
+    if (await pathExists(path.join(finishedFolder, promptName(stem, state)))) return true;
   }
   return false;
 }
