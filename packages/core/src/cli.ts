@@ -1,7 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { EX, ToolError } from './exit.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, prepareColour, type Logger } from './log.js';
 import { readRecords, recordError, StepError, withError, writeRecord, type PvRecord } from './records.js';
 
 /**
@@ -60,6 +60,7 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
       stderr: partialIo.stderr ?? process.stderr,
       env: partialIo.env ?? process.env,
     };
+    await prepareColour(io.stderr, io.env);
     let log = createLogger(spec.name, { stream: io.stderr, env: io.env });
 
     let base = yargs(argv)

@@ -1,4 +1,4 @@
-import { Chalk } from 'chalk';
+import type { ChalkInstance } from 'chalk';
 import { format } from 'node:util';
 
 /**
@@ -27,20 +27,38 @@ export interface LoggerOptions {
   level?: LogLevel;
 }
 
+function wantsColour(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): boolean {
+  return !env.JOURNAL_STREAM && Boolean(stream.isTTY) && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+}
+
+let colourChalk: ChalkInstance | undefined;
+
+/**
+ * Load chalk when this stream will show colour. Kept out of the import
+ * path: in a pipeline or under systemd nothing is coloured, and every
+ * process start-up counts. Loggers made before this call do not colour.
+ */
+export async function prepareColour(stream: { isTTY?: boolean } = process.stderr, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  if (!colourChalk && wantsColour(stream, env)) {
+    const { Chalk } = await import('chalk');
+    colourChalk = new Chalk({ level: 1 });
+  }
+}
+
 export function createLogger(tool: string, opts: LoggerOptions = {}): Logger {
   const stream = opts.stream ?? process.stderr;
   const env = opts.env ?? process.env;
   const journald = Boolean(env.JOURNAL_STREAM);
-  const colour = !journald && Boolean(stream.isTTY) && env.NO_COLOR === undefined && env.TERM !== 'dumb';
-  const chalk = new Chalk({ level: colour ? 1 : 0 });
+  const chalk = wantsColour(stream, env) ? colourChalk : undefined;
+  const plain = (s: string) => s;
   const envLevel = env.PV_LOG_LEVEL as LogLevel | undefined;
   const threshold = PRIORITY[opts.level ?? (envLevel && envLevel in PRIORITY ? envLevel : 'info')];
   const paint: Record<LogLevel, (s: string) => string> = {
-    error: chalk.red,
-    warn: chalk.yellow,
-    notice: chalk.cyan,
-    info: (s) => s,
-    debug: chalk.dim,
+    error: chalk?.red ?? plain,
+    warn: chalk?.yellow ?? plain,
+    notice: chalk?.cyan ?? plain,
+    info: plain,
+    debug: chalk?.dim ?? plain,
   };
 
   const write = (level: LogLevel, args: unknown[]) => {

@@ -1,4 +1,3 @@
-import fg from 'fast-glob';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ValetConfig } from './config.js';
@@ -84,6 +83,8 @@ export function runView(status: RunStatus, runRoot: string, now: number): RunVie
 
 export async function readQueue(config: ValetConfig, opts: { recent?: number; now?: Date } = {}): Promise<QueueView> {
   const now = (opts.now ?? new Date()).getTime();
+  // Loaded here, not at import: every tool imports core, few list the queue.
+  const { default: fg } = await import('fast-glob');
   const pendingFiles = await fg('**/*.prompt.md', { cwd: config.inbox, onlyFiles: true, dot: false, stats: true, suppressErrors: true });
   const pending = pendingFiles
     .filter((e) => parsePromptName(path.basename(e.path))?.state === 'pending')

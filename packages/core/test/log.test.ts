@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PassThrough } from 'node:stream';
-import { createLogger } from '../src/log.js';
+import { createLogger, prepareColour } from '../src/log.js';
 
 function sink(isTTY: boolean) {
   const s = new PassThrough() as PassThrough & { isTTY?: boolean };
@@ -31,6 +31,7 @@ t.test('under journald every line carries its syslog priority', async (t) => {
 
 t.test('colour only on a TTY, and NO_COLOR wins', async (t) => {
   const tty = sink(true);
+  await prepareColour(tty.s, {});
   createLogger('pv-x', { stream: tty.s, env: {} }).error('boom');
   t.match(tty.text(), /\x1b\[31m/, 'red on a TTY');
   const nocolor = sink(true);
