@@ -170,7 +170,10 @@ export async function mapRecords(
       try {
         out = await handle(rec);
       } catch (err) {
-        out = withError(rec, stepErrorToRecord(step, err, ctx.log));
+        const error = stepErrorToRecord(step, err, ctx.log);
+        // A step that handles failed records (pv-settle) and fails itself
+        // must not hide the first failure.
+        out = withError(rec, rec.error ? { ...error, cause: rec.error } : error);
       }
     }
     await writeRecord(ctx.io.stdout, out);

@@ -20,6 +20,8 @@ export interface RecordError {
   retryable: boolean;
   /** optional detail, e.g. git's own stderr with credentials redacted */
   detail?: string;
+  /** the earlier error this one happened while handling (pv-settle failing on a failed record) */
+  cause?: RecordError;
 }
 
 /** The prompt as pv-claim left it. Owned by pv-claim. */

@@ -90,3 +90,24 @@ t.test('mapRecords: pass-through, errors per record, unknown fields kept', async
   t.match(recs[3].error, { step: 'example', code: 'internal', retryable: false });
   t.match(err, /pv-example: error: internal error: TypeError: oops/);
 });
+
+t.test('a step that handles failed records and fails itself keeps the first error as the cause', async (t) => {
+  const first = { step: 'clone', code: 'git_failed', message: 'remote hung up', retryable: true };
+  const input = JSON.stringify({ v: 1, run_id: 'r', error: first }) + '\n';
+  const stdout = new PassThrough();
+  let out = '';
+  stdout.on('data', (c) => (out += c));
+  const main = defineTool({
+    name: 'pv-example',
+    summary: 'example',
+    usage: 'pv-example',
+    epilogue: '',
+    run: (ctx) =>
+      mapRecords(ctx, 'settle', async () => {
+        throw new StepError('disk_full', 'cannot move the prompt');
+      }, { includeFailed: true }),
+  });
+  t.equal(await main([], { stdin: Readable.from([input]), stdout, stderr: new PassThrough(), env: {} }), 0);
+  const rec = JSON.parse(out);
+  t.same(rec.error, { step: 'settle', code: 'disk_full', message: 'cannot move the prompt', retryable: false, cause: first });
+});
