@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeValetRoot } from '../packages/testkit/dist/index.js';
+import { CONFIG_SCHEMA } from '../packages/core/dist/index.js';
 import { CLK_TCK, FAKE_AGENT, baseEnv, descendants, loadAvg, peakRssKb, say, sleep, startWatcher, treeUsage } from './lib.mjs';
 
 /**
@@ -56,7 +57,7 @@ export async function idle({ repos, branches, seconds, rescanSeconds }) {
     branches,
     folders: repos * branches,
     seconds: +elapsed.toFixed(1),
-    rescan_interval_seconds: rescanSeconds ?? 30,
+    rescan_interval_seconds: rescanSeconds ?? CONFIG_SCHEMA['watcher.rescan_interval_seconds'].default,
     watcher_ready_ms: Math.round(watcher.readyMs),
     startup_cpu_s: +(startCpu.ticks / CLK_TCK).toFixed(2),
     cpu_seconds: +cpuSeconds.toFixed(2),

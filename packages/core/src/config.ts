@@ -154,7 +154,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.max_attempts': { kind: int(1), default: 3 },
   'watcher.retry_backoff_seconds': { kind: num(0), default: 60 },
   'watcher.settle_seconds': { kind: num(0), default: 1 },
-  'watcher.rescan_interval_seconds': { kind: num(0.1), default: 30 },
+  'watcher.rescan_interval_seconds': { kind: num(0.1), default: 60 },
   'watcher.shutdown_grace_seconds': { kind: num(0), default: 30 },
   'watcher.publisher': { kind: { type: 'enum', values: ['gh', 'none'] }, default: 'gh' },
   'watcher.gh_cmd': { kind: str, default: 'gh' },
