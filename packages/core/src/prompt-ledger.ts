@@ -129,9 +129,12 @@ export interface ClaimRecordFile {
   record: ClaimRecord;
 }
 
-/** Every claim record. One that cannot be parsed (torn by hand) is skipped: the valet itself only renames whole files into place. */
-export async function listClaimRecords(processed: string): Promise<ClaimRecordFile[]> {
-  const dir = ledgerPaths(processed).claims;
+/**
+ * Every `*.json` in `dir` that parses and passes `valid`, in name order. A
+ * missing folder is empty; a file that cannot be parsed (torn by hand) is
+ * skipped: the valet itself only renames whole files into place.
+ */
+async function readJsonFolder<T>(dir: string, valid: (v: T) => boolean): Promise<{ file: string; value: T }[]> {
   let names: string[];
   try {
     names = await fsp.readdir(dir);
@@ -139,18 +142,24 @@ export async function listClaimRecords(processed: string): Promise<ClaimRecordFi
     if (isErrno(err, 'ENOENT')) return [];
     throw err;
   }
-  const out: ClaimRecordFile[] = [];
+  const out: { file: string; value: T }[] = [];
   for (const name of names.sort()) {
     if (!name.endsWith('.json') || name.startsWith('.')) continue;
     const file = path.join(dir, name);
     try {
-      const record = await readJsonIfExists<ClaimRecord>(file);
-      if (record && typeof record.rel === 'string' && typeof record.ino === 'number') out.push({ file, record });
+      const value = await readJsonIfExists<T>(file);
+      if (value && valid(value)) out.push({ file, value });
     } catch {
       continue;
     }
   }
   return out;
+}
+
+/** Every claim record. */
+export async function listClaimRecords(processed: string): Promise<ClaimRecordFile[]> {
+  const found = await readJsonFolder<ClaimRecord>(ledgerPaths(processed).claims, (r) => typeof r.rel === 'string' && typeof r.ino === 'number');
+  return found.map(({ file, value }) => ({ file, record: value }));
 }
 
 /** The claim record file of a run (not takeovers), if it still exists. */
@@ -184,25 +193,7 @@ export async function removePendingEntry(processed: string, promptRel: string): 
 
 /** Every pending entry (for pv-status and pv-web). */
 export async function listPendingEntries(processed: string): Promise<PendingEntry[]> {
-  const dir = ledgerPaths(processed).pending;
-  let names: string[];
-  try {
-    names = await fsp.readdir(dir);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return [];
-    throw err;
-  }
-  const out: PendingEntry[] = [];
-  for (const name of names) {
-    if (!name.endsWith('.json') || name.startsWith('.')) continue;
-    try {
-      const e = await readJsonIfExists<PendingEntry>(path.join(dir, name));
-      if (e) out.push(e);
-    } catch {
-      continue;
-    }
-  }
-  return out;
+  return (await readJsonFolder<PendingEntry>(ledgerPaths(processed).pending, () => true)).map(({ value }) => value);
 }
 
 /** Hashes of the prompts that have a pending entry: one readdir instead of one open per candidate. */
