@@ -176,14 +176,43 @@ export function peakRssKb(pid) {
   }
 }
 
-/** Resolves once `pid` has had no descendants for `quietMs` (its pipelines have all ended). */
+function cmdline(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The descendants doing work. pv-watcher keeps one pipeline started ahead
+ * (its shells and a `pv-claim --wait` waiting for a go line): those count
+ * as idle; whether that pv-claim has finished loading is told by its CPU.
+ */
+function workingDescendants(pid, stats = allStats()) {
+  return descendants(pid, stats).filter((d) => {
+    const cmd = cmdline(d.pid);
+    if (cmd[0] === '/bin/sh' || cmd[0] === 'sh') return false;
+    return !(cmd.some((a) => /pv-claim(\.js)?$/.test(a)) && cmd.includes('--wait'));
+  });
+}
+
+/**
+ * Resolves once `pid` has been idle for `quietMs`: no descendant but the
+ * pipeline waiting ahead, and no CPU used by any descendant meanwhile (so
+ * the waiting pv-claim has finished starting up).
+ */
 export async function waitQuiet(pid, { quietMs = 150, timeoutMs = 120_000 } = {}) {
   const deadline = Date.now() + timeoutMs;
   let since = Date.now();
+  let lastTicks = -1;
   for (;;) {
-    if (descendants(pid).length > 0) since = Date.now();
+    const stats = allStats();
+    const ticks = descendants(pid, stats).reduce((n, d) => n + d.utime + d.stime, 0);
+    if (workingDescendants(pid, stats).length > 0 || ticks !== lastTicks) since = Date.now();
     else if (Date.now() - since >= quietMs) return;
-    if (Date.now() > deadline) throw new Error(`process ${pid} still has children after ${timeoutMs} ms`);
+    lastTicks = ticks;
+    if (Date.now() > deadline) throw new Error(`process ${pid} still has working children after ${timeoutMs} ms`);
     await sleep(10);
   }
 }

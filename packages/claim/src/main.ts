@@ -23,6 +23,7 @@ interface ClaimArgs {
   recover?: boolean;
   'settle-seconds'?: number;
   'grace-seconds'?: number;
+  wait?: boolean;
 }
 
 export const main = defineTool<ClaimArgs>({
@@ -36,6 +37,10 @@ export const main = defineTool<ClaimArgs>({
       .option('dry-run', { type: 'boolean', describe: 'list what would be claimed (or recovered); change nothing' })
       .option('recover', { type: 'boolean', describe: 'recover claims whose pipeline died, then exit' })
       .option('settle-seconds', { type: 'number', describe: 'a prompt must be unchanged this long (default: watcher.settle_seconds)' })
+      .option('wait', {
+        type: 'boolean',
+        describe: 'start, then wait for one line on stdin before looking (a pre-started claimer); end of input: exit without claiming',
+      })
       .option('grace-seconds', {
         type: 'number',
         describe: `with --recover: a running file with no claim record is recovered after this long (default ${ORPHAN_GRACE_SECONDS})`,
@@ -63,6 +68,10 @@ ${EXIT_STATUS_HELP}
 Example:
   pv-claim --limit 1 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle`,
   async run(ctx) {
+    // pv-watcher keeps one claimer started and waiting, so a new prompt
+    // costs a directory walk, not a process start-up. The config is read
+    // after the go line, so a reload in between is seen.
+    if (ctx.args.wait && !(await waitForGoLine(ctx.io.stdin))) return EX.OK;
     const { config } = ctx.config();
     const inbox = path.resolve(ctx.args.inbox ?? config.inbox);
     const limit = ctx.args.limit ?? Infinity;
@@ -120,3 +129,25 @@ Example:
     return EX.OK;
   },
 });
+
+/** Resolve true at the first line on `input`, false if it ends without one. */
+function waitForGoLine(input: NodeJS.ReadableStream): Promise<boolean> {
+  return new Promise((resolve) => {
+    let seen = '';
+    const onData = (chunk: Buffer | string) => {
+      seen += String(chunk);
+      if (seen.includes('\n')) finish(true);
+    };
+    const onEnd = () => finish(seen.length > 0);
+    const finish = (go: boolean) => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', onEnd);
+      (input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      resolve(go);
+    };
+    input.on('data', onData);
+    input.on('end', onEnd);
+    input.on('error', onEnd);
+  });
+}

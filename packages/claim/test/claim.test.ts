@@ -215,3 +215,32 @@ t.test('--help describes the tool on stdout', async (t) => {
   t.match(res.stdout, /--recover/);
   t.match(res.stdout, /Exit status/);
 });
+
+t.test('--wait: started ahead, claims only after a go line; end of input claims nothing', async (t) => {
+  const r = await makeValetRoot();
+  t.teardown(() => r.cleanup());
+  const child = execa(process.execPath, [binPath('pv-claim'), '--config', r.configPath, '--limit', '1', '--wait'], {
+    reject: false,
+    timeout: 60_000,
+  });
+  // The prompt arrives after the claimer started: it is found once told to go.
+  await new Promise((res) => setTimeout(res, 300));
+  await r.dropPrompt('widget/main/late.prompt.md', '# Late\n', { ageMs: 5000 });
+  t.ok(await fs.stat(path.join(r.inbox, 'widget/main/late.prompt.md')), 'not claimed before the go line');
+  child.stdin!.end('go\n');
+  const res = await child;
+  t.equal(res.exitCode, 0, String(res.stderr));
+  const recs = String(res.stdout).trim().split('\n').map((l) => JSON.parse(l) as PvRecord);
+  t.equal(recs.length, 1);
+  t.equal(recs[0]!.claim?.rel, 'widget/main/late.running.md');
+
+  await r.dropPrompt('widget/main/other.prompt.md', '# Other\n', { ageMs: 5000 });
+  const cancelled = await execa(process.execPath, [binPath('pv-claim'), '--config', r.configPath, '--limit', '1', '--wait'], {
+    input: '',
+    reject: false,
+    timeout: 60_000,
+  });
+  t.equal(cancelled.exitCode, 0);
+  t.equal(String(cancelled.stdout), '', 'no go line: nothing claimed');
+  t.ok(await fs.stat(path.join(r.inbox, 'widget/main/other.prompt.md')), 'the prompt is still pending');
+});

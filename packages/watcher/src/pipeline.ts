@@ -30,7 +30,8 @@ const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
 export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
   const tool = (name: string) => shellQuote(locateTool(name, { env: opts.env ?? process.env }));
-  const claim = `${tool('pv-claim')} --limit 1${cfg} 3>&-`;
+  // --wait: pv-claim starts at once, then waits for the watcher's go line.
+  const claim = `${tool('pv-claim')} --limit 1 --wait${cfg} 3>&-`;
   const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg} 3>&-`).join(' | ');
   const done = `printf '%s\\n' '${CLAIM_STEP_DONE}' >&3`;
   return (
@@ -66,8 +67,10 @@ export class Pipeline {
     this.child = spawn('/bin/sh', ['-c', command], {
       detached: true,
       env,
-      stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
+      stdio: ['pipe', 'pipe', 'inherit', 'pipe'],
     });
+    // A pipeline whose pv-claim is never told to go must not fail on EPIPE.
+    this.child.stdin?.on('error', () => undefined);
     this.pgid = this.child.pid ?? -1;
     const claims = readline.createInterface({ input: this.child.stdio[3] as Readable, crlfDelay: Infinity });
     claims.on('line', (line) => {
@@ -109,6 +112,16 @@ export class Pipeline {
       stdoutDone = true;
       finish();
     });
+  }
+
+  /** pv-claim (started with --wait) may look for a prompt now. */
+  go(): void {
+    this.child.stdin?.end('go\n');
+  }
+
+  /** pv-claim is not needed after all: it exits without claiming. */
+  cancel(): void {
+    this.child.stdin?.end();
   }
 
   /** Ask the running agent to stop (pv-run-codex settles it back to pending). */

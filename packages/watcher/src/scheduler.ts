@@ -9,6 +9,9 @@ import { RunStateLog } from './run-states.js';
  * slot within a few process start-ups while an empty inbox costs one
  * pv-claim per trigger.
  */
+/** How long after a claim the next claimer is started ahead (see onClaim). */
+const PRESTART_AFTER_CLAIM_MS = 1500;
+
 export interface SchedulerOptions {
   configPath: string | undefined;
   maxParallel: number;
@@ -21,6 +24,8 @@ export interface SchedulerOptions {
 export class Scheduler {
   private readonly active = new Set<Pipeline>();
   private claiming: Pipeline | undefined;
+  /** a pipeline started ahead, its pv-claim loaded and waiting for go */
+  private warm: Pipeline | undefined;
   private wanted = false;
   private stopping = false;
   private failedPipelines = 0;
@@ -38,6 +43,10 @@ export class Scheduler {
 
   setConfigPath(p: string | undefined): void {
     this.opts = { ...this.opts, configPath: p };
+    // The waiting pipeline was started with the old command line.
+    this.warm?.cancel();
+    this.warm = undefined;
+    this.prestart();
   }
 
   get running(): number {
@@ -62,6 +71,23 @@ export class Scheduler {
   }
 
   private start(): void {
+    const pipeline = this.warm ?? this.spawn();
+    this.warm = undefined;
+    this.claiming = pipeline;
+    this.active.add(pipeline);
+    pipeline.go();
+  }
+
+  /**
+   * Start the next pipeline ahead of time (daemon mode), so that when a
+   * prompt arrives its pv-claim has already paid its start-up.
+   */
+  prestart(): void {
+    if (this.opts.once || this.stopping || this.warm) return;
+    this.warm = this.spawn();
+  }
+
+  private spawn(): Pipeline {
     const { log } = this.opts;
     const command = pipelineCommand({ configPath: this.opts.configPath, env: this.opts.env });
     log.debug(`starting: ${command}`);
@@ -69,12 +95,16 @@ export class Scheduler {
       onClaim: (rec: PvRecord) => {
         if (this.claiming === pipeline) this.claiming = undefined;
         this.states.track(rec);
+        // The steps after the claim are starting now; starting the next
+        // claimer a moment later keeps it from competing with them.
+        setTimeout(() => this.prestart(), PRESTART_AFTER_CLAIM_MS).unref();
         // More may be waiting: claim again while slots are free.
         this.wanted = true;
         this.pump();
       },
       onNothingClaimed: () => {
         if (this.claiming === pipeline) this.claiming = undefined;
+        this.prestart();
         this.pump();
       },
       onSettled: async (rec: PvRecord) => {
@@ -88,6 +118,17 @@ export class Scheduler {
         else log.notice(line);
       },
       onExit: (code, signal) => {
+        if (this.warm === pipeline) {
+          // Died while waiting (e.g. killed): start another when needed.
+          this.warm = undefined;
+          if (!this.stopping) {
+            // Not at once: a claimer that cannot start (a broken install)
+            // must not turn into a tight loop of process start-ups.
+            log.warn(`a waiting pipeline ended (${signal ?? `exit ${code}`}); starting another in 5 s`);
+            setTimeout(() => this.prestart(), 5000).unref();
+          }
+          return;
+        }
         this.active.delete(pipeline);
         if (this.claiming === pipeline) this.claiming = undefined;
         if (pipeline.claim?.run_id) void this.states.untrack(pipeline.claim.run_id);
@@ -101,8 +142,7 @@ export class Scheduler {
         this.checkIdle();
       },
     });
-    this.claiming = pipeline;
-    this.active.add(pipeline);
+    return pipeline;
   }
 
   private checkIdle(): void {
@@ -130,6 +170,8 @@ export class Scheduler {
   async shutdown(graceMs: number, killAfterMs: number): Promise<void> {
     this.stopping = true;
     this.wanted = false;
+    this.warm?.cancel();
+    this.warm = undefined;
     const { log } = this.opts;
     if (this.active.size > 0) {
       log.notice(`stopping: waiting up to ${graceMs / 1000}s for ${this.active.size} run(s)`);
@@ -155,6 +197,7 @@ export class Scheduler {
 
   /** Immediate stop for a second signal. */
   killAll(): void {
+    this.warm?.kill('SIGKILL');
     for (const p of this.active) p.kill('SIGKILL');
   }
 }
