@@ -55,6 +55,11 @@ group) in processed/.ledger/claims/. A prompt waiting for its retry backoff
 is skipped. Symlinks and other non-regular files are claimed but never read:
 their record carries an error so pv-settle files them as x.error.md.
 
+--wait starts the claimer ahead: it loads, then waits for one line on stdin
+before it looks (end of input without a line: exit 0, nothing claimed).
+pv-watcher keeps one such claimer waiting, so a new prompt costs a walk of
+the inbox, not a process start-up.
+
 --recover puts claims whose pipeline is gone back to pending (or settles
 them as error after watcher.max_attempts) and emits one record per claim
 recovered; claims of live pipelines are left alone. See docs/lifecycle.md.
