@@ -6,13 +6,12 @@
 // folder). Everything lives in one temporary folder, printed at the end.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
 import {
   cloneInto,
   makeOrigin,
+  makeValetRoot,
   promptScriptResponder,
   startFakeModel,
   startGitDaemon,
@@ -23,9 +22,10 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (tool) => path.join(repo, 'packages', tool.replace(/^pv-/, ''), 'bin', `${tool}.js`);
 const say = (s) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
 
-const root = fs.mkdtempSync(path.join(os.tmpdir(), 'prompt-valet-demo-'));
-const dirs = Object.fromEntries(['inbox', 'processed', 'finished', 'repos', 'origins', 'config'].map((d) => [d, path.join(root, d)]));
-for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+// A valet root laid out like /srv/prompt-valet, with its config file.
+const valet = await makeValetRoot({}, 'prompt-valet-demo-');
+const root = valet.root;
+const dirs = { inbox: valet.inbox, processed: valet.processed, finished: valet.finished, repos: valet.repos, origins: path.join(root, 'origins') };
 
 say(`A local origin: acme/widget (branches main, dev) served by git daemon`);
 const bare = await makeOrigin(path.join(dirs.origins, 'acme', 'widget.git'), {
@@ -37,28 +37,19 @@ const model = await startFakeModel([], { respond: promptScriptResponder() });
 const home = await writeCodexHome(path.join(root, 'codex-home'), model);
 console.log(`origin:  ${daemon.url('acme/widget.git')}\nmodel:   ${model.baseUrl} (scripted)`);
 
-const configPath = path.join(dirs.config, 'prompt-valet.yaml');
+const configPath = valet.configPath;
 const codex = path.join(repo, 'node_modules', '.bin', 'codex');
-fs.writeFileSync(
-  configPath,
-  YAML.stringify({
-    inbox: dirs.inbox,
-    processed: dirs.processed,
-    finished: dirs.finished,
-    repos_root: dirs.repos,
-    git_owner: 'acme',
-    inbox_mode: 'legacy_single_owner',
-    watcher: {
-      git_protocol: 'git',
-      git_default_host: new URL(daemon.baseUrl).host,
-      runner_cmd: codex,
-      runner_model: 'mock-model',
-      runner_timeout_seconds: 120,
-      settle_seconds: 0,
-      publisher: 'none',
-    },
-  }),
-);
+await valet.configure({
+  watcher: {
+    git_protocol: 'git',
+    git_default_host: new URL(daemon.baseUrl).host,
+    runner_cmd: codex,
+    runner_model: 'mock-model',
+    runner_timeout_seconds: 120,
+    settle_seconds: 0,
+    publisher: 'none',
+  },
+});
 const env = { ...process.env, ...home.env, PV_CONFIG: configPath, NO_COLOR: '1' };
 // Asynchronous on purpose: the scripted model answers codex from this very
 // process, so its event loop must keep running while the tools do.

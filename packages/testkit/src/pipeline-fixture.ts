@@ -31,6 +31,10 @@ export interface PipelineFixtureOptions {
   publisher?: 'gh' | 'none';
   /** more config, merged over the fixture's */
   config?: ConfigOverrides;
+  /** temp folder prefix (default pv-e2e-) */
+  prefix?: string;
+  /** how long codex waits for the prompt's command before answering "still running" */
+  agentYieldMs?: number;
 }
 
 export interface WatcherProcess {
@@ -82,7 +86,7 @@ async function walk(dir: string, base = dir): Promise<string[]> {
 
 export async function startPipelineFixture(opts: PipelineFixtureOptions = {}): Promise<PipelineFixture> {
   const repos = opts.repos ?? ['widget'];
-  const root = await makeValetRoot({}, 'pv-e2e-');
+  const root = await makeValetRoot({}, opts.prefix ?? 'pv-e2e-');
   const origins = path.join(root.root, 'origins');
   for (const repo of repos) {
     await makeOrigin(path.join(origins, 'acme', `${repo}.git`), {
@@ -91,7 +95,9 @@ export async function startPipelineFixture(opts: PipelineFixtureOptions = {}): P
     });
   }
   const server = opts.transport === 'http' ? await startGitHttpServer(origins) : await startGitDaemon(origins);
-  const model = await startFakeModel([], { respond: promptScriptResponder() });
+  const model = await startFakeModel([], {
+    respond: promptScriptResponder(opts.agentYieldMs === undefined ? {} : { yieldTimeMs: opts.agentYieldMs }),
+  });
   const home = await writeCodexHome(path.join(root.root, 'codex-home'), model);
   const github = await startFakeGitHub({ dir: path.join(root.root, 'github') });
   const url = new URL(server.baseUrl);
@@ -129,7 +135,15 @@ export async function startPipelineFixture(opts: PipelineFixtureOptions = {}): P
     const child = spawn(process.execPath, [binPath('pv-watcher'), ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    // A test that dies without stopping its watcher must not leave it running.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => {
+        process.off('exit', reap);
+        resolve(code);
+      }),
+    );
     return {
       child,
       stderr: () => err,
