@@ -19,3 +19,4 @@ export * from './run-folder.js';
 export * from './runid.js';
 export * from './target-check.js';
 export * from './tools.js';
+export * from './run-paths.js';
