@@ -1,4 +1,4 @@
-import yargs, { type Argv } from 'yargs';
+import type { Argv } from 'yargs';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { EX, ToolError } from './exit.js';
 import { createLogger, prepareColour, type Logger } from './log.js';
@@ -63,43 +63,11 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
     await prepareColour(io.stderr, io.env);
     let log = createLogger(spec.name, { stream: io.stderr, env: io.env });
 
-    let base = yargs(argv)
-      .scriptName(spec.name)
-      .usage(`${spec.summary}\n\nUsage:\n  ${spec.usage}`)
-      .option('config', {
-        type: 'string',
-        describe: 'config file (default: $PV_CONFIG, else /srv/prompt-valet/config/prompt-valet.yaml)',
-      })
-      .option('verbose', { alias: 'v', type: 'boolean', describe: 'log debug detail to stderr' })
-      .epilogue(`${spec.epilogue.trim()}`)
-      .strict()
-      .help('help')
-      .alias('help', 'h')
-      .version(false)
-      .wrap(Math.min(100, (io.stderr as { columns?: number }).columns ?? 100)) as unknown as Argv<CommonArgs>;
-    const parser = spec.options ? spec.options(base) : (base as unknown as Argv<A & CommonArgs>);
-
-    let parsed: (A & CommonArgs) | undefined;
-    let output = '';
-    let usageError: Error | undefined;
-    try {
-      parsed = (await parser.parseAsync(argv, {}, (err, _argv, out) => {
-        if (err) usageError = err;
-        output = out;
-      })) as A & CommonArgs;
-    } catch (err) {
-      usageError = err as Error;
-    }
-    if (usageError) {
-      io.stderr.write(`${spec.name}: ${usageError.message}\nTry '${spec.name} --help'.\n`);
-      return EX.USAGE;
-    }
-    if (output) {
-      // --help: the text goes to stdout, and the tool does nothing else.
-      io.stdout.write(output + '\n');
-      return EX.OK;
-    }
-    if (!parsed) return EX.USAGE;
+    // Most runs are a pipeline step started with plain options: parse those
+    // without loading yargs (a fifth of a tool's start-up). --help, errors
+    // and anything unusual go through yargs, which stays the reference.
+    const parsed = parseSimpleArgs<A>(argv, spec) ?? (await parseWithYargs<A>(argv, spec, io));
+    if (typeof parsed === 'number') return parsed;
     if (parsed.verbose) log = createLogger(spec.name, { stream: io.stderr, env: io.env, level: 'debug' });
 
     const ctx: ToolContext<A> = {
@@ -107,7 +75,7 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
       io,
       log,
       config(opts = {}) {
-        const loaded = loadConfig({ ...(parsed!.config ? { path: parsed!.config } : {}), env: io.env, ...opts });
+        const loaded = loadConfig({ ...(parsed.config ? { path: parsed.config } : {}), env: io.env, ...opts });
         for (const w of loaded.warnings) log.warn(w);
         return loaded;
       },
@@ -124,6 +92,139 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
       return EX.SOFTWARE;
     }
   };
+}
+
+const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  config: { type: 'string', describe: 'config file (default: $PV_CONFIG, else /srv/prompt-valet/config/prompt-valet.yaml)' },
+  verbose: { alias: 'v', type: 'boolean', describe: 'log debug detail to stderr' },
+};
+
+/** The subset of a yargs option this module understands without yargs. */
+interface OptionSpec {
+  type?: unknown;
+  describe?: unknown;
+  default?: unknown;
+  alias?: unknown;
+}
+
+/**
+ * The options a tool's builder declares, recorded by running the builder on
+ * a stand-in that only understands `.option(name, spec)`. Undefined when the
+ * builder uses anything else (then yargs parses).
+ */
+function declaredOptions<A>(spec: ToolSpec<A>): Map<string, OptionSpec> | undefined {
+  const options = new Map<string, OptionSpec>(Object.entries(COMMON_OPTIONS));
+  if (!spec.options) return options;
+  let understood = true;
+  const recorder: object = new Proxy(
+    {},
+    {
+      get(_target, prop) {
+        if (prop === 'option') {
+          return (name: string, opt: OptionSpec) => {
+            options.set(name, opt);
+            return recorder;
+          };
+        }
+        understood = false;
+        return () => recorder;
+      },
+    },
+  );
+  spec.options(recorder as Argv<CommonArgs>);
+  return understood ? options : undefined;
+}
+
+const camelCase = (name: string) => name.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/**
+ * Parse `--name value`, `--name=value`, `--flag` and `-v` for string,
+ * number and boolean options, as yargs would (numbers through Number(),
+ * both the dashed and the camelCase key). Anything else — `--help`, an
+ * unknown option, a positional word, an array option, a missing value —
+ * returns undefined so that yargs parses it and reports it in its words.
+ */
+export function parseSimpleArgs<A>(argv: string[], spec: ToolSpec<A>): (A & CommonArgs) | undefined {
+  const options = declaredOptions(spec);
+  if (!options) return undefined;
+  const out: Record<string, unknown> = { _: [], $0: spec.name };
+  const set = (name: string, value: unknown) => {
+    out[name] = value;
+    out[camelCase(name)] = value;
+  };
+  for (const [name, opt] of options) {
+    if (Object.keys(opt).some((k) => !['type', 'describe', 'default', 'alias'].includes(k))) return undefined;
+    if (opt.type !== 'string' && opt.type !== 'number' && opt.type !== 'boolean') return undefined;
+    if (opt.default !== undefined) set(name, opt.default);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    let name: string;
+    let inline: string | undefined;
+    if (arg.startsWith('--') && arg.length > 2) {
+      const eq = arg.indexOf('=');
+      name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+      inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    } else if (/^-[a-z]$/i.test(arg)) {
+      const found = [...options].find(([, o]) => o.alias === arg.slice(1));
+      if (!found) return undefined;
+      name = found[0];
+    } else {
+      return undefined;
+    }
+    const opt = options.get(name);
+    if (!opt) return undefined;
+    if (opt.type === 'boolean') {
+      if (inline === undefined) set(name, true);
+      else if (inline === 'true' || inline === 'false') set(name, inline === 'true');
+      else return undefined;
+      continue;
+    }
+    const value = inline ?? argv[++i];
+    if (value === undefined || (inline === undefined && value.startsWith('-') && opt.type !== 'number')) return undefined;
+    set(name, opt.type === 'number' ? Number(value) : value);
+  }
+  if (out.verbose !== undefined) out.v = out.verbose;
+  return out as A & CommonArgs;
+}
+
+/** yargs: help, usage errors and every case parseSimpleArgs leaves to it. A number is the exit status to return. */
+async function parseWithYargs<A>(argv: string[], spec: ToolSpec<A>, io: ToolIO): Promise<(A & CommonArgs) | number> {
+  const { default: yargs } = await import('yargs');
+  const base = yargs(argv)
+    .scriptName(spec.name)
+    .usage(`${spec.summary}\n\nUsage:\n  ${spec.usage}`)
+    .option('config', COMMON_OPTIONS.config as { type: 'string'; describe: string })
+    .option('verbose', COMMON_OPTIONS.verbose as { alias: 'v'; type: 'boolean'; describe: string })
+    .epilogue(`${spec.epilogue.trim()}`)
+    .strict()
+    .help('help')
+    .alias('help', 'h')
+    .version(false)
+    // No wrapping: the epilogues are laid out by hand (examples must not be cut).
+    .wrap(null) as unknown as Argv<CommonArgs>;
+  const parser = spec.options ? spec.options(base) : (base as unknown as Argv<A & CommonArgs>);
+  let parsed: (A & CommonArgs) | undefined;
+  let output = '';
+  let usageError: Error | undefined;
+  try {
+    parsed = (await parser.parseAsync(argv, {}, (err, _argv, out) => {
+      if (err) usageError = err;
+      output = out;
+    })) as A & CommonArgs;
+  } catch (err) {
+    usageError = err as Error;
+  }
+  if (usageError) {
+    io.stderr.write(`${spec.name}: ${usageError.message}\nTry '${spec.name} --help'.\n`);
+    return EX.USAGE;
+  }
+  if (output) {
+    // --help: the text goes to stdout, and the tool does nothing else.
+    io.stdout.write(output + '\n');
+    return EX.OK;
+  }
+  return parsed ?? EX.USAGE;
 }
 
 /** What a bin file does: run main on the process and set the exit code. */

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { defineTool } from '../src/cli.js';
+import { defineTool, parseSimpleArgs } from '../src/cli.js';
 import { EX } from '../src/exit.js';
 
 function harness() {
@@ -66,4 +66,57 @@ t.test('PV_CONFIG is used when --config is absent; relative paths are anchored a
   io.env = { PV_CONFIG: cfg };
   t.equal(await tool(['--limit', '2'], io), 0);
   t.same(JSON.parse(text.out), { v: 1, limit: 2, inbox: path.join(dir, 'in') });
+});
+
+t.test('plain command lines parse without yargs exactly as yargs parses them', async (t) => {
+  const { default: yargs } = await import('yargs');
+  interface Args { limit?: number; 'dry-run'?: boolean; inbox?: string; wait?: boolean }
+  const spec = {
+    name: 'pv-demo',
+    summary: 's',
+    usage: 'u',
+    epilogue: 'e',
+    options: (y: import('yargs').Argv<{ config?: string; verbose?: boolean }>) =>
+      y
+        .option('limit', { type: 'number', describe: 'n' })
+        .option('dry-run', { type: 'boolean', describe: 'b' })
+        .option('inbox', { type: 'string', describe: 's' })
+        .option('wait', { type: 'boolean', default: false, describe: 'w' }),
+    async run() {},
+  };
+  const reference = (argv: string[]) =>
+    spec
+      .options(
+        yargs(argv)
+          .option('config', { type: 'string' })
+          .option('verbose', { alias: 'v', type: 'boolean' })
+          .strict() as unknown as import('yargs').Argv<{ config?: string; verbose?: boolean }>,
+      )
+      .parseSync();
+  const cases = [
+    [],
+    ['--limit', '1'],
+    ['--limit=2', '--dry-run'],
+    ['--config', '/x/y.yaml', '--wait', '-v'],
+    ['--inbox=/srv/in box', '--dry-run=false', '--verbose'],
+    ['--limit', 'abc'],
+  ];
+  for (const argv of cases) {
+    const fast = parseSimpleArgs<Args>(argv, spec);
+    t.ok(fast, `${JSON.stringify(argv)} takes the fast path`);
+    const ref = reference(argv) as Record<string, unknown>;
+    for (const key of Object.keys(ref).filter((k) => k !== '$0')) {
+      t.same((fast as Record<string, unknown>)[key], ref[key], `${JSON.stringify(argv)}: ${key}`);
+    }
+  }
+  // Left to yargs (help, errors, positionals, unknown options, a missing value).
+  for (const argv of [['--help'], ['-h'], ['--nope'], ['word'], ['--limit'], ['--inbox', '--wait'], ['--wait=maybe']]) {
+    t.equal(parseSimpleArgs<Args>(argv, spec), undefined, `${JSON.stringify(argv)} goes to yargs`);
+  }
+});
+
+t.test('a command line the fast path declines still gets the usage error of yargs', async (t) => {
+  const { io, text } = harness();
+  t.equal(await tool(['--limit', '2', '--nope'], io), EX.USAGE);
+  t.match(text.err, /^pv-demo: Unknown argument: nope\nTry 'pv-demo --help'/);
 });
