@@ -26,7 +26,7 @@ test: system-deps build
 	npx tap
 
 demo: build
-	node scripts/demo.mjs
+	node scripts/demo.mjs $(if $(KEEP),--keep)
 
 bench: build
 	node bench/run.mjs

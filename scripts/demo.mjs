@@ -4,6 +4,10 @@
 // API: the prompt's own ```sh block is what the "model" runs), publisher
 // `none` (the branch is pushed; the PR title and body are written to the run
 // folder). Everything lives in one temporary folder, printed at the end.
+//
+// `--keep` (make demo KEEP=1) keeps the origin and the model serving after
+// the run and prints how to try each tool by hand against this demo root,
+// until Ctrl-C.
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +24,10 @@ import {
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (tool) => path.join(repo, 'packages', tool.replace(/^pv-/, ''), 'bin', `${tool}.js`);
-const say = (s) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+const keep = process.argv.includes('--keep');
+// Bold only for a person at a terminal: a captured log stays plain text.
+const bold = process.stdout.isTTY && !process.env.NO_COLOR;
+const say = (s) => process.stdout.write(bold ? `\n\x1b[1m== ${s}\x1b[0m\n` : `\n== ${s}\n`);
 
 // A valet root laid out like /srv/prompt-valet, with its config file.
 const valet = await makeValetRoot({}, 'prompt-valet-demo-');
@@ -53,9 +60,15 @@ await valet.configure({
 const env = { ...process.env, ...home.env, PV_CONFIG: configPath, NO_COLOR: '1' };
 // Asynchronous on purpose: the scripted model answers codex from this very
 // process, so its event loop must keep running while the tools do.
+// A tool's records (stdout) go to a file in the demo root, so the screen
+// shows one story: the people's lines each tool writes on stderr.
+const recordsDir = path.join(root, 'records');
+fs.mkdirSync(recordsDir, { recursive: true });
 const run = (tool, args) =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin(tool), ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const out = fs.openSync(path.join(recordsDir, `${tool}.jsonl`), 'a');
+    const child = spawn(process.execPath, [bin(tool), ...args], { env, stdio: ['ignore', tool === 'pv-status' ? 'inherit' : out, 'inherit'] });
+    fs.closeSync(out);
     const timer = setTimeout(() => child.kill('SIGTERM'), 300_000);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -110,9 +123,28 @@ try {
   const prBody = path.join(runRoot, 'pr-body.md');
   if (fs.existsSync(prBody)) console.log(`pull request text (publisher none): ${prBody}\n${fs.readFileSync(prBody, 'utf8')}`);
   if (st.state !== 'done') status = 1;
+  console.log(`records each tool wrote (JSON lines): ${recordsDir}/`);
+  if (keep) await tryByHand();
 } finally {
   await daemon.close();
   await model.close();
 }
 console.log(`\nEverything is in ${root} (remove it when done).`);
 process.exitCode = status;
+
+/** --keep: the demo's servers stay up; show the commands to try, wait for Ctrl-C. */
+async function tryByHand() {
+  say('Try the tools by hand (the origin and the model keep serving until Ctrl-C)');
+  console.log(`In another shell:
+  export PV_CONFIG=${configPath}
+  export PATH=${path.join(repo, 'node_modules', '.bin')}:$PATH${Object.entries(home.env).map(([k, v]) => `\n  export ${k}=${v}`).join('')}
+  pv-tree --once | jq .                   # mirror the branches again (nothing to do: no output)
+  pv-status                                # what is pending, running, finished
+  printf 'Add a NOTES file.\\n\\n\`\`\`sh\\necho hi > NOTES\\n\`\`\`\\n' > ${path.join(dirs.inbox, 'widget', 'dev', 'notes.prompt.md')}
+  pv-watcher --once                       # run it
+Every tool has --help; docs/contract.md shows the records they pass on.`);
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+}
