@@ -26,14 +26,30 @@ export class GitError extends Error {
   readonly stderr: string;
   readonly retryable: boolean;
   constructor(command: string, exitCode: number | undefined, stderr: string, timedOut: boolean) {
-    const first = stderr.split('\n').find((l) => l.trim() !== '') ?? (timedOut ? 'timed out' : `exit ${exitCode}`);
-    super(`${command}: ${first.trim()}`);
+    super(`${command}: ${gitReason(stderr) || (timedOut ? 'timed out' : `exit ${exitCode}`)}`);
     this.name = 'GitError';
     this.command = command;
     this.exitCode = exitCode;
     this.stderr = stderr;
     this.retryable = timedOut || isRetryableGitFailure(stderr);
   }
+}
+
+/** Longest reason kept in a GitError's message; the whole stderr stays in `stderr`. */
+const MAX_REASON = 600;
+
+/**
+ * git's reason in one line: every non-empty line of its stderr, joined
+ * ("unable to connect to 127.0.0.1: … errno=Connection refused" spans two
+ * lines, and the first alone says nothing), bounded.
+ */
+export function gitReason(stderr: string): string {
+  const joined = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join(' ');
+  return joined.length > MAX_REASON ? `${joined.slice(0, MAX_REASON)}…` : joined;
 }
 
 /** `https://user:token@host/…` → `https://***@host/…`; also `?access_token=…`. */
