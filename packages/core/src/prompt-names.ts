@@ -1,7 +1,7 @@
 /**
- * A prompt's state is its file name's suffix (DESIGN: the prompt's life in
- * the filesystem): pending `x.prompt.md`, claimed `x.running.md`, settled
- * `x.done.md` / `x.error.md`.
+ * A prompt's state is its file name's suffix (docs/lifecycle.md, "States"):
+ * pending `x.prompt.md`, claimed `x.running.md`, settled `x.done.md` /
+ * `x.error.md`.
  */
 export const PROMPT_SUFFIX = {
   pending: '.prompt.md',
