@@ -22,3 +22,4 @@ export * from './tools.js';
 export * from './run-paths.js';
 export * from './value-checks.js';
 export * from './display.js';
+export * from './prompt-file.js';
