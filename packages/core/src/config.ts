@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { EX, ToolError } from './exit.js';
+import { DEFAULT_MAX_RECORD_BYTES } from './records.js';
 import * as use from './value-checks.js';
 import type { ValueCheck } from './value-checks.js';
 
@@ -195,7 +196,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'file_server.copyparty_cmd': { kind: str, default: 'copyparty', use: use.commandName },
 
   // A record is a few KiB; the cap only has to stop a runaway line from costing memory.
-  'limits.max_record_bytes': { kind: int(4096), default: 1048576 },
+  'limits.max_record_bytes': { kind: int(4096), default: DEFAULT_MAX_RECORD_BYTES },
   'limits.max_prompt_bytes': { kind: int(1), default: 1048576 },
 };
 
