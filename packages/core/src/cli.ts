@@ -123,7 +123,8 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
         log.error(err.message);
         return err.exitCode;
       }
-      log.error(`internal error: ${(err as Error)?.stack ?? String(err)}`);
+      // A stack trace is several lines; the logger writes one per call.
+      for (const line of `internal error: ${(err as Error)?.stack ?? String(err)}`.split('\n')) log.error(line);
       return EX.SOFTWARE;
     }
   };
