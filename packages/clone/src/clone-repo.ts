@@ -49,9 +49,15 @@ async function isClone(dir: string): Promise<boolean> {
   }
 }
 
+/**
+ * A full clone, checked out. `--no-checkout` would leave an empty index under
+ * a HEAD with files: git then shows every file as a staged deletion, and if
+ * the run stopped before syncClone's checkout (base_branch_missing), every
+ * later run took that for local changes and stashed them.
+ */
 async function cloneFresh(url: string, dir: string): Promise<void> {
   await fsp.mkdir(path.dirname(dir), { recursive: true });
-  await git(['clone', '--quiet', '--no-checkout', '--', url, dir]);
+  await git(['clone', '--quiet', '--', url, dir]);
 }
 
 export async function ensureClone(t: TargetSection, opts: CloneOptions): Promise<CloneState> {

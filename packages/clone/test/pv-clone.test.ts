@@ -120,6 +120,19 @@ t.test('a base branch missing upstream: non-retryable, names the branch', async 
   t.match(r.records[0]!.error, { code: 'base_branch_missing', retryable: false, message: /release\/9/ });
 });
 
+t.test('a fresh clone that ends in base_branch_missing is left clean: the next run stashes nothing', async (t) => {
+  const { root, record, clone } = await setup(t);
+  const first = await clone([await record(undefined, { branch: 'release/9' })]);
+  t.match(first.records[0]!.error, { code: 'base_branch_missing' });
+  const dir = path.join(root.repos, 'acme', 'widget');
+  t.equal((await git(['status', '--porcelain', '--untracked-files=all'], { cwd: dir })).stdout.trim(), '', 'nothing staged or changed in the shared clone');
+  const next = await clone([await record()]);
+  t.notOk(next.records[0]!.error, JSON.stringify(next.records[0]!.error));
+  t.notOk(next.records[0]!.checkout!.stashed, 'no stash recorded');
+  t.equal((await git(['stash', 'list'], { cwd: dir })).stdout.trim(), '', 'no spurious stash');
+  t.notMatch(next.stderr, /local changes/);
+});
+
 t.test('a remote nobody answers: git_failed, retryable, with git\'s stderr', async (t) => {
   const { record, clone } = await setup(t);
   const r = await clone([await record('git://127.0.0.1:1/acme/widget.git')]);

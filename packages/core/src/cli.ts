@@ -2,7 +2,7 @@ import type { Argv } from 'yargs';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { EX, ToolError } from './exit.js';
 import { createLogger, prepareColour, type Logger } from './log.js';
-import { readRecords, recordError, StepError, withError, writeRecord, type PvRecord } from './records.js';
+import { DEFAULT_MAX_RECORD_BYTES, readRecords, recordError, StepError, withError, writeRecord, type PvRecord } from './records.js';
 
 /**
  * The frame every pv-* tool runs in. A tool exports `main(argv, io)` that
@@ -30,6 +30,8 @@ export interface ToolContext<A> {
   log: Logger;
   /** load the configuration named by --config / PV_CONFIG (warnings are logged) */
   config(opts?: { allowMissing?: boolean }): LoadedConfig;
+  /** the configuration config() loaded last (mapRecords takes its limits from it) */
+  loaded?: LoadedConfig;
 }
 
 export interface ToolSpec<A> {
@@ -77,6 +79,7 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
       config(opts = {}) {
         const loaded = loadConfig({ ...(parsed.config ? { path: parsed.config } : {}), env: io.env, ...opts });
         for (const w of loaded.warnings) log.warn(w);
+        ctx.loaded = loaded;
         return loaded;
       },
     };
@@ -88,7 +91,8 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
         log.error(err.message);
         return err.exitCode;
       }
-      log.error(`internal error: ${(err as Error)?.stack ?? String(err)}`);
+      // A stack trace is several lines; the logger writes one per call.
+      for (const line of `internal error: ${(err as Error)?.stack ?? String(err)}`.split('\n')) log.error(line);
       return EX.SOFTWARE;
     }
   };
@@ -263,7 +267,8 @@ export async function mapRecords(
   handle: (rec: PvRecord) => Promise<PvRecord>,
   opts: MapRecordsOptions = {},
 ): Promise<number> {
-  for await (const rec of readRecords(ctx.io.stdin)) {
+  const maxLineBytes = ctx.loaded?.config.limits.max_record_bytes ?? DEFAULT_MAX_RECORD_BYTES;
+  for await (const rec of readRecords(ctx.io.stdin, { maxLineBytes })) {
     let out: PvRecord;
     if (rec.error && !opts.includeFailed) {
       out = rec;

@@ -2,6 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { EX, ToolError } from './exit.js';
+import { DEFAULT_MAX_RECORD_BYTES } from './records.js';
+import * as use from './value-checks.js';
+import type { ValueCheck } from './value-checks.js';
 
 /**
  * prompt-valet.yaml: loading, defaults, legacy normalisation and validation.
@@ -14,6 +17,9 @@ export type InboxMode = 'legacy_single_owner' | 'multi_owner';
 export type BranchMode = 'all' | 'whitelist' | 'blacklist' | 'both';
 export type GitProtocol = 'https' | 'ssh' | 'git' | 'http' | 'file';
 export type Publisher = 'gh' | 'none';
+/** codex's --sandbox values, from the strictest to the widest */
+export const SANDBOX_LEVELS = ['read-only', 'workspace-write', 'danger-full-access'] as const;
+export type Sandbox = (typeof SANDBOX_LEVELS)[number];
 
 export interface TreeBuilderConfig {
   branch_mode: BranchMode;
@@ -32,7 +38,9 @@ export interface WatcherConfig {
   cleanup_non_git_dirs: boolean;
   runner_cmd: string;
   runner_model: string;
-  runner_sandbox: string;
+  /** models a prompt's front matter may choose besides runner_model */
+  allowed_models: string[];
+  runner_sandbox: Sandbox;
   runner_extra_args: string[];
   runner_timeout_seconds: number;
   runner_idle_timeout_seconds: number;
@@ -64,6 +72,13 @@ export interface WebConfig {
   max_upload_bytes: number;
 }
 
+export interface LimitsConfig {
+  /** longest record line a tool reads; a longer one becomes a record_too_large error record */
+  max_record_bytes: number;
+  /** largest prompt file pv-resolve reads; a larger one fails as prompt_too_large */
+  max_prompt_bytes: number;
+}
+
 export type FileServerKind = 'copyparty' | 'none';
 
 export interface FileServerConfig {
@@ -85,6 +100,7 @@ export interface ValetConfig {
   watcher: WatcherConfig;
   web: WebConfig;
   file_server: FileServerConfig;
+  limits: LimitsConfig;
 }
 
 export interface LoadedConfig {
@@ -107,6 +123,8 @@ type Kind =
 interface KeySpec {
   kind: Kind;
   default: unknown;
+  /** what the value will be used for, checked on a string and on each item of a list */
+  use?: ValueCheck;
 }
 
 const str: Kind = { type: 'string' };
@@ -119,37 +137,39 @@ const pathKind: Kind = { type: 'path' };
 
 /** Every key, with its type and default. Sections are dotted prefixes. */
 export const CONFIG_SCHEMA: Record<string, KeySpec> = {
-  inbox: { kind: pathKind, default: '/srv/prompt-valet/inbox' },
-  processed: { kind: pathKind, default: '/srv/prompt-valet/processed' },
-  finished: { kind: pathKind, default: '/srv/prompt-valet/finished' },
-  repos_root: { kind: pathKind, default: '/srv/repos' },
-  git_owner: { kind: strOrEmpty, default: '' },
+  inbox: { kind: pathKind, default: '/srv/prompt-valet/inbox', use: use.pathText },
+  processed: { kind: pathKind, default: '/srv/prompt-valet/processed', use: use.pathText },
+  finished: { kind: pathKind, default: '/srv/prompt-valet/finished', use: use.pathText },
+  repos_root: { kind: pathKind, default: '/srv/repos', use: use.pathText },
+  git_owner: { kind: strOrEmpty, default: '', use: use.ownerOrEmpty },
   inbox_mode: { kind: { type: 'enum', values: ['legacy_single_owner', 'multi_owner'] }, default: 'legacy_single_owner' },
 
   'tree_builder.branch_mode': { kind: { type: 'enum', values: ['all', 'whitelist', 'blacklist', 'both'] }, default: 'all' },
-  'tree_builder.branch_whitelist': { kind: list, default: [] },
-  'tree_builder.branch_blacklist': { kind: list, default: [] },
-  'tree_builder.branch_name_blacklist': { kind: list, default: ['HEAD'] },
+  'tree_builder.branch_whitelist': { kind: list, default: [], use: use.branchPattern },
+  'tree_builder.branch_blacklist': { kind: list, default: [], use: use.branchPattern },
+  'tree_builder.branch_name_blacklist': { kind: list, default: ['HEAD'], use: use.branchPattern },
   'tree_builder.scan_interval_seconds': { kind: int(1), default: 60 },
   'tree_builder.eager_repos': { kind: bool, default: false },
 
   'watcher.auto_clone_missing_repos': { kind: bool, default: true },
-  'watcher.git_default_owner': { kind: strOrEmpty, default: '' },
-  'watcher.git_default_host': { kind: str, default: 'github.com' },
+  'watcher.git_default_owner': { kind: strOrEmpty, default: '', use: use.ownerOrEmpty },
+  // Checked with git_protocol in mind (a folder for file://), after all keys are read.
+  'watcher.git_default_host': { kind: str, default: 'github.com', use: use.pathText },
   'watcher.git_protocol': { kind: { type: 'enum', values: ['https', 'ssh', 'git', 'http', 'file'] }, default: 'https' },
   'watcher.cleanup_non_git_dirs': { kind: bool, default: true },
-  'watcher.runner_cmd': { kind: str, default: 'codex' },
-  'watcher.runner_model': { kind: str, default: 'gpt-5-codex' },
-  'watcher.runner_sandbox': { kind: { type: 'enum', values: ['read-only', 'workspace-write', 'danger-full-access'] }, default: 'workspace-write' },
-  'watcher.runner_extra_args': { kind: list, default: [] },
+  'watcher.runner_cmd': { kind: str, default: 'codex', use: use.commandName },
+  'watcher.runner_model': { kind: str, default: 'gpt-5-codex', use: use.modelName },
+  'watcher.allowed_models': { kind: list, default: [], use: use.modelName },
+  'watcher.runner_sandbox': { kind: { type: 'enum', values: SANDBOX_LEVELS }, default: 'workspace-write' },
+  'watcher.runner_extra_args': { kind: list, default: [], use: use.commandArgument },
   // Fractional seconds are allowed so tests can use sub-second limits.
   'watcher.runner_timeout_seconds': { kind: num(0.1), default: 3600 },
   /** 0 turns the idle limit off */
   'watcher.runner_idle_timeout_seconds': { kind: num(0), default: 900 },
   'watcher.runner_kill_grace_seconds': { kind: num(0), default: 10 },
-  'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] },
-  'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS' },
-  'watcher.agent_branch_prefix': { kind: str, default: 'codex/' },
+  'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'], use: use.envVarName },
+  'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS', use: use.pathText },
+  'watcher.agent_branch_prefix': { kind: str, default: 'codex/', use: use.agentBranchPrefix },
   'watcher.max_parallel': { kind: int(1, 64), default: 2 },
   'watcher.max_attempts': { kind: int(1), default: 3 },
   'watcher.retry_backoff_seconds': { kind: num(0), default: 60 },
@@ -157,23 +177,27 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.rescan_interval_seconds': { kind: num(0.1), default: 60 },
   'watcher.shutdown_grace_seconds': { kind: num(0), default: 30 },
   'watcher.publisher': { kind: { type: 'enum', values: ['gh', 'none'] }, default: 'gh' },
-  'watcher.gh_cmd': { kind: str, default: 'gh' },
-  'watcher.gh_host': { kind: strOrEmpty, default: '' },
+  'watcher.gh_cmd': { kind: str, default: 'gh', use: use.commandName },
+  'watcher.gh_host': { kind: strOrEmpty, default: '', use: use.hostOrEmpty },
   'watcher.pr_draft': { kind: bool, default: false },
-  'watcher.pr_labels': { kind: list, default: [] },
-  'watcher.commit_author_name': { kind: str, default: 'Prompt Valet' },
-  'watcher.commit_author_email': { kind: str, default: 'prompt-valet@localhost' },
+  'watcher.pr_labels': { kind: list, default: [], use: use.labelName },
+  'watcher.commit_author_name': { kind: str, default: 'Prompt Valet', use: use.authorName },
+  'watcher.commit_author_email': { kind: str, default: 'prompt-valet@localhost', use: use.authorEmail },
 
-  'web.host': { kind: str, default: '127.0.0.1' },
+  'web.host': { kind: str, default: '127.0.0.1', use: use.hostName },
   'web.port': { kind: int(0, 65535), default: 8088 },
-  'web.token': { kind: strOrEmpty, default: '' },
-  'web.token_file': { kind: strOrEmpty, default: '' },
+  'web.token': { kind: strOrEmpty, default: '', use: use.singleLine },
+  'web.token_file': { kind: strOrEmpty, default: '', use: use.pathText },
   'web.max_upload_bytes': { kind: int(1), default: 1048576 },
 
   'file_server.kind': { kind: { type: 'enum', values: ['copyparty', 'none'] }, default: 'none' },
-  'file_server.host': { kind: str, default: '0.0.0.0' },
+  'file_server.host': { kind: str, default: '0.0.0.0', use: use.hostName },
   'file_server.port': { kind: int(1, 65535), default: 3923 },
-  'file_server.copyparty_cmd': { kind: str, default: 'copyparty' },
+  'file_server.copyparty_cmd': { kind: str, default: 'copyparty', use: use.commandName },
+
+  // A record is a few KiB; the cap only has to stop a runaway line from costing memory.
+  'limits.max_record_bytes': { kind: int(4096), default: DEFAULT_MAX_RECORD_BYTES },
+  'limits.max_prompt_bytes': { kind: int(1), default: 1048576 },
 };
 
 const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));
@@ -212,19 +236,24 @@ function expected(kind: Kind): string {
   }
 }
 
-function checkValue(key: string, kind: Kind, v: unknown, file: string): unknown {
-  const fail = (): never => {
-    throw new ConfigError(`${file}: ${key}: got ${describe(v)}, expected ${expected(kind)}`);
+function checkValue(key: string, spec: KeySpec, v: unknown, file: string): unknown {
+  const { kind } = spec;
+  const fail = (what = expected(kind), where = key, got: unknown = v): never => {
+    throw new ConfigError(`${file}: ${where}: got ${describe(got)}, expected ${what}`);
+  };
+  const usable = (s: string, where = key): string => {
+    const problem = spec.use?.(s);
+    return problem === undefined ? s : fail(problem, where, s);
   };
   switch (kind.type) {
     case 'string':
     case 'path':
-      if (typeof v === 'number' && kind.type === 'string') return String(v);
+      if (typeof v === 'number' && kind.type === 'string') return usable(String(v));
       if (typeof v !== 'string') return fail();
       if (kind.type === 'path' || !kind.allowEmpty) {
         if (v.trim() === '') return fail();
       }
-      return v;
+      return usable(v);
     case 'int':
       if (typeof v !== 'number' || !Number.isInteger(v) || v < kind.min || (kind.max !== undefined && v > kind.max)) return fail();
       return v;
@@ -241,13 +270,8 @@ function checkValue(key: string, kind: Kind, v: unknown, file: string): unknown 
       // An empty YAML key (`branch_whitelist:`) reads as null: the empty list.
       if (v === null) return [];
       if (!Array.isArray(v)) return fail();
-      return v.map((item, i) => {
-        if (typeof item === 'number') return String(item);
-        if (typeof item !== 'string') {
-          throw new ConfigError(`${file}: ${key}[${i}]: got ${describe(item)}, expected a string`);
-        }
-        return item;
-      });
+      // Items must be strings as written: `[1, 2]` is a mistake, not two names.
+      return v.map((item: unknown, i) => (typeof item === 'string' ? usable(item, `${key}[${i}]`) : fail('a string', `${key}[${i}]`, item)));
   }
 }
 
@@ -292,7 +316,7 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
           warnings.push(`${file}: unknown key ${key} (ignored)`);
           continue;
         }
-        setPath(out, key, checkValue(key, spec.kind, subValue, file));
+        setPath(out, key, checkValue(key, spec, subValue, file));
         given.add(key);
       }
       continue;
@@ -302,7 +326,7 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
       warnings.push(`${file}: unknown key ${top} (ignored)`);
       continue;
     }
-    out[top] = checkValue(top, spec.kind, value, file);
+    out[top] = checkValue(top, spec, value, file);
     given.add(top);
   }
 
@@ -333,6 +357,13 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
     if (path.isAbsolute(rel) || rel.split('/').includes('..')) {
       throw new ConfigError(`${file}: watcher.agent_runs_dir: got ${describe(rel)}, expected a path inside the repository (relative, no "..")`);
     }
+  }
+  const host = config.watcher.git_default_host;
+  if (config.watcher.git_protocol !== 'file') {
+    const problem = use.urlHost(host);
+    if (problem) throw new ConfigError(`${file}: watcher.git_default_host: got ${describe(host)}, expected ${problem} (git_protocol ${config.watcher.git_protocol})`);
+  } else if (host.startsWith('-')) {
+    throw new ConfigError(`${file}: watcher.git_default_host: got ${describe(host)}, expected a folder (git_protocol file), not an option`);
   }
   return { config, warnings };
 }

@@ -20,3 +20,6 @@ export * from './runid.js';
 export * from './target-check.js';
 export * from './tools.js';
 export * from './run-paths.js';
+export * from './value-checks.js';
+export * from './display.js';
+export * from './prompt-file.js';

@@ -1,9 +1,10 @@
 import type { ChalkInstance } from 'chalk';
 import { format } from 'node:util';
+import { escapeForDisplay } from './display.js';
 
 /**
- * Logging for people, on stderr only (stdout carries records). Each line is
- * prefixed with the tool's name. Colour only when stderr is a TTY and
+ * Logging for people, on stderr only (stdout carries records). Each call
+ * writes one line, prefixed with the tool's name. Colour only when stderr is a TTY and
  * NO_COLOR is unset. Under journald (JOURNAL_STREAM set) each line starts with
  * its syslog priority, `<3>` … `<7>`, so `journalctl -p err` filters it.
  */
@@ -61,14 +62,14 @@ export function createLogger(tool: string, opts: LoggerOptions = {}): Logger {
     debug: chalk?.dim ?? plain,
   };
 
+  // One call, one line: messages carry names from outside (file and folder
+  // names, git's stderr), so a line break or an escape sequence in one is
+  // shown escaped, never obeyed by the terminal or taken by journald as a
+  // second entry. Text of several lines is logged one call per line.
   const write = (level: LogLevel, args: unknown[]) => {
     if (PRIORITY[level] > threshold) return;
-    const text = format(...args);
-    const lines = text.split('\n').map((line) => {
-      const body = `${tool}: ${level === 'error' || level === 'warn' ? `${level}: ` : ''}${line}`;
-      return journald ? `<${PRIORITY[level]}>${body}` : paint[level](body);
-    });
-    stream.write(lines.join('\n') + '\n');
+    const body = `${tool}: ${level === 'error' || level === 'warn' ? `${level}: ` : ''}${escapeForDisplay(format(...args))}`;
+    stream.write(`${journald ? `<${PRIORITY[level]}>${body}` : paint[level](body)}\n`);
   };
 
   return {

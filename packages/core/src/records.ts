@@ -1,5 +1,3 @@
-import * as readline from 'node:readline';
-
 /**
  * The record stream: one compact JSON object per line on stdout, read back
  * line by line on stdin. Every record carries `v` (the schema version). Each
@@ -122,19 +120,71 @@ export interface PvRecord {
 /** Longest input line kept verbatim in a malformed-line error record. */
 const MAX_ECHO = 200;
 
+/** limits.max_record_bytes when no configuration says otherwise. */
+export const DEFAULT_MAX_RECORD_BYTES = 1048576;
+
+export interface ReadRecordsOptions {
+  /** longest line read (bytes, without the newline); default DEFAULT_MAX_RECORD_BYTES */
+  maxLineBytes?: number;
+}
+
 /**
  * Read records from a stream of JSON lines. A line that is not a JSON object
  * becomes an error record (step `input`) and the stream goes on. Blank lines
- * are skipped. Lines of any length are read whole.
+ * are skipped. A line longer than `maxLineBytes` is never held in memory:
+ * its bytes past the cap are counted and dropped as they arrive, and it
+ * becomes one `record_too_large` error record; the next line is read as usual.
  */
-export async function* readRecords(input: NodeJS.ReadableStream): AsyncGenerator<PvRecord> {
-  const rl = readline.createInterface({ input, crlfDelay: Infinity, terminal: false });
+export async function* readRecords(input: NodeJS.ReadableStream, opts: ReadRecordsOptions = {}): AsyncGenerator<PvRecord> {
+  const max = opts.maxLineBytes ?? DEFAULT_MAX_RECORD_BYTES;
+  let pieces: Buffer[] = [];
+  let lineBytes = 0;
   let lineNo = 0;
-  for await (const line of rl) {
+  const endLine = (): PvRecord | undefined => {
     lineNo++;
-    if (line.trim() === '') continue;
-    yield parseRecordLine(line, lineNo);
+    const bytes = lineBytes;
+    const text = bytes > max ? '' : Buffer.concat(pieces).toString('utf8').replace(/\r$/, '');
+    pieces = [];
+    lineBytes = 0;
+    if (bytes > max) return tooLarge(lineNo, bytes, max);
+    return text.trim() === '' ? undefined : parseRecordLine(text, lineNo);
+  };
+  for await (const chunk of input as AsyncIterable<Buffer | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(0x0a, start);
+      const end = nl < 0 ? buf.length : nl;
+      lineBytes += end - start;
+      // Past the cap the line is only counted: what was kept of it goes too.
+      if (lineBytes <= max) {
+        if (end > start) pieces.push(buf.subarray(start, end));
+      } else if (pieces.length > 0) {
+        pieces = [];
+      }
+      if (nl < 0) break;
+      const rec = endLine();
+      if (rec) yield rec;
+      start = nl + 1;
+    }
   }
+  if (lineBytes > 0) {
+    const rec = endLine();
+    if (rec) yield rec;
+  }
+}
+
+function tooLarge(lineNo: number, bytes: number, max: number): PvRecord {
+  return {
+    v: SCHEMA_VERSION,
+    input: { line: lineNo, bytes },
+    error: {
+      step: 'input',
+      code: 'record_too_large',
+      message: `line ${lineNo} is ${bytes} bytes, more than limits.max_record_bytes (${max}); skipped unread`,
+      retryable: false,
+    },
+  };
 }
 
 export function parseRecordLine(line: string, lineNo = 1): PvRecord {

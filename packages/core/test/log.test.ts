@@ -15,7 +15,22 @@ t.test('prefixes every line with the tool name', async (t) => {
   const log = createLogger('pv-claim', { stream: s, env: {} });
   log.info('claimed %s', 'x');
   log.error('two\nlines');
-  t.equal(text(), 'pv-claim: claimed x\npv-claim: error: two\npv-claim: error: lines\n');
+  t.equal(text(), 'pv-claim: claimed x\npv-claim: error: two\\nlines\n', 'one call, one line: a line break is shown escaped');
+});
+
+t.test('names from outside cannot drive the terminal or forge a journal entry', async (t) => {
+  const { s, text } = sink(false);
+  const log = createLogger('pv-watcher', { stream: s, env: { JOURNAL_STREAM: '8:1234' } });
+  const folder = 'repo/main\n<3>pv-watcher: error: forged';
+  const prompt = '\x1b]0;pwned\x07\x1b[2Jx.prompt.md';
+  log.info(`claimed ${folder}/${prompt}`);
+  log.info('claimed %s', prompt);
+  t.equal(text(), [
+    '<6>pv-watcher: claimed repo/main\\n<3>pv-watcher: error: forged/\\x1b]0;pwned\\x07\\x1b[2Jx.prompt.md',
+    '<6>pv-watcher: claimed \\x1b]0;pwned\\x07\\x1b[2Jx.prompt.md',
+    '',
+  ].join('\n'));
+  t.notMatch(text(), /\x1b|\x07/, 'no raw escape reaches the stream');
 });
 
 t.test('under journald every line carries its syslog priority', async (t) => {

@@ -25,16 +25,44 @@ t.test('records without a version get the current one', async (t) => {
   t.equal(JSON.parse(formatRecord({ v: 1 })).v, 1);
 });
 
-t.test('a huge line is read whole', async (t) => {
+t.test('a line up to the cap is read whole, across many chunks', async (t) => {
   const big = 'x'.repeat(8 * 1024 * 1024);
   // Feed it in many small chunks, as a pipe would.
   const text = JSON.stringify({ v: 1, blob: big }) + '\n';
   const chunks: string[] = [];
   for (let i = 0; i < text.length; i += 65536) chunks.push(text.slice(i, i + 65536));
   const recs: PvRecord[] = [];
-  for await (const r of readRecords(Readable.from(chunks))) recs.push(r);
+  for await (const r of readRecords(Readable.from(chunks), { maxLineBytes: text.length - 1 })) recs.push(r);
   t.equal(recs.length, 1);
   t.equal((recs[0]!.blob as string).length, big.length);
+});
+
+t.test('a line over the cap is one record_too_large error record; the next line is read', async (t) => {
+  const cap = 4096;
+  const over = JSON.stringify({ v: 1, pad: 'y'.repeat(cap) });
+  const exact = JSON.stringify({ v: 1, run_id: 'e', pad: 'z'.repeat(cap - 29) });
+  t.equal(Buffer.byteLength(exact), cap, 'the second line is exactly at the cap');
+  const text = `${over}\n${exact}\n{"v":1,"run_id":"after"}\r\n${'q'.repeat(cap + 1)}`;
+  const chunks: Buffer[] = [];
+  const bytes = Buffer.from(text);
+  for (let i = 0; i < bytes.length; i += 1000) chunks.push(bytes.subarray(i, i + 1000));
+  const recs: PvRecord[] = [];
+  for await (const r of readRecords(Readable.from(chunks), { maxLineBytes: cap })) recs.push(r);
+  t.equal(recs.length, 4);
+  t.match(recs[0], {
+    input: { line: 1, bytes: Buffer.byteLength(over) },
+    error: { step: 'input', code: 'record_too_large', retryable: false, message: `line 1 is ${Buffer.byteLength(over)} bytes, more than limits.max_record_bytes (4096); skipped unread` },
+  });
+  t.equal(recs[1]!.run_id, 'e', 'a line of exactly the cap is read');
+  t.equal(recs[2]!.run_id, 'after');
+  t.match(recs[3], { input: { line: 4, bytes: cap + 1 }, error: { code: 'record_too_large' } }, 'an unterminated last line is capped too');
+});
+
+t.test('a multi-byte character split across chunks survives', async (t) => {
+  const bytes = Buffer.from('{"v":1,"name":"Zoë ✓"}\n');
+  const recs: PvRecord[] = [];
+  for await (const r of readRecords(Readable.from([...bytes].map((b) => Buffer.from([b]))))) recs.push(r);
+  t.equal(recs[0]!.name, 'Zoë ✓');
 });
 
 t.test('one compact object per line', async (t) => {

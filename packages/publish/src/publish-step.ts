@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  checkTargetRecord, git, GitError, isErrno, readJsonIfExists, repoLockPath, runFile, StepError, updateRunStatus,
+  checkTargetRecord, git, GitError, isErrno, prSettings, readJsonIfExists, repoLockPath, runFile, StepError, updateRunStatus,
   withRepoLock, writeFileAtomic, writeJsonAtomic, type Logger, type PublishSection, type PvRecord, type ValetConfig,
 } from '@prompt-valet/core';
 import { createPr, findOpenPr, ghHostFor, ghRepoArg, TOKEN_VARS } from './gh.js';
@@ -123,12 +123,9 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
       section = { ...pushed, outcome: 'pr_exists', pr_url: existing };
       log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
     } else {
-      const fm = t.front_matter ?? {};
-      const url = await createPr(ghOpts, repoArg, {
-        base: t.branch, head: t.agent_branch, title, bodyFile,
-        draft: typeof fm.draft === 'boolean' ? fm.draft : w.pr_draft,
-        labels: Array.isArray(fm.labels) ? fm.labels : w.pr_labels,
-      });
+      // Re-checked against the operator's limits: a forged record widens nothing.
+      const { draft, labels } = prSettings(t.front_matter, w);
+      const url = await createPr(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
       section = { ...pushed, outcome: 'pr_opened', pr_url: url };
       log.info(`run ${runId}: opened ${url}`);
     }

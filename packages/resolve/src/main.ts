@@ -20,8 +20,13 @@ repo_dir is repos_root/<owner>/<repo>; clone_url follows watcher.git_protocol
 file://<folder>/o/r.git); agent_branch is
 <watcher.agent_branch_prefix><slug of the prompt name>-<run id>. The prompt's
 YAML front matter (title, draft, labels, model, sandbox, timeout) is
-carried as front_matter. A path that does not resolve (too shallow, a
-hostile name, bad front matter) gives the record a non-retryable error.
+checked against the operator's limits and carried as front_matter: it may
+narrow them (a stricter sandbox, a shorter timeout, a model from
+watcher.allowed_models, draft: true, more labels), never widen them. A path
+that does not resolve (too shallow, a hostile name), front matter that is
+unreadable, unknown or wider than the config (bad_front_matter), or a prompt
+larger than limits.max_prompt_bytes (prompt_too_large, not read) gives the
+record a non-retryable error.
 
 ${EXIT_STATUS_HELP}
 

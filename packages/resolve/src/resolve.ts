@@ -1,5 +1,3 @@
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   checkBranchName,
@@ -8,11 +6,11 @@ import {
   checkRepoName,
   cloneUrl,
   folderToBranch,
-  FrontMatterError,
   isErrno,
   parsePrompt,
   parsePromptName,
   PathEscapeError,
+  readPromptText,
   resolveInside,
   runFile,
   slugify,
@@ -89,14 +87,9 @@ export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise
     if (err instanceof PathEscapeError) throw new StepError('path_escape', err.message);
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  const text = await readPromptText(claim.run_root, claim.path);
-  let front_matter;
-  try {
-    front_matter = parsePrompt(text).front_matter;
-  } catch (err) {
-    if (err instanceof FrontMatterError) throw new StepError(err.code, `${claim.rel}: ${err.message}`);
-    throw err;
-  }
+  const text = await readClaimedPrompt(claim.run_root, claim.path, config.limits.max_prompt_bytes);
+  // Checked here once against the operator's limits; later steps re-check target.front_matter.
+  const { front_matter } = parsePrompt(text, config.watcher);
   const stem = parsePromptName(place.file)!.stem;
   const prefix = config.watcher.agent_branch_prefix;
   const agent_branch = `${prefix}${slugify(stem)}-${rec.run_id}`;
@@ -115,21 +108,16 @@ export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise
 }
 
 /** The run folder's copy (made by pv-claim); the running file only if there is none, never through a symlink. */
-async function readPromptText(runRoot: string | undefined, runningPath: string): Promise<string> {
+async function readClaimedPrompt(runRoot: string | undefined, runningPath: string, maxBytes: number): Promise<string> {
   if (runRoot) {
     try {
-      return await fsp.readFile(runFile(runRoot, 'prompt'), 'utf8');
+      return await readPromptText(runFile(runRoot, 'prompt'), maxBytes);
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
   }
   try {
-    const fh = await fsp.open(runningPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      return await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
+    return await readPromptText(runningPath, maxBytes);
   } catch (err) {
     if (isErrno(err, 'ELOOP')) throw new StepError('symlink_refused', `${runningPath} is a symbolic link; not read`);
     if (isErrno(err, 'ENOENT')) throw new StepError('prompt_missing', `neither the run folder's prompt copy nor ${runningPath} exists`);

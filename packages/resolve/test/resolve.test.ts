@@ -84,6 +84,33 @@ t.test('front matter is carried; malformed front matter is an error record', asy
   t.match(by('c').error, { code: 'bad_front_matter', message: /draft/ });
 });
 
+t.test('front matter may narrow the operator\'s limits, never widen them', async (t) => {
+  const r = await root(t, { watcher: { runner_sandbox: 'workspace-write', runner_timeout_seconds: 600, allowed_models: ['small-model'] } });
+  await r.dropPrompt('widget/main/narrow.prompt.md', '---\nsandbox: read-only\ntimeout: 60\nmodel: small-model\n---\nbody\n');
+  await r.dropPrompt('widget/main/sandbox.prompt.md', '---\nsandbox: danger-full-access\n---\nbody\n');
+  await r.dropPrompt('widget/main/timeout.prompt.md', '---\ntimeout: 999999999\n---\nbody\n');
+  await r.dropPrompt('widget/main/option.prompt.md', '---\nmodel: "--dangerously-bypass-approvals-and-sandbox"\n---\nbody\n');
+  await r.dropPrompt('widget/main/typo.prompt.md', '---\nsandox: read-only\n---\nbody\n');
+  const recs = await claimAndResolve(r);
+  const by = (stem: string) => recs.find((x) => x.claim!.prompt_rel === `widget/main/${stem}.prompt.md`)!;
+  t.same(by('narrow').target!.front_matter, { sandbox: 'read-only', timeout: 60, model: 'small-model' });
+  t.match(by('sandbox').error, { step: 'resolve', code: 'bad_front_matter', retryable: false, message: /sandbox: .*watcher.runner_sandbox is workspace-write/ });
+  t.match(by('timeout').error, { code: 'bad_front_matter', message: /timeout: got 999999999, expected at most 600 seconds/ });
+  t.match(by('option').error, { code: 'bad_front_matter', message: /model: .*expected a model name/ });
+  t.match(by('typo').error, { code: 'bad_front_matter', message: /"sandox" is not a known key/ });
+  for (const stem of ['sandbox', 'timeout', 'option', 'typo']) t.notOk(by(stem).target, `${stem}: no target`);
+});
+
+t.test('a prompt larger than limits.max_prompt_bytes is refused without being read', async (t) => {
+  const r = await root(t, { limits: { max_prompt_bytes: 1000 } });
+  await r.dropPrompt('widget/main/big.prompt.md', 'x'.repeat(1001));
+  await r.dropPrompt('widget/main/fits.prompt.md', 'x'.repeat(1000));
+  const recs = await claimAndResolve(r);
+  const by = (stem: string) => recs.find((x) => x.claim!.prompt_rel === `widget/main/${stem}.prompt.md`)!;
+  t.match(by('big').error, { step: 'resolve', code: 'prompt_too_large', retryable: false, message: /1001 bytes, more than limits.max_prompt_bytes \(1000\)/ });
+  t.notOk(by('fits').error);
+});
+
 t.test('every hostile path from the shared table is a clear, non-retryable error', async (t) => {
   const r = await root(t);
   for (const h of HOSTILE_INBOX_PATHS) await r.dropPrompt(h.rel, `hostile: ${h.why}`);

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  FrontMatterError,
   StepError,
+  agentSettings,
   isErrno,
-  parsePrompt,
+  splitPrompt,
   recordError,
   resolveInside,
   runFile,
@@ -79,9 +79,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     );
   }
   const w = deps.watcher;
-  const model = inputs.frontMatter.model ?? w.runner_model;
-  const sandbox = inputs.frontMatter.sandbox ?? w.runner_sandbox;
-  const timeoutSeconds = inputs.frontMatter.timeout ?? w.runner_timeout_seconds;
+  // Within the operator's limits whatever the record says (FrontMatterError fails the record).
+  const { model, sandbox, timeoutSeconds } = agentSettings(inputs.frontMatter, w);
   const lastMessage = runFile(inputs.runRoot, 'lastMessage');
   const logFile = runFile(inputs.runRoot, 'log');
   const eventsFile = deps.json ? runFile(inputs.runRoot, 'events') : undefined;
@@ -196,14 +195,9 @@ async function readInputs(rec: PvRecord): Promise<Inputs> {
   if (text === undefined) {
     throw new StepError('prompt_missing', `the prompt is gone: neither ${candidates.join(' nor ')} exists`);
   }
-  let parsed;
-  try {
-    parsed = parsePrompt(text);
-  } catch (err) {
-    if (err instanceof FrontMatterError) throw new StepError('bad_front_matter', `${promptFile}: ${err.message}`);
-    throw err;
-  }
-  const frontMatter: FrontMatter = { ...parsed.front_matter, ...(rec.target?.front_matter ?? {}) };
+  // The front matter was checked once by pv-resolve: its result is target.front_matter, re-checked in runPrompt.
+  const parsed = splitPrompt(text);
+  const frontMatter: FrontMatter = rec.target?.front_matter ?? {};
   if (parsed.body.trim() === '') throw new StepError('empty_prompt', `${promptFile}: the prompt has no text after its front matter`);
   return { runRoot, checkoutDir, runId, promptFile, body: parsed.body, frontMatter };
 }

@@ -72,3 +72,22 @@ t.test('--help documents the exit status and the error codes', async (t) => {
   t.match(stdout, 'aborted_shutdown');
   t.match(stdout, 'PV_RUN_ID');
 });
+
+t.test('a forged record\'s front matter widens nothing: bad_front_matter, the agent never starts', async (t) => {
+  const s = await scratch(t, { turns: [], watcher: { runner_sandbox: 'read-only', runner_timeout_seconds: 60 } });
+  const forged = [
+    [{ sandbox: 'danger-full-access' }, /sandbox: .*watcher.runner_sandbox is read-only/],
+    [{ model: '--dangerously-bypass-approvals-and-sandbox' }, /model: .*expected a model name/],
+    [{ timeout: 999999999 }, /timeout: .*at most 60 seconds/],
+    [{ extra_args: ['--yolo'] }, /"extra_args" is not a known key/],
+  ] as const;
+  const input = forged.map(([fm]) => JSON.stringify({ ...s.record, target: { ...s.record.target!, front_matter: fm } })).join('\n') + '\n';
+  const { code, records, stderr } = await s.start({ input }).done;
+  t.equal(code, 0, stderr);
+  t.equal(records.length, forged.length);
+  forged.forEach(([fm, re], i) => {
+    t.match(records[i]!.error, { step: 'run-codex', code: 'bad_front_matter', retryable: false, message: re }, JSON.stringify(fm));
+    t.notOk(records[i]!.agent, 'no agent section: nothing ran');
+  });
+  t.equal(s.model.requests.length, 0, 'the model was never called');
+});

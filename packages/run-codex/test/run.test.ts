@@ -8,6 +8,7 @@ import { readJson, scratch } from './fixtures/scratch.js';
 t.test('the agent edits the checkout; last message, env and status are where a user looks', async (t) => {
   const s = await scratch(t, {
     prompt: '---\ntitle: Add a file\nmodel: fm-model\n---\nPlease add hello.txt.\n',
+    watcher: { allowed_models: ['fm-model'] },
     turns: [
       execTurn('echo hello > hello.txt; env > agent-env.txt'),
       messageTurn('I added hello.txt.', { input_tokens: 7, output_tokens: 3, total_tokens: 10 }),
@@ -24,7 +25,7 @@ t.test('the agent edits the checkout; last message, env and status are where a u
   t.equal(agent.exit_code, 0);
   t.equal(agent.timed_out, false);
   t.equal(agent.aborted, false);
-  t.equal(agent.model, 'fm-model', 'front matter overrides runner_model');
+  t.equal(agent.model, 'fm-model', 'front matter picks a model from watcher.allowed_models');
   t.equal(agent.last_message, path.join(s.runRoot, RUN_FILES.lastMessage));
   t.equal(fs.readFileSync(agent.last_message!, 'utf8').trim(), 'I added hello.txt.');
   t.equal(agent.agent_runs_file, `docs/AGENT_RUNS/codex-run-${s.runId}.md`);

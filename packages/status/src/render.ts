@@ -1,6 +1,6 @@
-import type { QueueView, RunView } from '@prompt-valet/core';
+import { escapeForDisplay, type QueueView, type RunView } from '@prompt-valet/core';
 
-/** The porcelain: a short table per section, for a terminal. */
+/** The porcelain: a short table per section, for a terminal; every line escaped. */
 function age(seconds: number): string {
   if (seconds < 90) return `${seconds}s`;
   if (seconds < 90 * 60) return `${Math.round(seconds / 60)}m`;
@@ -30,5 +30,7 @@ export function renderQueue(q: QueueView, now = Date.parse(q.generated_at)): str
     const what = r.state === 'done' ? (r.pr_url ?? r.outcome ?? 'done') : clip(r.reason ?? 'error', 90);
     out.push(`  ${r.run_id}  ${r.state.padEnd(5)} ${target(r)}  ${what}`);
   }
-  return out.join('\n') + '\n';
+  // Names, log lines and reasons come from outside (file names, the agent's
+  // output): escaped, so none can move the cursor, retitle or clear the terminal.
+  return out.map(escapeForDisplay).join('\n') + '\n';
 }

@@ -54,3 +54,24 @@ t.test('an empty valet shows empty sections; a bad config exits 78', async (t) =
   t.equal(bad.code, 78);
   t.match(bad.stderr, /inbox_mode: got string "sideways"/);
 });
+
+t.test('names with escape sequences and line breaks are shown escaped, never obeyed', async (t) => {
+  const root = await makeValetRoot();
+  t.teardown(() => root.cleanup());
+  // A prompt whose name retitles the terminal and clears the screen; one with a newline.
+  const evil = '\x1b]0;pwned\x07\x1b[2J\x1b[Hevil.prompt.md';
+  await root.dropPrompt(`widget/main/${evil}`, 'x\n');
+  await root.dropPrompt('widget/main/two\nlines.prompt.md', 'x\n');
+  const running = path.join(root.processed, '20261126-101010-000-aaaaaaaa');
+  await updateRunStatus(running, { state: 'running', prompt_rel: 'widget/main/r.prompt.md', owner: 'acme', repo: 'widget', branch: 'main' });
+  fs.writeFileSync(path.join(running, RUN_FILES.log), 'agent says \x1b[31mred\x1b[0m\n');
+
+  const human = await runBin('pv-status', ['--config', root.configPath]);
+  t.equal(human.code, 0, human.stderr);
+  t.notMatch(human.stdout, /[\x00-\x09\x0b-\x1f\x7f]/, 'no control character but the line ends reaches the terminal');
+  t.match(human.stdout, '  widget/main/\\x1b]0;pwned\\x07\\x1b[2J\\x1b[Hevil.prompt.md  waiting');
+  t.match(human.stdout, '  widget/main/two\\nlines.prompt.md  waiting', 'the newline is shown, the entry stays on one line');
+  t.match(human.stdout, 'agent says \\x1b[31mred\\x1b[0m');
+  const json = await runBin('pv-status', ['--json', '--config', root.configPath]);
+  t.ok(JSON.parse(json.stdout).pending.some((p: { rel: string }) => p.rel === `widget/main/${evil}`), '--json keeps the exact name (JSON escapes it)');
+});

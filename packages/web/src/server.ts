@@ -9,7 +9,7 @@ import { resolveJob } from './jobs.js';
 import { streamLog } from './live-log.js';
 import { abortRun, apiRun, listRuns, logTail, retryRun, runDetail, runRoot } from './runs.js';
 import { loadStaticFiles } from './static-files.js';
-import { checkPromptBytes, submitPrompt, type Submission, type Submitted } from './submit.js';
+import { readUpload, submitPrompt, type Submission, type Submitted } from './submit.js';
 import { findTarget, listTargets } from './targets.js';
 
 export interface ServerOptions {
@@ -187,7 +187,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post<{ Params: { id: string } }>('/api/runs/:id/retry', async (req, reply) => reply.code(201).send(await retryRun(config, req.params.id)));
 
   app.post('/api/prompts', async (req, reply) => {
-    const { targetId, subs } = req.isMultipart() ? await readUpload(req, max) : readJsonSubmission(req, max);
+    const { targetId, subs } = req.isMultipart() ? await readUpload(req, config) : readJsonSubmission(req, max);
     const target = await findTarget(config, targetId);
     if (!target) throw new HttpError(404, 'no_such_target', `no target ${JSON.stringify(String(targetId ?? '')).slice(0, 200)}; GET /api/targets lists them`);
     const jobs: Submitted[] = [];
@@ -209,28 +209,6 @@ function readJsonSubmission(req: FastifyRequest, max: number): { targetId: unkno
   if (bytes.length > max) throw new HttpError(413, 'too_large', `the prompt is ${bytes.length} bytes; web.max_upload_bytes is ${max}`);
   if (body.name !== undefined && typeof body.name !== 'string') throw new HttpError(400, 'bad_request', '"name" must be a string');
   return { targetId: body.target, subs: [{ name: nameFor(body.text, body.name), bytes }] };
-}
-
-async function readUpload(req: FastifyRequest, max: number): Promise<{ targetId: unknown; subs: Submission[] }> {
-  let targetId: unknown;
-  const subs: Submission[] = [];
-  for await (const part of req.parts()) {
-    if (part.type === 'field') {
-      if (part.fieldname === 'target') targetId = part.value;
-      continue;
-    }
-    const name = part.filename ?? '';
-    if (!/\.(md|markdown)$/i.test(name)) {
-      throw new HttpError(415, 'not_markdown', `${JSON.stringify(name.slice(0, 200))}: only .md files are accepted`);
-    }
-    const bytes = await part.toBuffer();
-    if (bytes.length > max) throw new HttpError(413, 'too_large', `${name}: larger than web.max_upload_bytes (${max})`);
-    subs.push({ name, bytes });
-  }
-  if (subs.length === 0) throw new HttpError(400, 'no_files', 'no .md file in the upload (field "file")');
-  // Every file is checked before any is written: an upload lands whole or not at all.
-  for (const s of subs) checkPromptBytes(s.name, s.bytes);
-  return { targetId, subs };
 }
 
 /** Where a live log starts by default: the last `maxBytes`, from a line start. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { FastifyRequest } from 'fastify';
 import {
   FrontMatterError, pathExists, parsePrompt, promptName, PROMPT_SUFFIX, renameNoClobber, slugify, writeFileAtomic,
   type ValetConfig,
@@ -39,9 +40,16 @@ export function safeStem(name: string): string {
   return slugify(bare, 60);
 }
 
-/** Check that the bytes are a prompt: UTF-8 text with readable front matter. Returns the text. */
-export function checkPromptBytes(name: string, bytes: Uint8Array): string {
+/**
+ * Check that the bytes are a prompt pv-resolve will accept: within
+ * limits.max_prompt_bytes, UTF-8 text, front matter within the operator's
+ * limits (the same core check). Refused here, the client hears why at once
+ * instead of finding an error in finished/ later. Returns the text.
+ */
+export function checkPromptBytes(name: string, bytes: Uint8Array, config: ValetConfig): string {
   if (bytes.length === 0) throw new HttpError(400, 'empty_prompt', `${name}: the prompt is empty`);
+  const maxPrompt = config.limits.max_prompt_bytes;
+  if (bytes.length > maxPrompt) throw new HttpError(413, 'too_large', `${name}: larger than limits.max_prompt_bytes (${maxPrompt})`);
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -51,14 +59,46 @@ export function checkPromptBytes(name: string, bytes: Uint8Array): string {
   if (text.includes('\0')) throw new HttpError(400, 'not_text', `${name}: contains a NUL byte; a prompt is text`);
   if (text.trim() === '') throw new HttpError(400, 'empty_prompt', `${name}: the prompt is only white space`);
   try {
-    parsePrompt(text);
+    parsePrompt(text, config.watcher);
   } catch (err) {
-    if (err instanceof FrontMatterError) throw new HttpError(400, 'bad_front_matter', `${name}: ${err.message}`);
+    if (err instanceof FrontMatterError) throw new HttpError(400, err.code, `${name}: ${err.message}`);
     throw err;
   }
   return text;
 }
 
+/**
+ * The files of a multipart upload, every one checked before any is written:
+ * an upload lands whole or not at all. A body the multipart parser cannot
+ * read (no boundary, a torn part) is the client's mistake: 400, not 500.
+ */
+export async function readUpload(req: FastifyRequest, config: ValetConfig): Promise<{ targetId: unknown; subs: Submission[] }> {
+  const max = config.web.max_upload_bytes;
+  let targetId: unknown;
+  const subs: Submission[] = [];
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'field') {
+        if (part.fieldname === 'target') targetId = part.value;
+        continue;
+      }
+      const name = part.filename ?? '';
+      if (!/\.(md|markdown)$/i.test(name)) {
+        throw new HttpError(415, 'not_markdown', `${JSON.stringify(name.slice(0, 200))}: only .md files are accepted`);
+      }
+      const bytes = await part.toBuffer();
+      if (bytes.length > max) throw new HttpError(413, 'too_large', `${name}: larger than web.max_upload_bytes (${max})`);
+      subs.push({ name, bytes });
+    }
+  } catch (err) {
+    // HttpErrors are ours; the parser's own limits carry a 4xx statusCode (413 for a file too large).
+    if (err instanceof HttpError || typeof (err as { statusCode?: unknown }).statusCode === 'number') throw err;
+    throw new HttpError(400, 'bad_multipart', `the multipart/form-data body cannot be read: ${(err as Error).message}`);
+  }
+  if (subs.length === 0) throw new HttpError(400, 'no_files', 'no .md file in the upload (field "file")');
+  for (const s of subs) checkPromptBytes(s.name, s.bytes, config);
+  return { targetId, subs };
+}
 
 /**
  * Is `stem` in use in this folder, in any state, or settled in finished/?
@@ -75,7 +115,7 @@ async function stemInUse(folder: string, finishedFolder: string, stem: string): 
 }
 
 export async function submitPrompt(config: ValetConfig, target: Target, sub: Submission, now = new Date()): Promise<Submitted> {
-  checkPromptBytes(sub.name, sub.bytes);
+  checkPromptBytes(sub.name, sub.bytes, config);
   // target.id was read from the inbox listing, never taken from the request.
   const folder = path.join(config.inbox, target.id);
   const finishedFolder = path.join(config.finished, target.id);

@@ -130,6 +130,18 @@ t.test('sizes, content types, file types and encodings are checked before anythi
   t.match(r.json(), { error: { code: 'bad_front_matter' } });
   r = await postJson(web, { target: 'widget/main', text: '' });
   t.equal(r.status, 400, 'an empty prompt');
+  for (const type of ['multipart/form-data', 'multipart/form-data; boundary=', 'multipart/form-data; charset=utf-8']) {
+    r = await request(`${web.url}/api/prompts`, { method: 'POST', headers: { 'content-type': type }, body: '--x\r\nContent-Disposition: form-data; name="target"\r\n\r\nwidget/main\r\n--x--\r\n' });
+    t.equal(r.status, 400, `${type}: 400, not 500`);
+    // An empty boundary parses as a body without parts.
+    t.match(r.json(), { error: type.endsWith('=') ? { code: 'no_files' } : { code: 'bad_multipart', message: /boundary/i } }, `${type}: says why`);
+  }
+  up = multipart([{ name: 'target', data: 'widget/main' }, { name: 'file', filename: 'wide.md', data: '---\nsandbox: danger-full-access\n---\n# x\n' }]);
+  r = await request(`${web.url}/api/prompts`, { method: 'POST', headers: { 'content-type': up.type }, body: up.body });
+  t.equal(r.status, 400, 'front matter that widens the operator\'s sandbox');
+  t.match(r.json(), { error: { code: 'bad_front_matter', message: /wide\.md: front matter sandbox/ } });
+  r = await postJson(web, { target: 'widget/main', text: '---\ntimeout: 999999999\n---\n# x\n' });
+  t.match(r.json(), { error: { code: 'bad_front_matter', message: /at most/ } });
   r = await request(`${web.url}/api/prompts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"target": "widget/main", "text": ' });
   t.equal(r.status, 400, 'broken JSON');
   t.same(await tree(root.inbox), [], 'nothing was written, not even a temporary file');
