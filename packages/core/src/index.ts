@@ -20,3 +20,4 @@ export * from './runid.js';
 export * from './target-check.js';
 export * from './tools.js';
 export * from './run-paths.js';
+export * from './webhooks.js';
