@@ -51,7 +51,7 @@ export function parseWebhook(entry: string): WebhookParse {
     return { ok: false, reason: `not a URL (expected http:// or https://, optionally prefixed by ${WEBHOOK_KINDS.map((k) => `${k}:`).join(', ')})` };
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return { ok: false, reason: `${url.protocol}// is not http:// or https://` };
+    return { ok: false, reason: `the scheme is ${url.protocol.slice(0, -1)}, not http or https` };
   }
   const kind = explicit ?? kindFromHost(url);
   if (kind === 'ntfy' && url.pathname.split('/').filter(Boolean).length === 0) {
