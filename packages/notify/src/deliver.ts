@@ -161,24 +161,25 @@ export class WebhookSender implements WebhookCounts {
 
   private async deliver(n: Notification): Promise<void> {
     const rendered = renderNotification(this.webhook.kind, this.webhook.url, n);
-    let last: PostResult = { ok: false, retryable: false, reason: 'not sent' };
+    let failure: Extract<PostResult, { ok: false }> = { ok: false, retryable: false, reason: 'stopped at the end of input before it was sent' };
     for (let attempt = 0; attempt <= this.policy.retries && !this.signal.aborted; attempt++) {
       if (attempt > 0) {
-        const wait = last.ok ? 0 : last.retryAfterMs ?? this.policy.backoffMs * 2 ** (attempt - 1);
+        const wait = failure.retryAfterMs ?? this.policy.backoffMs * 2 ** (attempt - 1);
         if (wait > MAX_RETRY_AFTER_MS) break;
         await sleep(wait, this.signal);
         if (this.signal.aborted) break;
       }
-      last = await postOnce(rendered, this.policy.timeoutMs, this.signal);
-      if (last.ok) {
+      const result = await postOnce(rendered, this.policy.timeoutMs, this.signal);
+      if (result.ok) {
         this.sent++;
-        this.log.debug(`${this.label}: sent ${n.run_id ?? ''} (HTTP ${last.status})`);
+        this.log.debug(`${this.label}: sent ${n.run_id ?? ''} (HTTP ${result.status})`);
         return;
       }
-      if (!last.retryable) break;
+      failure = result;
+      if (!failure.retryable) break;
     }
     this.failed++;
-    const what = last.ok ? '' : last.reason;
+    const what = failure.reason;
     if (!this.failureLogged) {
       this.failureLogged = true;
       this.log.warn(`${this.label}: notification for ${n.run_id ?? n.prompt ?? 'a prompt'} failed: ${what}; further failures of this webhook are counted, not logged`);

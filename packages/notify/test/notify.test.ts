@@ -117,7 +117,7 @@ t.test('a 4xx answer is not retried', async (t) => {
 });
 
 t.test('bad webhook entries stop the tool with one line naming the entry (exit 78)', async (t) => {
-  for (const [entry, why] of [['ftp://x/y', /ftp:\/\/ is not http/], ['hooks.slack.com/x', /not a URL/], ['ntfy:https://ntfy.example/', /names its topic/]] as const) {
+  for (const [entry, why] of [['ftp://x/y', /the scheme is ftp, not http/], ['hooks.slack.com/x', /not a URL/], ['ntfy:https://ntfy.example/', /names its topic/]] as const) {
     const r = await valet(t, { webhooks: ['https://ok.example/h', entry] });
     const res = await runBin('pv-notify', ['--config', r.configPath], { input: '' });
     t.equal(res.code, 78, entry);
