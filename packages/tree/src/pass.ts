@@ -75,7 +75,7 @@ export async function runPass(config: ValetConfig, opts: PassOptions): Promise<P
   const groups: Planned[][] = [];
   let branches = 0;
 
-  const greedy = config.tree_builder.greedy_inboxes ? await discoverUpstream(config, discovery, opts.env ?? process.env) : undefined;
+  const greedy = config.tree_builder.greedy_inboxes ? await discoverUpstream(config, discovery, opts.env ?? process.env, opts.log) : undefined;
   for (const failure of greedy?.failed ?? []) {
     // A failed listing is never read as "no repositories": every inbox folder
     // of the owner that no clone backs is left as it is.
@@ -184,7 +184,7 @@ interface UpstreamDiscovery {
  * under repos_root in any state (clone, not a git repository, invalid) is
  * left to the clone discovery.
  */
-async function discoverUpstream(config: ValetConfig, discovery: Discovery, env: NodeJS.ProcessEnv): Promise<UpstreamDiscovery> {
+async function discoverUpstream(config: ValetConfig, discovery: Discovery, env: NodeJS.ProcessEnv, log: Logger): Promise<UpstreamDiscovery> {
   const owners = new Set<string>(config.inbox_mode === 'multi_owner' ? discovery.owners : []);
   if (config.git_owner) owners.add(config.git_owner);
   const known = new Set([...discovery.clones, ...discovery.notGit].map((c) => c.key));
@@ -198,6 +198,8 @@ async function discoverUpstream(config: ValetConfig, discovery: Discovery, env: 
     }
     // The owner exists upstream: in multi_owner mode its folder is not stale.
     discovery.owners.add(listing.owner);
+    // Such as `.github`: a repository name the inbox cannot hold. Every pass would say it again, so only at debug level.
+    for (const s of listing.skipped) log.debug(`${listing.owner}/${s.name} upstream gets no inbox folder: ${s.reason}`);
     for (const repo of listing.repos) {
       const key = `${listing.owner}/${repo}`;
       if (!known.has(key)) out.repos.push({ owner: listing.owner, repo, key, dir: path.join(config.repos_root, listing.owner, repo) });

@@ -73,7 +73,9 @@ export function parseRepoList(owner: string, stdout: string): OwnerListing {
     if (typeof name !== 'string') return { ok: false, owner, reason: `gh repo list ${owner}: an entry without a name` };
     if (entry.isArchived === true) continue;
     const check = checkRepoName(name);
-    if (!check.ok) skipped.push({ name, reason: check.reason });
+    // As for clones: a dot-name (`.github`) would be a hidden inbox folder, which nothing claims from.
+    if (name.startsWith('.')) skipped.push({ name, reason: 'its inbox folder would be hidden (a dot-name), and prompts in hidden folders are never claimed' });
+    else if (!check.ok) skipped.push({ name, reason: check.reason });
     else repos.push(name);
   }
   repos.sort();
