@@ -69,7 +69,8 @@ export function postOnce(rendered: Rendered, timeoutMs: number, signal: AbortSig
         if (status >= 200 && status < 300) return finish({ ok: true, status });
         const retryable = status === 408 || status === 429 || status >= 500;
         const after = retryAfterMs(res.headers['retry-after']);
-        const text = body.replace(/\s+/g, ' ').trim().slice(0, MAX_ERROR_BODY);
+        // The answer is someone else's text: no control characters reach the log.
+        const text = body.replace(/[\s\u0000-\u001f\u007f]+/g, ' ').trim().slice(0, MAX_ERROR_BODY);
         finish({ ok: false, retryable, reason: `HTTP ${status}${text ? ` ${text}` : ''}`, ...(after !== undefined ? { retryAfterMs: after } : {}) });
       });
     });

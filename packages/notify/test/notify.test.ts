@@ -107,13 +107,14 @@ t.test('a server that fails, then succeeds: the retry delivers it and nothing is
   t.match(res.stderr, /1 sent/);
 });
 
-t.test('a 4xx answer is not retried', async (t) => {
-  const s = await withServer(t, () => ({ status: 404, body: 'no such hook' }));
+t.test('a 4xx answer is not retried, and its text is logged without control characters', async (t) => {
+  const s = await withServer(t, () => ({ status: 404, body: 'no such\u001b[2J hook' }));
   const r = await valet(t, { webhooks: [`${s.url}/gone`], retries: 3, retry_backoff_seconds: 0.05 });
   const res = await runBin('pv-notify', ['--config', r.configPath], { input: lines([settledRecord(1)]) });
   t.equal(res.code, 0);
   t.equal(s.received.length, 1);
-  t.match(res.stderr, /failed: HTTP 404 no such hook/);
+  t.match(res.stderr, /failed: HTTP 404 no such \[2J hook/);
+  t.notMatch(res.stderr, /\u001b/, "the server's control characters do not reach the log");
 });
 
 t.test('bad webhook entries stop the tool with one line naming the entry (exit 78)', async (t) => {
