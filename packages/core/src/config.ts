@@ -5,6 +5,7 @@ import { EX, ToolError } from './exit.js';
 import { DEFAULT_MAX_RECORD_BYTES } from './records.js';
 import * as use from './value-checks.js';
 import type { ValueCheck } from './value-checks.js';
+import { parseWebhook } from './webhooks.js';
 
 /**
  * prompt-valet.yaml: loading, defaults, legacy normalisation and validation.
@@ -28,6 +29,20 @@ export interface TreeBuilderConfig {
   branch_name_blacklist: string[];
   scan_interval_seconds: number;
   eager_repos: boolean;
+  /** also make folders for the owner's repositories that are upstream only (gh repo list + ls-remote) */
+  greedy_inboxes: boolean;
+  /** mirror agent branches (`codex/…` → `codex~…`) as inbox folders */
+  mirror_agent_branches: boolean;
+}
+
+export interface NotifyConfig {
+  /** webhook entries: a URL, optionally prefixed by its kind (`slack:https://…`); see core webhooks.ts */
+  webhooks: string[];
+  timeout_seconds: number;
+  retries: number;
+  retry_backoff_seconds: number;
+  concurrency: number;
+  drain_seconds: number;
 }
 
 export interface WatcherConfig {
@@ -101,6 +116,7 @@ export interface ValetConfig {
   web: WebConfig;
   file_server: FileServerConfig;
   limits: LimitsConfig;
+  notify: NotifyConfig;
 }
 
 export interface LoadedConfig {
@@ -143,6 +159,9 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   repos_root: { kind: pathKind, default: '/srv/repos', use: use.pathText },
   git_owner: { kind: strOrEmpty, default: '', use: use.ownerOrEmpty },
   inbox_mode: { kind: { type: 'enum', values: ['legacy_single_owner', 'multi_owner'] }, default: 'legacy_single_owner' },
+  // Legacy aliases of watcher.git_default_host / watcher.git_protocol (the original's layout); '' = not set.
+  git_host: { kind: strOrEmpty, default: '' },
+  git_protocol: { kind: { type: 'enum', values: ['', 'https', 'ssh', 'git', 'http', 'file'] }, default: '' },
 
   'tree_builder.branch_mode': { kind: { type: 'enum', values: ['all', 'whitelist', 'blacklist', 'both'] }, default: 'all' },
   'tree_builder.branch_whitelist': { kind: list, default: [], use: use.branchPattern },
@@ -150,6 +169,8 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'tree_builder.branch_name_blacklist': { kind: list, default: ['HEAD'], use: use.branchPattern },
   'tree_builder.scan_interval_seconds': { kind: int(1), default: 60 },
   'tree_builder.eager_repos': { kind: bool, default: false },
+  'tree_builder.greedy_inboxes': { kind: bool, default: false },
+  'tree_builder.mirror_agent_branches': { kind: bool, default: true },
 
   'watcher.auto_clone_missing_repos': { kind: bool, default: true },
   'watcher.git_default_owner': { kind: strOrEmpty, default: '', use: use.ownerOrEmpty },
@@ -198,6 +219,13 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   // A record is a few KiB; the cap only has to stop a runaway line from costing memory.
   'limits.max_record_bytes': { kind: int(4096), default: DEFAULT_MAX_RECORD_BYTES },
   'limits.max_prompt_bytes': { kind: int(1), default: 1048576 },
+
+  'notify.webhooks': { kind: list, default: [] },
+  'notify.timeout_seconds': { kind: num(0.1), default: 10 },
+  'notify.retries': { kind: int(0, 10), default: 2 },
+  'notify.retry_backoff_seconds': { kind: num(0), default: 2 },
+  'notify.concurrency': { kind: int(1, 64), default: 4 },
+  'notify.drain_seconds': { kind: num(0), default: 30 },
 };
 
 const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));
@@ -346,6 +374,17 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
   const owner = legacyOwner || watcher.git_default_owner;
   out.git_owner = owner;
   watcher.git_default_owner = owner;
+  // The original's top-level git_host and git_protocol are the same kind of
+  // alias: given, they win over the watcher keys (as git_owner does).
+  for (const [legacy, current] of [['git_host', 'git_default_host'], ['git_protocol', 'git_protocol']] as const) {
+    const value = out[legacy] as string;
+    if (!value) continue;
+    const key = `watcher.${current}`;
+    if (given.has(key) && watcher[current] !== value) {
+      warnings.push(`${file}: ${legacy} (${value}) and ${key} (${watcher[current]}) differ; using ${legacy}`);
+    }
+    (watcher as unknown as Record<string, string>)[current] = value;
+  }
 
   const config = out as unknown as ValetConfig;
   if (config.tree_builder.branch_mode !== 'all' && config.tree_builder.branch_mode !== 'blacklist'
@@ -365,6 +404,10 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
   } else if (host.startsWith('-')) {
     throw new ConfigError(`${file}: watcher.git_default_host: got ${describe(host)}, expected a folder (git_protocol file), not an option`);
   }
+  config.notify.webhooks.forEach((entry, i) => {
+    const parsed = parseWebhook(entry);
+    if (!parsed.ok) throw new ConfigError(`${file}: notify.webhooks[${i}]: ${parsed.reason}`);
+  });
   return { config, warnings };
 }
 

@@ -23,3 +23,4 @@ export * from './run-paths.js';
 export * from './value-checks.js';
 export * from './display.js';
 export * from './prompt-file.js';
+export * from './webhooks.js';

@@ -167,3 +167,28 @@ t.test('an empty file or empty section means the defaults', async (t) => {
   const { config } = normaliseConfig({ tree_builder: null }, 'c.yaml', '/');
   t.same(config.tree_builder.branch_name_blacklist, ['HEAD']);
 });
+
+t.test("the original's git_host, git_protocol and tree_builder.greedy_inboxes are read, not warned about", async (t) => {
+  const file = tmpConfig(t, ['git_owner: nova-rey', 'git_host: git.example.org', 'git_protocol: ssh', 'tree_builder:', '  greedy_inboxes: true', ''].join('\n'));
+  const { config, warnings } = loadConfig({ path: file });
+  t.same(warnings, []);
+  t.equal(config.watcher.git_default_host, 'git.example.org', 'git_host is watcher.git_default_host');
+  t.equal(config.watcher.git_protocol, 'ssh', 'git_protocol is watcher.git_protocol');
+  t.equal(config.tree_builder.greedy_inboxes, true);
+  const defaults = normaliseConfig({}, 'x.yaml', '/').config;
+  t.equal(defaults.watcher.git_default_host, 'github.com', 'not set: the watcher default stays');
+  t.equal(defaults.tree_builder.greedy_inboxes, false);
+  t.equal(defaults.tree_builder.mirror_agent_branches, true);
+});
+
+t.test('legacy git_host/git_protocol and the watcher keys set differently: the legacy key wins, with a warning', async (t) => {
+  const { config, warnings } = normaliseConfig({ git_protocol: 'git', watcher: { git_protocol: 'https', git_default_host: 'a.example' }, git_host: 'a.example' }, 'x.yaml', '/');
+  t.equal(config.watcher.git_protocol, 'git');
+  t.same(warnings, ['x.yaml: git_protocol (git) and watcher.git_protocol (https) differ; using git_protocol']);
+  t.throws(() => normaliseConfig({ git_protocol: 'smtp' }, 'x.yaml', '/'), /git_protocol: got string "smtp", expected one of , https/);
+});
+
+t.test('notify.webhooks: each entry must be an http(s) URL; the error names the entry', async (t) => {
+  t.doesNotThrow(() => normaliseConfig({ notify: { webhooks: ['https://hooks.slack.com/services/a/b/c', 'ntfy:http://10.0.0.2/valet'] } }, 'x.yaml', '/'));
+  t.throws(() => normaliseConfig({ notify: { webhooks: ['https://ok.example/', 'mailto:me@example.org'] } }, 'x.yaml', '/'), /x\.yaml: notify\.webhooks\[1\]: the scheme is mailto, not http or https/);
+});

@@ -13,6 +13,7 @@ import * as path from 'node:path';
  *     // gh pr create --repo ${gh.host}/acme/widget --base main --head codex/x --title T --body-file F
  *     gh.pullRequests      // every PR created: {owner, repo, base, head, title, body, draft, labels, url, number}
  *     gh.seedPullRequest({ owner: 'acme', repo: 'widget', head: 'codex/x', base: 'main' })
+ *     gh.addRepository({ owner: 'acme', name: 'gadget', archived: false })  // for gh repo list
  *     gh.failNext('PullRequestCreate', 502)        // the next such call answers 502
  *     gh.requests          // every GraphQL call: {operation, variables, token}
  *     await gh.close();
@@ -26,7 +27,9 @@ import * as path from 'node:path';
  * PullRequestForBranch, PullRequestCreate, and for labels
  * RepositoryResolveMetadataIDs and PullRequestCreateMetadata; every label
  * exists)
- * and for `pr list --head … --json …` (PullRequestList). Any repository
+ * and for `pr list --head … --json …` (PullRequestList), and for
+ * `repo list OWNER --json …` (Repository_fields, then RepositoryList, paged;
+ * the repositories are those given to addRepository). Any repository
  * exists (the fake does not know which do); anything else answers 404 and is
  * recorded in `unhandled`, so a test can see what gh asked that the fake
  * does not know.
@@ -67,6 +70,8 @@ export interface FakeGitHub {
   readonly unhandled: string[];
   /** put an existing PR in place, as if opened earlier */
   seedPullRequest(pr: { owner: string; repo: string; head: string; base?: string; title?: string; state?: 'OPEN' | 'CLOSED' | 'MERGED' }): RecordedPullRequest;
+  /** a repository `gh repo list OWNER` lists (in the order added) */
+  addRepository(repo: { owner: string; name: string; archived?: boolean }): void;
   /** make the next call of `operation` answer with HTTP `status` */
   failNext(operation: string, status: number, message?: string): void;
   /** environment for gh: set these (and `--repo ${host}/owner/repo`) */
@@ -79,6 +84,8 @@ export interface FakeGitHubOptions {
   dir: string;
   /** the token ghEnv() hands to gh (default `fake-token`) */
   token?: string;
+  /** largest page RepositoryList answers (GitHub's is 100), to test gh's pagination with a few repositories */
+  maxPageSize?: number;
 }
 
 interface GraphQLBody {
@@ -106,6 +113,12 @@ function operationOf(body: GraphQLBody): string {
   return m?.[1] ?? '(anonymous)';
 }
 
+/** Fields this fake says its Repository type has (gh's feature detection). */
+const REPOSITORY_FIELDS = [
+  'id', 'name', 'nameWithOwner', 'owner', 'description', 'url', 'sshUrl', 'isArchived', 'isPrivate', 'isFork',
+  'visibility', 'defaultBranchRef', 'pushedAt', 'updatedAt', 'createdAt', 'isTemplate', 'isMirror', 'isEmpty',
+];
+
 function repoId(owner: string, repo: string): string {
   return `R_${Buffer.from(`${owner}/${repo}`).toString('base64url')}`;
 }
@@ -127,6 +140,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
   const unhandled: string[] = [];
   const failures = new Map<string, { status: number; message: string }>();
   const labelsById = new Map<string, string>();
+  const repositories: { owner: string; name: string; archived: boolean }[] = [];
   let nextNumber = 1;
   let host = '';
 
@@ -214,6 +228,32 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
         if (pr) for (const id of ids) pr.labels.push(labelsById.get(id) ?? id);
         return { updatePullRequest: { clientMutationId: null } };
       }
+      case 'RepositoryList': {
+        // gh pages with $perPage (at most 100) and $endCursor; the fake may
+        // cap pages lower so a test sees several pages with a few repositories.
+        const list = repositories.filter((r) => r.owner === owner);
+        const start = v.endCursor ? Number(v.endCursor) : 0;
+        const size = Math.min(Number(v.perPage ?? 100), opts.maxPageSize ?? 100);
+        const page = list.slice(start, start + size);
+        const end = start + page.length;
+        return {
+          repositoryOwner: {
+            login: owner,
+            repositories: {
+              nodes: page.map((r) => ({
+                id: repoId(r.owner, r.name), name: r.name, nameWithOwner: `${r.owner}/${r.name}`, owner: { login: r.owner },
+                isArchived: r.archived, isPrivate: false, isFork: false, visibility: 'PUBLIC',
+                url: `https://${host}/${r.owner}/${r.name}`, sshUrl: `git@${host}:${r.owner}/${r.name}.git`, defaultBranchRef: { name: 'main' },
+              })),
+              totalCount: list.length,
+              pageInfo: { hasNextPage: end < list.length, endCursor: String(end) },
+            },
+          },
+        };
+      }
+      case 'Repository_fields':
+        // gh 2.23 asks which Repository fields the server knows before `repo list`.
+        return { Repository: { fields: REPOSITORY_FIELDS.map((name) => ({ name })) } };
       default:
         return undefined;
     }
@@ -288,6 +328,9 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
         owner: pr.owner, repo: pr.repo, head: pr.head, base: pr.base ?? 'main', title: pr.title ?? `existing PR for ${pr.head}`,
         body: '', draft: false, labels: [], state: pr.state ?? 'OPEN', created: false,
       });
+    },
+    addRepository(repo) {
+      repositories.push({ owner: repo.owner, name: repo.name, archived: repo.archived ?? false });
     },
     failNext(operation, status, message = `fake GitHub: ${operation} failed`) {
       failures.set(operation, { status, message });

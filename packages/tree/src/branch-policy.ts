@@ -24,8 +24,16 @@ function compileList(entries: readonly string[]): (name: string) => string | und
   return (name) => matchers.find((m) => m.test(name))?.entry;
 }
 
-/** Build the filter once per pass; call it once per branch. */
-export function branchPolicy(tb: Pick<TreeBuilderConfig, 'branch_mode' | 'branch_whitelist' | 'branch_blacklist' | 'branch_name_blacklist'>) {
+/**
+ * Build the filter once per pass; call it once per branch. With
+ * `mirror_agent_branches: false`, branches under the agent branch prefix
+ * (`codex/…`) get no folder, whatever the mode.
+ */
+export function branchPolicy(
+  tb: Pick<TreeBuilderConfig, 'branch_mode' | 'branch_whitelist' | 'branch_blacklist' | 'branch_name_blacklist'> & Partial<Pick<TreeBuilderConfig, 'mirror_agent_branches'>>,
+  agentBranchPrefix = '',
+) {
+  const hideAgentBranches = tb.mirror_agent_branches === false && agentBranchPrefix !== '';
   const never = compileList(tb.branch_name_blacklist);
   const white = compileList(tb.branch_whitelist);
   const black = compileList(tb.branch_blacklist);
@@ -34,6 +42,9 @@ export function branchPolicy(tb: Pick<TreeBuilderConfig, 'branch_mode' | 'branch
   return (branch: string): BranchVerdict => {
     const n = never(branch);
     if (n !== undefined) return { mirror: false, reason: `tree_builder.branch_name_blacklist holds ${JSON.stringify(n)}` };
+    if (hideAgentBranches && branch.startsWith(agentBranchPrefix)) {
+      return { mirror: false, reason: `an agent branch (${agentBranchPrefix}…) and tree_builder.mirror_agent_branches is false` };
+    }
     if (useWhite && white(branch) === undefined) {
       return { mirror: false, reason: `not in tree_builder.branch_whitelist (branch_mode: ${tb.branch_mode})` };
     }

@@ -28,6 +28,17 @@ all | whitelist | blacklist | both (whitelist, then blacklist) picks the rest.
 A list entry containing "*" is a glob ("*" matches anything, "/" included),
 any other entry matches only the identical name.
 
+tree_builder.mirror_agent_branches (default true): agent branches (codex/x)
+get folders (codex~x) like any branch; false: they get none.
+
+tree_builder.greedy_inboxes (default false): also the owner's repositories
+that are not cloned yet: "gh repo list OWNER --json name,isArchived"
+(archived ones skipped), then "git ls-remote --heads <clone URL>" for each,
+so their folders exist before the first prompt. Owners: git_owner, and in
+multi_owner mode every owner folder under repos_root. gh uses GH_HOST, else
+watcher.gh_host, else watcher.git_default_host, and its token from the
+environment. A listing that fails changes none of the owner's folders.
+
 A folder that mirrors nothing any more is removed when empty; if it holds
 anything at all it is left in place with an ERROR.md that lists the files.
 A folder with a *.running.md below it is left alone entirely. A repository
@@ -36,7 +47,8 @@ whose branches cannot be listed keeps its folders exactly as they are.
 Output: one JSON line per action on stdout,
   {"v":1,"action":"created|removed|marked|unmarked|skipped|failed","path":…,"repo":…,"branch":…,"reason":…}
 then one summary line {"v":1,"summary":{created,removed,marked,unmarked,
-skipped,failed,repos,branches,git_commands,duration_ms,dry_run}}.
+skipped,failed,repos,branches,upstream_repos,git_commands,gh_commands,
+duration_ms,dry_run}}.
 A pass that finds the inbox already right prints only the summary.
 Without --once it runs a pass every tree_builder.scan_interval_seconds until
 SIGTERM or SIGINT (then exits 0).

@@ -220,19 +220,27 @@ export async function planInboxRoots(
   discovery: Discovery,
   live: Set<string>,
   untouchable: Set<string>,
+  /** owners whose upstream repositories could not be listed (greedy_inboxes): none of their unbacked folders is stale */
+  unknownOwners: ReadonlySet<string> = new Set(),
 ): Promise<Planned[]> {
   const inbox = config.inbox;
   const planned: Planned[] = [];
   const top = (await readDirents(inbox)) ?? [];
   const dirs = top.filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name).sort(byName);
-  const notCloned = (owner: string, repo: string) => ({
-    reason: 'repository is not cloned under repos_root',
-    explain: `${code(`${owner}/${repo}`)} is not cloned under ${code(config.repos_root)} (removed, or never cloned), so nothing here is mirrored.`,
-  });
+  const notCloned = (owner: string, repo: string) =>
+    config.tree_builder.greedy_inboxes
+      ? {
+          reason: 'repository is neither cloned under repos_root nor listed upstream',
+          explain: `${code(`${owner}/${repo}`)} is not cloned under ${code(config.repos_root)} and not among ${code(owner)}'s repositories upstream (deleted, renamed or archived), so nothing here is mirrored.`,
+        }
+      : {
+          reason: 'repository is not cloned under repos_root',
+          explain: `${code(`${owner}/${repo}`)} is not cloned under ${code(config.repos_root)} (removed, or never cloned), so nothing here is mirrored.`,
+        };
 
   if (config.inbox_mode === 'legacy_single_owner') {
     const owner = config.git_owner;
-    for (const name of dirs) {
+    for (const name of unknownOwners.has(owner) ? [] : dirs) {
       const dir = path.join(inbox, name);
       if (untouchable.has(dir) || live.has(`${owner}/${name}`)) continue;
       const { reason, explain } = notCloned(owner, name);
@@ -241,7 +249,7 @@ export async function planInboxRoots(
   } else {
     for (const owner of dirs) {
       const ownerDir = path.join(inbox, owner);
-      if (untouchable.has(ownerDir)) continue;
+      if (untouchable.has(ownerDir) || unknownOwners.has(owner)) continue;
       if (!discovery.owners.has(owner)) {
         planned.push(...(await planStale(ownerDir, {}, 'no repository of this owner is cloned under repos_root',
           `No repository of owner ${code(owner)} is cloned under ${code(config.repos_root)}, so nothing here is mirrored.`)));

@@ -22,8 +22,17 @@ export const LS_REMOTE_TIMEOUT_MS = 60_000;
 export type BranchListing = { ok: true; branches: string[] } | { ok: false; reason: string; retryable: boolean };
 
 const END = '\x1f';
-const WORKER_SCRIPT = `while IFS= read -r dir; do git -C "$dir" ls-remote --heads ${REMOTE} 2>&1; printf '${END}%s\\n' "$?"; done`;
-const COMMAND = `git ls-remote --heads ${REMOTE}`;
+// Two lines per repository: the folder git runs in, and the remote (origin,
+// or the clone URL of a repository not cloned yet).
+const WORKER_SCRIPT = `while IFS= read -r dir && IFS= read -r remote; do git -C "$dir" ls-remote --heads "$remote" 2>&1; printf '${END}%s\\n' "$?"; done`;
+const COMMAND = `git ls-remote --heads`;
+
+/** What to ask: `git -C dir ls-remote --heads remote`. */
+export interface ListTarget {
+  dir: string;
+  /** `origin` for a clone; a clone URL (built from checked names) for an upstream-only repository */
+  remote: string;
+}
 /** A worker that dies this many times in a row without finishing a repository means sh or git cannot run. */
 const MAX_WORKER_DEATHS = 3;
 
@@ -40,11 +49,11 @@ export function parseLsRemoteOutput(text: string): { branches: string[]; other: 
   return { branches, other: other.join('\n') };
 }
 
-function toListing(output: string, exitCode: number | undefined, timedOut: boolean): BranchListing {
+function toListing(remote: string, output: string, exitCode: number | undefined, timedOut: boolean): BranchListing {
   const { branches, other } = parseLsRemoteOutput(output);
   if (exitCode === 0 && !timedOut) return { ok: true, branches };
   const stderr = exitCode === 127 ? 'git is not installed (not found on PATH)' : timedOut ? `no answer within ${LS_REMOTE_TIMEOUT_MS / 1000} s` : redactCredentials(other);
-  const err = new GitError(COMMAND, exitCode, stderr, timedOut);
+  const err = new GitError(`${COMMAND} ${redactCredentials(remote)}`, exitCode, stderr, timedOut);
   return { ok: false, reason: err.message, retryable: err.retryable };
 }
 
@@ -55,8 +64,8 @@ export interface ListOptions {
   onListing?: (index: number, listing: BranchListing) => Promise<void>;
 }
 
-/** List the branches of origin for every clone in `dirs`; answers in input order. */
-export async function listRemoteBranches(dirs: readonly string[], opts: ListOptions): Promise<BranchListing[]> {
+/** List the branches of each target's remote; answers in input order. */
+export async function listRemoteBranches(dirs: readonly ListTarget[], opts: ListOptions): Promise<BranchListing[]> {
   const timeoutMs = opts.timeoutMs ?? LS_REMOTE_TIMEOUT_MS;
   const results = new Array<BranchListing>(dirs.length);
   const pending: Promise<void>[] = [];
@@ -101,10 +110,10 @@ export async function listRemoteBranches(dirs: readonly string[], opts: ListOpti
           current = -1;
           ended = true;
           kill();
-          finish(index, toListing(buffer, undefined, true));
+          finish(index, toListing(dirs[index]!.remote, buffer, undefined, true));
           startWorker();
         }, timeoutMs);
-        child.stdin?.write(dirs[current] + '\n');
+        child.stdin?.write(`${dirs[current]!.dir}\n${dirs[current]!.remote}\n`);
       };
 
       child.stdout?.setEncoding('utf8');
@@ -123,7 +132,7 @@ export async function listRemoteBranches(dirs: readonly string[], opts: ListOpti
           const index = current;
           current = -1;
           deathsInARow = 0;
-          finish(index, toListing(output, code, false));
+          finish(index, toListing(dirs[index]!.remote, output, code, false));
           dispatch();
         }
       });
