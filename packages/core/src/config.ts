@@ -151,6 +151,12 @@ const int = (min: number, max?: number): Kind => (max === undefined ? { type: 'i
 const num = (min: number): Kind => ({ type: 'number', min });
 const pathKind: Kind = { type: 'path' };
 
+/** A notify.webhooks entry: `[kind:]http(s)://…` (core webhooks.ts). */
+const webhookEntry: ValueCheck = (v) => {
+  const parsed = parseWebhook(v);
+  return parsed.ok ? undefined : `a webhook URL, [ntfy:|slack:|discord:|json:]http(s)://… (${parsed.reason})`;
+};
+
 /** Every key, with its type and default. Sections are dotted prefixes. */
 export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   inbox: { kind: pathKind, default: '/srv/prompt-valet/inbox', use: use.pathText },
@@ -160,7 +166,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   git_owner: { kind: strOrEmpty, default: '', use: use.ownerOrEmpty },
   inbox_mode: { kind: { type: 'enum', values: ['legacy_single_owner', 'multi_owner'] }, default: 'legacy_single_owner' },
   // Legacy aliases of watcher.git_default_host / watcher.git_protocol (the original's layout); '' = not set.
-  git_host: { kind: strOrEmpty, default: '' },
+  git_host: { kind: strOrEmpty, default: '', use: use.urlHostOrEmpty },
   git_protocol: { kind: { type: 'enum', values: ['', 'https', 'ssh', 'git', 'http', 'file'] }, default: '' },
 
   'tree_builder.branch_mode': { kind: { type: 'enum', values: ['all', 'whitelist', 'blacklist', 'both'] }, default: 'all' },
@@ -220,7 +226,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'limits.max_record_bytes': { kind: int(4096), default: DEFAULT_MAX_RECORD_BYTES },
   'limits.max_prompt_bytes': { kind: int(1), default: 1048576 },
 
-  'notify.webhooks': { kind: list, default: [] },
+  'notify.webhooks': { kind: list, default: [], use: webhookEntry },
   'notify.timeout_seconds': { kind: num(0.1), default: 10 },
   'notify.retries': { kind: int(0, 10), default: 2 },
   'notify.retry_backoff_seconds': { kind: num(0), default: 2 },
@@ -404,10 +410,6 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
   } else if (host.startsWith('-')) {
     throw new ConfigError(`${file}: watcher.git_default_host: got ${describe(host)}, expected a folder (git_protocol file), not an option`);
   }
-  config.notify.webhooks.forEach((entry, i) => {
-    const parsed = parseWebhook(entry);
-    if (!parsed.ok) throw new ConfigError(`${file}: notify.webhooks[${i}]: ${parsed.reason}`);
-  });
   return { config, warnings };
 }
 

@@ -67,6 +67,9 @@ export const hostName: ValueCheck = (v) =>
 
 export const hostOrEmpty: ValueCheck = (v) => (v === '' ? undefined : hostName(v));
 
+/** The legacy top-level git_host: a clone-URL host when set. */
+export const urlHostOrEmpty: ValueCheck = (v) => (v === '' ? undefined : urlHost(v));
+
 /**
  * git_default_host is put into clone URLs: `https://<it>/owner/repo.git`,
  * `git@<it>:owner/repo.git`. A host with an optional port and path prefix;

@@ -16,12 +16,17 @@ const TABLE: Record<string, Row> = {
   repos_root: { good: ['/srv/repos'], bad: [[null, /expected a path/], ['/r\0', /control characters/]] },
   git_owner: { good: ['', 'acme', 'a-b_c.d'], bad: [['-evil', /GitHub owner name.*may not start with "-"/], ['a b', /GitHub owner name/], [longName, /longer than 100/], ['..', /may not be/]] },
   inbox_mode: { good: ['multi_owner'], bad: [['single', /one of legacy_single_owner, multi_owner/]] },
+  // Legacy aliases: checked as the keys they stand for.
+  git_host: { good: ['', 'github.com', 'ghe.example.com:8443'], bad: [['-oProxyCommand=x', /a host name/], ['user@host', /no user@/]] },
+  git_protocol: { good: ['', 'ssh', 'file'], bad: [['ftp', /one of , https, ssh/]] },
   'tree_builder.branch_mode': { good: ['both'], bad: [['some', /one of all, whitelist/]] },
   'tree_builder.branch_whitelist': { good: [[], ['main', 'release/*'], null], bad: [[[1, 2], /branch_whitelist\[0\]: got number 1, expected a string/], [['a b'], /branch_whitelist\[0\].*branch name or pattern/], ['main', /a list of strings/]] },
   'tree_builder.branch_blacklist': { good: [['wip/*']], bad: [[[''], /branch_blacklist\[0\].*branch name or pattern/], [['x..y'], /may not contain "\.\."/]] },
   'tree_builder.branch_name_blacklist': { good: [['HEAD', 'dependabot/*']], bad: [[[1, 2], /branch_name_blacklist\[0\]: got number 1, expected a string/], [['-x'], /may not start with "-"/]] },
   'tree_builder.scan_interval_seconds': { good: [1, 3600], bad: [[0, /whole number >= 1/], [1.5, /whole number/]] },
   'tree_builder.eager_repos': { good: [true], bad: [['yes', /true or false/]] },
+  'tree_builder.greedy_inboxes': { good: [true, false], bad: [['yes', /true or false/]] },
+  'tree_builder.mirror_agent_branches': { good: [false], bad: [[1, /true or false/]] },
   'watcher.auto_clone_missing_repos': { good: [false], bad: [[0, /true or false/]] },
   'watcher.git_default_owner': { good: ['', 'acme'], bad: [['-evil', /may not start with "-"/], ['a/b', /GitHub owner name/]] },
   'watcher.git_default_host': { good: ['github.com', 'ghe.example.com:8443', '127.0.0.1:9418/base', '[::1]:22'], bad: [['-oProxyCommand=x', /a host name/], ['user@host', /no user@/], ['a b', /a host name/], ['', /non-empty/]] },
@@ -62,6 +67,12 @@ const TABLE: Record<string, Row> = {
   'file_server.copyparty_cmd': { good: ['copyparty', '/opt/copyparty-sfx.py'], bad: [['-c', /program name/]] },
   'limits.max_record_bytes': { good: [4096, 1048576], bad: [[100, /whole number >= 4096/], ['1M', /whole number/]] },
   'limits.max_prompt_bytes': { good: [1, 1048576], bad: [[0, /whole number >= 1/], [1.5, /whole number/]] },
+  'notify.webhooks': { good: [[], ['https://ntfy.sh/topic', 'slack:https://hooks.slack.com/services/T/B/x']], bad: [[['ftp://x.example/'], /notify\.webhooks\[0\]/], [[1], /expected a string/], ['https://x', /a list of strings/]] },
+  'notify.timeout_seconds': { good: [0.5, 30], bad: [[0, /number >= 0.1/]] },
+  'notify.retries': { good: [0, 10], bad: [[11, /from 0 to 10/], [-1, /from 0 to 10/]] },
+  'notify.retry_backoff_seconds': { good: [0, 2.5], bad: [[-1, /number >= 0/]] },
+  'notify.concurrency': { good: [1, 64], bad: [[0, /from 1 to 64/]] },
+  'notify.drain_seconds': { good: [0, 30], bad: [['30', /number/]] },
 };
 
 function rawWith(key: string, value: unknown): Record<string, unknown> {

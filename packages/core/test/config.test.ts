@@ -190,5 +190,5 @@ t.test('legacy git_host/git_protocol and the watcher keys set differently: the l
 
 t.test('notify.webhooks: each entry must be an http(s) URL; the error names the entry', async (t) => {
   t.doesNotThrow(() => normaliseConfig({ notify: { webhooks: ['https://hooks.slack.com/services/a/b/c', 'ntfy:http://10.0.0.2/valet'] } }, 'x.yaml', '/'));
-  t.throws(() => normaliseConfig({ notify: { webhooks: ['https://ok.example/', 'mailto:me@example.org'] } }, 'x.yaml', '/'), /x\.yaml: notify\.webhooks\[1\]: the scheme is mailto, not http or https/);
+  t.throws(() => normaliseConfig({ notify: { webhooks: ['https://ok.example/', 'mailto:me@example.org'] } }, 'x.yaml', '/'), /x\.yaml: notify\.webhooks\[1\]: got string "mailto:me@example\.org", expected a webhook URL.*the scheme is mailto, not http or https/);
 });
