@@ -56,7 +56,7 @@ export const main = defineTool<{ json?: boolean }>({
   epilogue: EPILOGUE,
   options: (y) => y.option('json', { type: 'boolean', describe: "keep the agent's JSON event stream (events.jsonl) and its token usage" }),
   async run(ctx) {
-    const { config } = ctx.config({ allowMissing: true });
+    const { config, path: configPath } = ctx.config({ allowMissing: true });
     const watcher = config.watcher;
     const runnerPath = findRunner(watcher.runner_cmd, ctx.io.env);
     if (!runnerPath) {
@@ -75,6 +75,8 @@ export const main = defineTool<{ json?: boolean }>({
       await mapRecords(ctx, STEP, (rec) =>
         runPrompt(rec, {
           watcher,
+          config,
+          configPath,
           runnerPath,
           json: Boolean(ctx.args.json),
           env: ctx.io.env,
