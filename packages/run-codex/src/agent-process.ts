@@ -13,7 +13,7 @@ import { processesWithEnv, signalGroup, signalPids } from './process-sweep.js';
  * when the ABORT file appears, or when pv-run-codex itself is told to stop.
  * Whatever the agent leaves running after it exits is stopped the same way.
  */
-export type StopReason = 'timeout' | 'idle_timeout' | 'abort_file' | 'shutdown';
+export type StopReason = 'timeout' | 'idle_timeout' | 'abort_file' | 'shutdown' | 'resource_limit';
 
 export interface AgentLimits {
   timeoutMs: number;
@@ -45,6 +45,8 @@ export interface AgentRunOptions {
    * the claim lock, above all: with it the agent could release the claim).
    */
   blankInheritedFds?: boolean;
+  /** polled with the other limits: true when the run's cgroup stopped something (a fork bomb, a memory hog) */
+  limitTripped?: () => boolean;
 }
 
 export interface AgentExit {
@@ -130,6 +132,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentExit> {
     if (now - started >= timeoutMs) stop('timeout');
     else if (idleTimeoutMs > 0 && now - lastOutput >= idleTimeoutMs) stop('idle_timeout');
     else if (fs.existsSync(opts.abortFile)) stop('abort_file');
+    else if (opts.limitTripped?.()) stop('resource_limit');
   }, pollMs);
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {

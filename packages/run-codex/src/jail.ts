@@ -106,7 +106,9 @@ export function bwrapArgs(inputs: JailInputs): string[] {
     '--dev', '/dev',
     '--proc', '/proc',
   ];
-  for (const dir of hiddenPaths(inputs)) args.push('--tmpfs', dir);
+  const hidden = hiddenPaths(inputs);
+  // /tmp stays writable (TMPDIR), its size bounded like any file the agent writes.
+  for (const dir of hidden) args.push(...(dir === '/tmp' ? ['--size', String(inputs.config.watcher.agent_max_file_bytes)] : []), '--tmpfs', dir);
   if (inputs.sharedGitDir) {
     const git = fs.realpathSync(inputs.sharedGitDir);
     args.push('--ro-bind', git, git);
@@ -118,9 +120,11 @@ export function bwrapArgs(inputs: JailInputs): string[] {
     '--bind', inputs.dirs.home, JAIL_PATHS.home,
     '--bind', inputs.dirs.codexHome, JAIL_PATHS.codexHome,
     '--ro-bind', inputs.promptFile, JAIL_PATHS.prompt,
-    '--chdir', checkout,
-    '--',
   );
+  // Read-only once the mount points above exist: nothing written there would reach the valet, but it
+  // must fail loudly rather than vanish. Not recursive, so the binds inside stay as they are.
+  for (const dir of hidden) if (dir !== '/tmp') args.push('--remount-ro', dir);
+  args.push('--chdir', checkout, '--');
   return args;
 }
 

@@ -150,6 +150,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     command: launch.command,
     args: launch.args,
     blankInheritedFds: jailed,
+    ...(launch.cgroup ? { limitTripped: () => Object.values(launch.cgroup!.tripped()).some(Boolean) } : {}),
     cwd: inputs.checkoutDir,
     env,
     input: inputs.body,
@@ -265,6 +266,8 @@ function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
       return recordError(STEP, 'agent_idle_timeout', `the agent printed nothing for ${w.runner_idle_timeout_seconds}s and was stopped`, false);
     case 'abort_file':
       return recordError(STEP, 'aborted', 'the run was aborted (ABORT file in the run folder)', false);
+    case 'resource_limit':
+      return recordError(STEP, 'resource_limit', 'the agent hit a resource limit (watcher.agent_max_*) and was stopped', false);
     case 'shutdown':
       return recordError(STEP, 'aborted_shutdown', 'pv-run-codex was stopped while the agent ran; the prompt can run again', true);
     case undefined:
