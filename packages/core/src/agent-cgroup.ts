@@ -45,10 +45,10 @@ export interface RunCgroup {
   remove(): Promise<void>;
 }
 
-/** The unified line of /proc/self/cgroup (`0::/path`), or undefined. */
+/** Our cgroup path for `controller` (v1), or the unified one (`0::/path`) when undefined. */
 function ownCgroupPath(controller: string | undefined, procCgroup: string): string | undefined {
   for (const line of procCgroup.split('\n')) {
-    const [, controllers, p] = /^(\d+):([^:]*):(.*)$/.exec(line) ?? [];
+    const [, , controllers, p] = /^(\d+):([^:]*):(.*)$/.exec(line) ?? [];
     if (p === undefined || controllers === undefined) continue;
     if (controller === undefined ? controllers === '' : controllers.split(',').includes(controller)) return p;
   }
@@ -131,7 +131,39 @@ function v1RunsDir(controller: string, own: string): string | undefined {
   }
 }
 
+/**
+ * Run cgroups whose pv-run-codex died (SIGKILL, a crash) stay behind;
+ * the kernel frees one only on rmdir, which fails while it has processes.
+ */
+function sweepStaleRunCgroups(runsDir: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(runsDir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const owner = /^\d{8}-\d{6}-\d{3}-[0-9a-z]+-(\d+)$/.exec(entry)?.[1];
+    if (!owner || processAlive(Number(owner))) continue;
+    try {
+      fs.rmdirSync(path.join(runsDir, entry));
+    } catch {
+      // still busy: a later sweep
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function createRunCgroup(backend: CgroupBackend, runId: string, limits: RunCgroupLimits): RunCgroup {
+  for (const dir of backend.kind === 'v2' ? [backend.runs] : [backend.pidsRuns, backend.memoryRuns]) if (dir) sweepStaleRunCgroups(dir);
   // A try of a resumed run may find the cgroup of the one before.
   const name = `${runId}-${process.pid}`;
   if (backend.kind === 'v2') {
@@ -148,7 +180,8 @@ export function createRunCgroup(backend: CgroupBackend, runId: string, limits: R
       applied: { pids_max: limits.maxProcesses, memory_max: limits.maxMemoryBytes },
       tripped: () => ({
         processes: eventCount(path.join(dir, 'pids.events'), 'max') > 0,
-        memory: eventCount(path.join(dir, 'memory.events'), 'oom_kill') > 0 || eventCount(path.join(dir, 'memory.events'), 'max') > 0,
+        // Only a kill counts: reaching memory.max while reclaiming page cache is normal for a build.
+        memory: eventCount(path.join(dir, 'memory.events'), 'oom_kill') > 0,
       }),
       remove: () => removeCgroups([dir], (d) => tryWrite(path.join(d, 'cgroup.kill'), '1')),
     };
@@ -175,7 +208,7 @@ export function createRunCgroup(backend: CgroupBackend, runId: string, limits: R
     applied: memDir ? { pids_max: limits.maxProcesses, memory_max: limits.maxMemoryBytes } : { pids_max: limits.maxProcesses },
     tripped: () => ({
       processes: eventCount(path.join(pidsDir, 'pids.events'), 'max') > 0,
-      memory: memDir !== undefined && (eventCount(path.join(memDir, 'memory.oom_control'), 'oom_kill') > 0 || Number(readText(path.join(memDir, 'memory.failcnt')).trim() || 0) > 0),
+      memory: memDir !== undefined && eventCount(path.join(memDir, 'memory.oom_control'), 'oom_kill') > 0,
     }),
     remove: () => removeCgroups(dirs, (d) => killProcs(path.join(d, 'cgroup.procs'))),
   };
