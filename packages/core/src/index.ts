@@ -22,3 +22,4 @@ export * from './tools.js';
 export * from './run-paths.js';
 export * from './agent-cgroup.js';
 export * from './agent-jail-probe.js';
+export * from './forge-token.js';
