@@ -1,3 +1,5 @@
+import { AGENT_CGROUP_ENV, FORGE_TOKEN_FILE_ENV } from '@prompt-valet/core';
+
 /**
  * The agent's environment: ours, minus every secret and every handle on the
  * valet (the agent runs untrusted work: it must never hold the GitHub
@@ -25,8 +27,8 @@ export const VALET_ONLY_ENV = [
   'CREDENTIALS_DIRECTORY',
   'PV_CLAIM_LOCK',
   'PV_CONFIG',
-  'PV_AGENT_CGROUP',
-  'PV_FORGE_TOKEN_FILE',
+  AGENT_CGROUP_ENV,
+  FORGE_TOKEN_FILE_ENV,
   'SSH_AUTH_SOCK',
   'GPG_AGENT_INFO',
   'DBUS_SESSION_BUS_ADDRESS',

@@ -146,11 +146,12 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
   deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
   const usageCounter = new UsageCounter();
+  const runCgroup = launch.cgroup;
   const exit = await runAgent({
     command: launch.command,
     args: launch.args,
     blankInheritedFds: jailed,
-    ...(launch.cgroup ? { limitTripped: () => Object.values(launch.cgroup!.tripped()).some(Boolean) } : {}),
+    ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
     cwd: inputs.checkoutDir,
     env,
     input: inputs.body,
