@@ -4,6 +4,7 @@ import {
   BWRAP_CMD,
   createRunCgroup,
   findCgroupBackend,
+  StepError,
   type RunCgroup,
   type ValetConfig,
 } from '@prompt-valet/core';
@@ -49,7 +50,7 @@ export function makeHostJailDirs(dirs: HostJailDirs): void {
   for (const dir of [dirs.root, dirs.out, dirs.home, dirs.tmp, dirs.codexHome]) {
     // A folder is ours; the agent could only have put things inside it.
     const st = lstatOrUndefined(dir);
-    if (st && (st.isSymbolicLink() || !st.isDirectory())) throw new Error(`${dir} is not a folder (a symlink?): refusing to use it`);
+    if (st && (st.isSymbolicLink() || !st.isDirectory())) throw new StepError('foreign_path', `${dir} is not a folder (a symlink?): refusing to use it for the agent jail`);
     if (!st) fs.mkdirSync(dir, { mode: 0o700 });
   }
 }

@@ -327,12 +327,14 @@ function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined
   }
 }
 
-/** Which limits stopped something: the run's cgroup counters, or the agent killed for its file size. */
+/** Which limits stopped something: the run's cgroup counters, or the agent itself killed for its file size. */
 function limitsTripped(exit: AgentExit, cgroup: { processes: boolean; memory: boolean } | undefined): string[] {
   const tripped: string[] = [];
   if (cgroup?.processes) tripped.push('processes');
   if (cgroup?.memory) tripped.push('memory');
-  if (exit.signal === 'SIGXFSZ' || /File size limit exceeded/.test(exit.outputTail)) tripped.push('file_size');
+  // A command of the agent that writes too much only gets EFBIG (or SIGXFSZ) itself; the run fails
+  // for it only when the agent process does. Its output is not read for this: the agent controls it.
+  if (exit.signal === 'SIGXFSZ') tripped.push('file_size');
   return tripped;
 }
 
