@@ -80,3 +80,28 @@ t.test('a memory hog trips its own run\'s memory limit', { skip: backend && (bac
   t.equal(run.records[0]!.error?.code, 'resource_limit', run.stderr);
   t.ok(run.records[0]!.agent?.limits_tripped?.includes('memory'));
 });
+
+const NOBODY = 65534;
+t.test('as an unprivileged service user: the jail works, and RLIMIT_NPROC bounds the jail alone', { skip: process.getuid?.() === 0 ? false : 'needs root to switch to an unprivileged user' }, async (t) => {
+  const v = await jailedValet(t);
+  const runner = await agentScript(v.root, 'nproc-probe', [
+    'echo "procs $(ls /proc | grep -c \'^[0-9]\')" > report.txt',
+    `echo "config $(ls -A ${v.root}/config | wc -l)" >> report.txt`,
+    'i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); done 2>/dev/null',
+    'echo forked-all >> report.txt',
+  ].join('\n'));
+  await v.writeConfig({ runner_cmd: runner, agent_max_processes: 32 });
+  execFileSync('chown', ['-R', `${NOBODY}:${NOBODY}`, v.root]);
+  const started = Date.now();
+  // The valet user itself starts processes while the jail is at its limit.
+  const run = v.start({ uid: NOBODY, gid: NOBODY, env: { ...v.env, HOME: '/nonexistent' } });
+  const { records, stderr } = await run.done;
+  const agent = records[0]!.agent!;
+  t.equal(agent.limits?.isolation, 'bwrap', stderr);
+  t.equal(agent.limits?.rlimit_nproc, 32, 'the run records the rlimit');
+  const report = fs.readFileSync(path.join(v.checkout, 'report.txt'), 'utf8');
+  t.ok(Number(/procs (\d+)/.exec(report)?.[1]) <= 6, `a fresh /proc (${report.trim()})`);
+  t.match(report, /^config 0$/m, 'config/ is empty inside');
+  t.notMatch(report, /forked-all/, 'the 100 forks stopped at 32 processes');
+  t.ok(Date.now() - started < 60_000);
+});
