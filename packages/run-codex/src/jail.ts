@@ -90,8 +90,24 @@ export function hiddenPaths(inputs: Pick<JailInputs, 'config' | 'configPath' | '
       // missing: nothing to hide
     }
   }
+  // Covering one of these would take the system away from codex (a config file in /etc is covered alone: coveredFiles).
+  for (const p of [...real]) if (SYSTEM_DIRS.some((sys) => sys === p || sys.startsWith(p + '/'))) real.delete(p);
   const sorted = [...real].sort((a, b) => a.length - b.length);
   return sorted.filter((p, i) => !sorted.slice(0, i).some((q) => p.startsWith(q + '/')));
+}
+
+const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib64', '/etc', '/var', '/opt', '/proc', '/dev', '/sys', '/nix'];
+
+/** Files covered by /dev/null: the configuration file when its folder could not be hidden. */
+export function coveredFiles(inputs: Pick<JailInputs, 'config' | 'configPath' | 'env'>): string[] {
+  if (!inputs.configPath) return [];
+  try {
+    const file = fs.realpathSync(inputs.configPath);
+    const hidden = hiddenPaths(inputs);
+    return hidden.some((dir) => file.startsWith(dir + '/')) ? [] : [file];
+  } catch {
+    return [];
+  }
 }
 
 export interface JailLimits {
@@ -110,6 +126,7 @@ export function bwrapArgs(inputs: JailInputs): string[] {
   const hidden = hiddenPaths(inputs);
   // /tmp stays writable (TMPDIR), its size bounded like any file the agent writes.
   for (const dir of hidden) args.push(...(dir === '/tmp' ? ['--size', String(inputs.config.watcher.agent_max_file_bytes)] : []), '--tmpfs', dir);
+  for (const file of coveredFiles(inputs)) args.push('--ro-bind', '/dev/null', file);
   if (inputs.sharedGitDir) {
     const git = fs.realpathSync(inputs.sharedGitDir);
     args.push('--ro-bind', git, git);
