@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { EX, ToolError } from './exit.js';
 
 /**
  * The GitHub token, for the steps that talk to the forge only (pv-clone,
@@ -28,11 +29,10 @@ export interface ForgeToken {
   from: string;
 }
 
-/** A token file that exists but cannot be used: one line naming the file and the fix. */
-export class ForgeTokenError extends Error {
-  readonly code = 'forge_token_unreadable';
+/** A token file that exists but cannot be used: one line naming the file and the fix (exit 78: the setup is wrong). */
+export class ForgeTokenError extends ToolError {
   constructor(message: string) {
-    super(message);
+    super('forge_token_unreadable', message, EX.CONFIG);
     this.name = 'ForgeTokenError';
   }
 }
@@ -101,6 +101,24 @@ const HELPER =
 /** `-c` options that put the helper first (an empty helper entry resets those configured before it). */
 export function gitCredentialArgs(): string[] {
   return ['-c', 'credential.helper=', '-c', `credential.helper=${HELPER}`];
+}
+
+/**
+ * The same helper as environment (GIT_CONFIG_COUNT, git 2.31+), for a
+ * process that runs several remote git commands itself (pv-tree's ls-remote
+ * workers). Empty when no token is configured. Throws ForgeTokenError.
+ */
+export function forgeGitEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const forge = readForgeToken(env);
+  if (!forge) return {};
+  return {
+    GIT_CONFIG_COUNT: '2',
+    GIT_CONFIG_KEY_0: 'credential.helper',
+    GIT_CONFIG_VALUE_0: '',
+    GIT_CONFIG_KEY_1: 'credential.helper',
+    GIT_CONFIG_VALUE_1: HELPER,
+    [GIT_FORGE_TOKEN_ENV]: forge.token,
+  };
 }
 
 /** git subcommands that talk to a remote, and so get the token. */

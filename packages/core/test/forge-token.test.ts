@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ForgeTokenError, GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitEnv, gitTalksToRemote, readForgeToken } from '../src/index.js';
+import { forgeGitEnv, ForgeTokenError, GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitEnv, gitTalksToRemote, readForgeToken } from '../src/index.js';
 
 function tempDir(t: Tap.Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-forge-token-'));
@@ -57,4 +57,19 @@ t.test('git gets the token from the helper, for https only, never on its command
   t.ok(gitTalksToRemote(['-C', '/x', 'push', 'origin', 'b']));
   t.ok(gitTalksToRemote(['ls-remote', '--heads', 'u']));
   t.notOk(gitTalksToRemote(['-c', 'x=y', 'commit', '-m', 'push']), 'a local command gets no token');
+});
+
+t.test('the helper as environment (pv-tree\'s ls-remote workers) answers the same', async (t) => {
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'tok'), 'ghp_env_helper\n');
+  const extra = forgeGitEnv({ PV_FORGE_TOKEN_FILE: path.join(dir, 'tok') });
+  t.notOk(Object.entries(extra).some(([k, v]) => k !== GIT_FORGE_TOKEN_ENV && String(v).includes('ghp_env_helper')), 'the token only in its own variable');
+  const r = spawnSync('git', ['credential', 'fill'], {
+    input: 'protocol=https\nhost=github.com\n\n',
+    env: gitEnv({ ...extra, HOME: os.tmpdir(), GIT_CONFIG_NOSYSTEM: '1' }),
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
+  t.match(r.stdout, /^password=ghp_env_helper$/m, r.stderr);
+  t.same(forgeGitEnv({}), {}, 'nothing without a token');
 });
