@@ -76,15 +76,15 @@ function readText(file: string): string {
  * Called once by pv-watcher at start (cgroup v2 only). Returns the runs
  * cgroup it prepared, or why there is none (one line, for the log).
  */
-export function prepareAgentCgroups(): { runs: string } | { reason: string } {
-  if (!fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'))) return { reason: 'no cgroup v2 at /sys/fs/cgroup' };
+export function prepareAgentCgroups(): { runs: string } | { reason: string; cgroupV2: boolean } {
+  if (!fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'))) return { reason: 'no cgroup v2 at /sys/fs/cgroup', cgroupV2: false };
   const own = ownCgroupPath(undefined, readText('/proc/self/cgroup'));
-  if (own === undefined) return { reason: 'no cgroup v2 entry in /proc/self/cgroup' };
+  if (own === undefined) return { reason: 'no cgroup v2 entry in /proc/self/cgroup', cgroupV2: false };
   const unit = path.join(CGROUP_ROOT, own.replace(/\/supervisor$/, ''));
-  if (!writable(unit)) return { reason: `${unit} is not writable: the unit needs Delegate=yes and no ProtectControlGroups=yes` };
+  if (!writable(unit)) return { reason: `${unit} is not writable: the unit needs Delegate=yes and no ProtectControlGroups=yes`, cgroupV2: true };
   const controllers = readText(path.join(unit, 'cgroup.controllers')).split(/\s+/);
   if (!controllers.includes('pids') || !controllers.includes('memory')) {
-    return { reason: `${unit} has no pids and memory controllers (cgroup.controllers: ${controllers.join(' ').trim()}): the unit needs Delegate=yes` };
+    return { reason: `${unit} has no pids and memory controllers (cgroup.controllers: ${controllers.join(' ').trim()}): the unit needs Delegate=yes`, cgroupV2: true };
   }
   try {
     const supervisor = path.join(unit, 'supervisor');
@@ -103,7 +103,7 @@ export function prepareAgentCgroups(): { runs: string } | { reason: string } {
     fs.writeFileSync(path.join(runs, 'cgroup.subtree_control'), '+pids +memory');
     return { runs };
   } catch (err) {
-    return { reason: `cannot prepare run cgroups under ${unit}: ${(err as Error).message}` };
+    return { reason: `cannot prepare run cgroups under ${unit}: ${(err as Error).message}`, cgroupV2: true };
   }
 }
 

@@ -64,7 +64,8 @@ Examples:
     if (jail.warning) log.warn(jail.warning);
     const cgroups = prepareAgentCgroups();
     if ('runs' in cgroups) io.env[AGENT_CGROUP_ENV] = cgroups.runs;
-    else log.info(`agent runs get no cgroup of their own (${cgroups.reason}); the jail's rlimits apply`);
+    // On cgroup v1 pv-run-codex looks for a writable hierarchy itself; each run records what it got.
+    else if (cgroups.cgroupV2) log.warn(`agent runs get no cgroup of their own (${cgroups.reason}); only the jail's rlimits apply`);
     fs.mkdirSync(config.inbox, { recursive: true });
 
     // Recover claims whose pipeline died (crash, kill -9, reboot).
