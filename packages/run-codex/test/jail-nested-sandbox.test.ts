@@ -30,3 +30,16 @@ t.test('workspace-write inside the jail: commands write the checkout and nothing
   t.match(JSON.stringify(s.model.toolOutputs()), /pv-nested-test: Read-only file system/);
   t.notOk(fs.existsSync('/etc/pv-nested-test'));
 });
+
+for (const [sandbox, expected] of [['workspace-write', 'net-closed'], ['danger-full-access', 'net-open']] as const) {
+  t.test(`${sandbox} inside the jail: a command's network is ${expected === 'net-open' ? 'open (the jail shares it)' : 'cut by codex\'s sandbox'}`, async (t) => {
+    const s = await scratch(t, { turns: [], watcher: { runner_sandbox: sandbox } });
+    const port = new URL(s.model.baseUrl).port;
+    s.model.push(execTurn(`(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo net-open || echo net-closed`), messageTurn('ok'));
+    const r = await s.start().done;
+    t.notOk(r.records[0]!.error, JSON.stringify(r.records[0]!.error));
+    const output = JSON.stringify(s.model.toolOutputs());
+    t.match(output, `Output:\\n${expected}`);
+    t.notMatch(output, `Output:\\n${expected === 'net-open' ? 'net-closed' : 'net-open'}`);
+  });
+}
