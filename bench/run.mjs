@@ -3,7 +3,7 @@
 // tests: prints one table and writes bench/results.json; asserts nothing
 // about time. `--quick` is a 1-2 minute smoke run with small samples.
 //
-//   node bench/run.mjs [--quick] [--only pickup,overhead,throughput,idle,tree] [--out FILE]
+//   node bench/run.mjs [--quick] [--only pickup,overhead,throughput,idle,tree,jail] [--out FILE]
 //
 // Needs the built tools (npx tsc -b). Methods: bench/README.md.
 import { execFile } from 'node:child_process';
@@ -36,6 +36,7 @@ const PLAN = opt.quick
       throughput: { prompts: 4, repos: 2, agentSeconds: 1, parallels: [1, 4] },
       idle: { repos: 100, branches: 10, seconds: 10 },
       tree: { repos: 40, branches: 10, runs: 2 },
+      jail: { runs: 10 },
     }
   : {
       pickup: { samples: 200, budgetSeconds: 90 },
@@ -43,6 +44,7 @@ const PLAN = opt.quick
       throughput: { prompts: 15, repos: 5, agentSeconds: 2, parallels: [1, 2, 4, 8] },
       idle: { repos: 500, branches: 10, seconds: 60 },
       tree: { repos: 200, branches: 50, runs: 3 },
+      jail: { runs: 50 },
     };
 const only = opt.only ? new Set(opt.only.split(',')) : undefined;
 const want = (k) => !only || only.has(k);
@@ -76,6 +78,7 @@ const steps = [
   ['throughput', async () => (await import('./throughput.mjs')).throughput(PLAN.throughput)],
   ['idle', async () => (await import('./idle.mjs')).idle(PLAN.idle)],
   ['tree', () => treeScale(PLAN.tree)],
+  ['jail', async () => (await import('./jail.mjs')).jail(PLAN.jail)],
 ];
 for (const [name, fn] of steps) {
   if (!want(name)) continue;
@@ -135,6 +138,10 @@ if (r.tree && !r.tree.failed) {
   const t = r.tree;
   row(`5 pv-tree ${t.repos}×${t.branches_per_repo}, cold pass`, ms(t.cold_pass_ms), '', undefined, `${t.load_avg_1m.before}→${t.load_avg_1m.after}`);
   row(`    idempotent pass (median of ${t.idempotent_pass_ms.runs.length})`, `${ms(t.idempotent_pass_ms.median)} (baseline ls-remote loop ${ms(t.baseline_serial_ls_remote_ms.median)})`, `< ${t.target_idempotent_ms} ms`, t.idempotent_pass_ms.median < t.target_idempotent_ms, '');
+}
+if (r.jail && !r.jail.failed) {
+  const j = r.jail;
+  row(`6 agent jail start-up per run (n=${j.runs}, cgroup ${j.cgroup})`, `p50 ${ms(j.jailed.wall_ms.p50)} jailed vs ${ms(j.unjailed.wall_ms.p50)} without: +${ms(j.cost_ms_p50)}`, '≤ 50 ms', j.cost_ms_p50 <= 50, la(j.load_avg));
 }
 for (const [name] of steps) if (r[name]?.failed) row(`${name}`, 'FAILED (see results.json)', '', false, '');
 

@@ -21,6 +21,7 @@ export type Publisher = 'gh' | 'none';
 /** codex's --sandbox values, from the strictest to the widest */
 export const SANDBOX_LEVELS = ['read-only', 'workspace-write', 'danger-full-access'] as const;
 export type Sandbox = (typeof SANDBOX_LEVELS)[number];
+export type AgentIsolation = 'bwrap' | 'none';
 
 export interface TreeBuilderConfig {
   branch_mode: BranchMode;
@@ -61,6 +62,14 @@ export interface WatcherConfig {
   runner_idle_timeout_seconds: number;
   runner_kill_grace_seconds: number;
   runner_secret_env: string[];
+  /** bwrap: every agent run in a bubblewrap jail (docs/security.md); none: the operator's explicit choice */
+  agent_isolation: AgentIsolation;
+  /** processes and threads one run may have at once (cgroup pids.max, RLIMIT_NPROC in the jail) */
+  agent_max_processes: number;
+  /** memory one run may use (cgroup memory.max) */
+  agent_max_memory_bytes: number;
+  /** largest file one run may write (RLIMIT_FSIZE) */
+  agent_max_file_bytes: number;
   agent_runs_dir: string;
   agent_branch_prefix: string;
   max_parallel: number;
@@ -185,9 +194,10 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.git_protocol': { kind: { type: 'enum', values: ['https', 'ssh', 'git', 'http', 'file'] }, default: 'https' },
   'watcher.cleanup_non_git_dirs': { kind: bool, default: true },
   'watcher.runner_cmd': { kind: str, default: 'codex', use: use.commandName },
-  'watcher.runner_model': { kind: str, default: 'gpt-5-codex', use: use.modelName },
+  'watcher.runner_model': { kind: str, default: 'gpt-5.1-codex-mini', use: use.modelName },
   'watcher.allowed_models': { kind: list, default: [], use: use.modelName },
-  'watcher.runner_sandbox': { kind: { type: 'enum', values: SANDBOX_LEVELS }, default: 'workspace-write' },
+  // The bwrap jail is the boundary (docs/security.md); codex's own sandbox inside it is optional.
+  'watcher.runner_sandbox': { kind: { type: 'enum', values: SANDBOX_LEVELS }, default: 'danger-full-access' },
   'watcher.runner_extra_args': { kind: list, default: [], use: use.commandArgument },
   // Fractional seconds are allowed so tests can use sub-second limits.
   'watcher.runner_timeout_seconds': { kind: num(0.1), default: 3600 },
@@ -195,6 +205,10 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.runner_idle_timeout_seconds': { kind: num(0), default: 900 },
   'watcher.runner_kill_grace_seconds': { kind: num(0), default: 10 },
   'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'], use: use.envVarName },
+  'watcher.agent_isolation': { kind: { type: 'enum', values: ['bwrap', 'none'] }, default: 'bwrap' },
+  'watcher.agent_max_processes': { kind: int(16), default: 512 },
+  'watcher.agent_max_memory_bytes': { kind: int(64 * 1024 * 1024), default: 4 * 1024 * 1024 * 1024 },
+  'watcher.agent_max_file_bytes': { kind: int(1024 * 1024), default: 1024 * 1024 * 1024 },
   'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS', use: use.pathText },
   'watcher.agent_branch_prefix': { kind: str, default: 'codex/', use: use.agentBranchPrefix },
   'watcher.max_parallel': { kind: int(1, 64), default: 2 },

@@ -1,3 +1,4 @@
+import { GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitTalksToRemote, readForgeToken, type ForgeToken } from './forge-token.js';
 
 /**
  * Running git for every tool: never prompts for credentials (it fails
@@ -114,9 +115,24 @@ export async function git(args: string[], opts: GitOptions = {}): Promise<GitRes
   // Loaded on first use: every tool imports core, and execa costs a large
   // part of a tool's start-up, which tools that never run git should not pay.
   const { execa } = await import('execa');
-  const result = await execa('git', args, {
+  const env = gitEnv(opts.env);
+  let fullArgs = args;
+  if (gitTalksToRemote(args)) {
+    // The forge token, for this one git process only (forge-token.ts).
+    let forge: ForgeToken | undefined;
+    try {
+      forge = readForgeToken(env);
+    } catch (err) {
+      throw new GitError(redactCredentials(`git ${args.join(' ')}`), undefined, (err as Error).message, false);
+    }
+    if (forge) {
+      fullArgs = [...gitCredentialArgs(), ...args];
+      env[GIT_FORGE_TOKEN_ENV] = forge.token;
+    }
+  }
+  const result = await execa('git', fullArgs, {
     cwd: opts.cwd,
-    env: gitEnv(opts.env),
+    env,
     extendEnv: false,
     timeout: opts.timeout ?? 10 * 60_000,
     reject: false,

@@ -24,3 +24,6 @@ export * from './value-checks.js';
 export * from './display.js';
 export * from './prompt-file.js';
 export * from './webhooks.js';
+export * from './agent-cgroup.js';
+export * from './agent-jail-probe.js';
+export * from './forge-token.js';

@@ -1,13 +1,15 @@
 import { execa } from 'execa';
-import { redactCredentials, StepError } from '@prompt-valet/core';
+import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghTokenEnv, readForgeToken, redactCredentials, StepError } from '@prompt-valet/core';
 
 /**
  * Talking to GitHub through the real `gh`. The token reaches gh only
- * through gh's own environment (GH_TOKEN, GITHUB_TOKEN, GH_ENTERPRISE_TOKEN,
- * GITHUB_ENTERPRISE_TOKEN inherited from pv-publish); it is scrubbed from
- * anything gh prints before that reaches a log or a record.
+ * through gh's own environment, for that one command: read at the moment of
+ * use from systemd's credential (`$CREDENTIALS_DIRECTORY/gh-token`), the
+ * PV_FORGE_TOKEN_FILE file, or (the old way) GH_TOKEN & co. inherited from
+ * pv-publish (core forge-token.ts). It is scrubbed from anything gh prints
+ * before that reaches a log or a record.
  */
-export const TOKEN_VARS = ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] as const;
+export const TOKEN_VARS = FORGE_TOKEN_ENV_VARS;
 
 export interface GhOptions {
   cmd: string;
@@ -42,10 +44,23 @@ export function scrubSecrets(text: string, env: NodeJS.ProcessEnv): string {
   return out;
 }
 
+/** The token for this gh command, from the credential or file when the environment has none. */
+function ghTokenFor(opts: GhOptions): NodeJS.ProcessEnv {
+  if (TOKEN_VARS.some((name) => opts.env[name])) return {};
+  try {
+    const forge = readForgeToken(opts.env);
+    return forge ? ghTokenEnv(forge.token, opts.host) : {};
+  } catch (err) {
+    if (err instanceof ForgeTokenError) throw new StepError(err.code, err.message);
+    throw err;
+  }
+}
+
 async function runGh(opts: GhOptions, args: string[]): Promise<string> {
+  const token = ghTokenFor(opts);
   const result = await execa(opts.cmd, args, {
     cwd: opts.cwd,
-    env: { ...opts.env, GH_PROMPT_DISABLED: '1', GH_NO_UPDATE_NOTIFIER: '1', NO_COLOR: '1', GH_PAGER: 'cat', ...(opts.host === 'github.com' ? {} : { GH_HOST: opts.host }) },
+    env: { ...opts.env, ...token, GH_PROMPT_DISABLED: '1', GH_NO_UPDATE_NOTIFIER: '1', NO_COLOR: '1', GH_PAGER: 'cat', ...(opts.host === 'github.com' ? {} : { GH_HOST: opts.host }) },
     extendEnv: false,
     reject: false,
     timeout: 120_000,
@@ -56,7 +71,7 @@ async function runGh(opts: GhOptions, args: string[]): Promise<string> {
     if (result.exitCode === undefined && cause?.code === 'ENOENT') {
       throw new StepError('gh_missing', `${opts.cmd} is not installed (not found on PATH): install gh or set watcher.publisher: none`);
     }
-    const stderr = scrubSecrets(String(result.stderr ?? '').trim(), opts.env);
+    const stderr = scrubSecrets(String(result.stderr ?? '').trim(), { ...opts.env, ...token });
     const first = stderr.split('\n').find((l) => l.trim()) ?? (result.timedOut ? 'timed out' : `exit ${result.exitCode}`);
     // gh failing is a network, rate limit or GitHub outage far more often
     // than a permanent fault; another attempt costs little.

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import { once } from 'node:events';
 import { AGENT_MARKER_VAR } from './agent-env.js';
@@ -13,7 +13,7 @@ import { processesWithEnv, signalGroup, signalPids } from './process-sweep.js';
  * when the ABORT file appears, or when pv-run-codex itself is told to stop.
  * Whatever the agent leaves running after it exits is stopped the same way.
  */
-export type StopReason = 'timeout' | 'idle_timeout' | 'abort_file' | 'shutdown';
+export type StopReason = 'timeout' | 'idle_timeout' | 'abort_file' | 'shutdown' | 'resource_limit';
 
 export interface AgentLimits {
   timeoutMs: number;
@@ -40,6 +40,13 @@ export interface AgentRunOptions {
   marker: string;
   /** each complete line of stdout (for the JSON event stream) */
   onStdoutLine?: (line: string) => void;
+  /**
+   * Give the agent /dev/null in place of every descriptor we inherited (fd 9,
+   * the claim lock, above all: with it the agent could release the claim).
+   */
+  blankInheritedFds?: boolean;
+  /** polled with the other limits: true when the run's cgroup stopped something (a fork bomb, a memory hog) */
+  limitTripped?: () => boolean;
 }
 
 export interface AgentExit {
@@ -66,12 +73,18 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentExit> {
   let stoppedFor: StopReason | undefined;
   let lineBuf = '';
 
+  const blanks = opts.blankInheritedFds ? inheritedFds() : [];
+  const devNull = blanks.length > 0 ? fs.openSync('/dev/null', 'r') : undefined;
+  const stdio: ('pipe' | 'ignore' | number)[] = ['pipe', 'pipe', 'pipe'];
+  // libuv leaves an 'ignore' slot above 2 as it is (inherited): each must be filled.
+  for (let fd = 3; fd <= Math.max(2, ...blanks); fd++) stdio.push(devNull ?? 'ignore');
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd,
     env: opts.env,
     detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+    stdio,
+  }) as ChildProcessWithoutNullStreams;
+  if (devNull !== undefined) fs.closeSync(devNull);
   const pgid = child.pid;
 
   const record = (chunk: Buffer, isStdout: boolean) => {
@@ -119,6 +132,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentExit> {
     if (now - started >= timeoutMs) stop('timeout');
     else if (idleTimeoutMs > 0 && now - lastOutput >= idleTimeoutMs) stop('idle_timeout');
     else if (fs.existsSync(opts.abortFile)) stop('abort_file');
+    else if (opts.limitTripped?.()) stop('resource_limit');
   }, pollMs);
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {
@@ -187,4 +201,30 @@ async function stopLeftovers(pgid: number | undefined, marker: string, graceMs: 
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return left.length;
+}
+
+/**
+ * Our descriptors above 2 that a child would inherit (not close-on-exec):
+ * what the shell pipeline handed us, such as the claim lock at fd 9.
+ */
+export function inheritedFds(): number[] {
+  const found: number[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc/self/fdinfo');
+  } catch {
+    return [9];
+  }
+  for (const entry of entries) {
+    const fd = Number(entry);
+    if (!Number.isInteger(fd) || fd <= 2) continue;
+    try {
+      const flags = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+      // O_CLOEXEC is 02000000 (octal) in fdinfo's flags.
+      if (flags && (parseInt(flags[1]!, 8) & 0o2000000) === 0) found.push(fd);
+    } catch {
+      // closed meanwhile (the readdir's own descriptor, for one)
+    }
+  }
+  return found;
 }

@@ -4,9 +4,16 @@ import { runPrompt, STEP } from './run-prompt.js';
 
 const EPILOGUE = `
 Runs the Codex CLI on each record's prompt, in the run's checkout:
-  <runner_cmd> exec --skip-git-repo-check --cd <checkout> --output-last-message <run>/last-message.md
+  <runner_cmd> exec --skip-git-repo-check --cd <checkout> --output-last-message /run/pv/out/last-message.md
                --model <model> --sandbox <sandbox> [--json] <runner_extra_args…> -
-with the prompt text (without its front matter) on stdin, then stdin closed.
+with the prompt text (without its front matter) on stdin, then stdin closed,
+inside the agent jail (watcher.agent_isolation: bwrap; docs/security.md):
+its own PID namespace and /proc, the root read-only, config/, /run, /tmp,
+the inbox, processed/, finished/, repos_root and HOME hidden; writable only
+the checkout and the run's own HOME, TMPDIR and CODEX_HOME
+(processed/<run>/jail/). Limits per run: watcher.agent_max_processes and
+agent_max_memory_bytes (the run's cgroup, when one can be made),
+agent_max_file_bytes (RLIMIT_FSIZE).
 Front matter "model", "sandbox" and "timeout" (seconds) override the config.
 
 Input: records from pv-clone (claim.run_root, checkout.dir, target.front_matter).
@@ -14,7 +21,7 @@ Records that already carry "error" pass through untouched.
 
 Output: each record plus an "agent" section: exit_code, duration_ms, timed_out,
 idle_timed_out, aborted, abort_reason, log, last_message, agent_runs_file,
-events (--json), usage, model, sandbox. A failed run also gets "error"
+events (--json), usage, model, sandbox, limits, limits_tripped. A failed run also gets "error"
 (step run-codex) with one of these codes:
   runner_missing      the runner is not installed / not on PATH      not retryable
   agent_failed        non-zero exit; retryable only when codex reports a
@@ -23,6 +30,7 @@ events (--json), usage, model, sandbox. A failed run also gets "error"
   agent_idle_timeout  printed nothing for runner_idle_timeout_seconds
   aborted             an ABORT file appeared in the run folder       not retryable
   aborted_shutdown    pv-run-codex got SIGTERM/SIGINT                retryable
+  resource_limit      the run hit a watcher.agent_max_* limit         not retryable
   bad_record, checkout_missing, prompt_missing, bad_front_matter, empty_prompt
 
 Files in the run folder (PV_RUN_ROOT): agent.log (stdout and stderr, written
@@ -32,7 +40,10 @@ message is also written to <checkout>/<agent_runs_dir>/codex-run-<run id>.md
 unless watcher.agent_runs_dir is empty.
 
 Environment of the agent: ours without watcher.runner_secret_env (GH_TOKEN,
-GITHUB_TOKEN, …), plus PV_RUN_ID, PV_RUN_ROOT, PV_PROMPT_FILE.
+GITHUB_TOKEN, …), GH_CONFIG_DIR, CREDENTIALS_DIRECTORY, PV_CLAIM_LOCK and
+session sockets; plus HOME, TMPDIR, CODEX_HOME (the run's own), PV_RUN_ID,
+PV_PROMPT_FILE (/run/pv/prompt.md) and, without the jail, PV_RUN_ROOT.
+Descriptors above 2 (fd 9, the claim lock) are /dev/null in the jail.
 
 Stopping: on the time limit, the idle limit, ABORT or SIGTERM the agent's
 process group and every process it started get SIGTERM, then SIGKILL after
@@ -56,7 +67,7 @@ export const main = defineTool<{ json?: boolean }>({
   epilogue: EPILOGUE,
   options: (y) => y.option('json', { type: 'boolean', describe: "keep the agent's JSON event stream (events.jsonl) and its token usage" }),
   async run(ctx) {
-    const { config } = ctx.config({ allowMissing: true });
+    const { config, path: configPath } = ctx.config({ allowMissing: true });
     const watcher = config.watcher;
     const runnerPath = findRunner(watcher.runner_cmd, ctx.io.env);
     if (!runnerPath) {
@@ -75,6 +86,8 @@ export const main = defineTool<{ json?: boolean }>({
       await mapRecords(ctx, STEP, (rec) =>
         runPrompt(rec, {
           watcher,
+          config,
+          configPath,
           runnerPath,
           json: Boolean(ctx.args.json),
           env: ctx.io.env,

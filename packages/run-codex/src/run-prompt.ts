@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  checkOwnerName,
+  checkRepoName,
   StepError,
   agentSettings,
   isErrno,
   splitPrompt,
   recordError,
-  resolveInside,
   runFile,
   updateRunStatus,
   withError,
@@ -16,16 +18,24 @@ import {
   type FrontMatter,
   type Logger,
   type PvRecord,
+  type ValetConfig,
   type WatcherConfig,
 } from '@prompt-valet/core';
 import { buildAgentEnv } from './agent-env.js';
 import { runAgent, type AgentExit } from './agent-process.js';
+import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
+import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch, type AppliedLimits } from './jail.js';
+import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter, type TokenUsage } from './outcome.js';
 
 export const STEP = 'run-codex';
 
 export interface RunPromptDeps {
   watcher: WatcherConfig;
+  /** the whole configuration: the jail hides its folders */
+  config: ValetConfig;
+  /** the configuration file read, if any (its folder is hidden from the agent) */
+  configPath: string | undefined;
   /** the runner found on PATH, or undefined when it is missing */
   runnerPath: string | undefined;
   /** keep the agent's JSON event stream (codex exec --json) */
@@ -51,7 +61,14 @@ export interface RunCodexSection extends AgentSection {
   usage?: TokenUsage;
   /** processes the agent left running, stopped after it exited */
   leftovers_stopped?: number;
+  /** the jail and the limits this run had (docs/security.md) */
+  limits?: AppliedLimits;
+  /** limits that stopped something: processes, memory, file_size */
+  limits_tripped?: string[];
 }
+
+/** The largest last message taken from the jail; the rest is cut (the agent wrote it). */
+export const LAST_MESSAGE_MAX_BYTES = 1024 * 1024;
 
 interface Inputs {
   runRoot: string;
@@ -88,12 +105,21 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   await updateRunStatus(inputs.runRoot, { state: 'running', step: STEP });
   // A last message left by an earlier attempt must not pass for this one's.
   await fsp.rm(lastMessage, { force: true });
+  const jailed = w.agent_isolation === 'bwrap';
+  const jailDirs = hostJailDirs(inputs.runRoot);
+  makeHostJailDirs(jailDirs);
+  await fsp.rm(path.join(jailDirs.out, 'last-message.md'), { force: true });
+  fillRunCodexHome(operatorCodexHome(deps.env), jailDirs.codexHome);
+  // The same folders, as the agent sees them.
+  const seen = jailed
+    ? { out: JAIL_PATHS.out, home: JAIL_PATHS.home, tmp: JAIL_PATHS.tmp, codexHome: JAIL_PATHS.codexHome, prompt: JAIL_PATHS.prompt }
+    : { ...jailDirs, prompt: inputs.promptFile };
 
   const args = [
     'exec',
     '--skip-git-repo-check',
     '--cd', inputs.checkoutDir,
-    '--output-last-message', lastMessage,
+    '--output-last-message', path.join(seen.out, 'last-message.md'),
     '--model', model,
     '--sandbox', sandbox,
     ...(deps.json ? ['--json'] : []),
@@ -103,16 +129,28 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   const marker = randomUUID();
   const env = buildAgentEnv(deps.env, w.runner_secret_env, {
     PV_RUN_ID: inputs.runId,
-    PV_RUN_ROOT: inputs.runRoot,
-    PV_PROMPT_FILE: inputs.promptFile,
-  }, marker);
+    ...(jailed ? {} : { PV_RUN_ROOT: inputs.runRoot }),
+    PV_PROMPT_FILE: seen.prompt,
+  }, marker, seen);
+  const launch = planAgentLaunch({
+    config: deps.config,
+    configPath: deps.configPath,
+    env: deps.env,
+    checkoutDir: inputs.checkoutDir,
+    sharedGitDir: sharedGitDirFor(deps.config, rec),
+    promptFile: inputs.promptFile,
+    dirs: jailDirs,
+  }, deps.runnerPath, args, inputs.runId);
 
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
   deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
   const usageCounter = new UsageCounter();
+  const runCgroup = launch.cgroup;
   const exit = await runAgent({
-    command: deps.runnerPath,
-    args,
+    command: launch.command,
+    args: launch.args,
+    blankInheritedFds: jailed,
+    ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
     cwd: inputs.checkoutDir,
     env,
     input: inputs.body,
@@ -127,6 +165,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     shutdown: deps.shutdown,
     marker,
   });
+  const tripped = limitsTripped(exit, launch.cgroup?.tripped());
+  await launch.cgroup?.remove();
   const usage = deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail);
 
   const agent: RunCodexSection = {
@@ -144,13 +184,19 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (eventsFile) agent.events = eventsFile;
   if (usage) agent.usage = usage;
   if (exit.leftoversStopped > 0) agent.leftovers_stopped = exit.leftoversStopped;
-  if (await fileExists(lastMessage)) {
+  agent.limits = launch.applied;
+  if (tripped.length > 0) agent.limits_tripped = tripped;
+  const message = takeLastMessage(path.join(jailDirs.out, 'last-message.md'), inputs.runId, deps.log);
+  if (message) {
+    await writeFileAtomic(lastMessage, message);
     agent.last_message = lastMessage;
-    const copied = await copyIntoCheckout(lastMessage, inputs, w.agent_runs_dir, deps.log);
+    const copied = copyIntoCheckout(message, inputs, w.agent_runs_dir, deps.log);
     if (copied) agent.agent_runs_file = copied;
   }
 
-  const error = failure(exit, w, timeoutSeconds);
+  const error = tripped.length > 0
+    ? recordError(STEP, 'resource_limit', `the agent hit its limit of ${tripped.map((l) => describeLimit(l, w)).join(' and ')} and was stopped (watcher.agent_max_*)`, false)
+    : failure(exit, w, timeoutSeconds);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${error ? error.message : 'agent finished'}\n`);
   await updateRunStatus(inputs.runRoot, {
     durations_ms: { [STEP]: exit.durationMs },
@@ -215,6 +261,8 @@ function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
       return recordError(STEP, 'agent_idle_timeout', `the agent printed nothing for ${w.runner_idle_timeout_seconds}s and was stopped`, false);
     case 'abort_file':
       return recordError(STEP, 'aborted', 'the run was aborted (ABORT file in the run folder)', false);
+    case 'resource_limit':
+      return recordError(STEP, 'resource_limit', 'the agent hit a resource limit (watcher.agent_max_*) and was stopped', false);
     case 'shutdown':
       return recordError(STEP, 'aborted_shutdown', 'pv-run-codex was stopped while the agent ran; the prompt can run again', true);
     case undefined:
@@ -231,15 +279,14 @@ function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
 /**
  * The last message also goes into the checkout (`agent_runs_dir`), so it
  * lands in the pull request. Returns its path relative to the checkout.
- * Failing to write it costs the PR a file, not the run: logged, not fatal.
+ * No symlink in the checkout is followed (the agent made them). Failing to
+ * write it costs the PR a file, not the run: logged, not fatal.
  */
-async function copyIntoCheckout(lastMessage: string, inputs: Inputs, agentRunsDir: string, log: Logger): Promise<string | undefined> {
+function copyIntoCheckout(message: Buffer, inputs: Inputs, agentRunsDir: string, log: Logger): string | undefined {
   if (!agentRunsDir) return undefined;
   const rel = path.posix.join(agentRunsDir, `codex-run-${inputs.runId}.md`);
   try {
-    const dest = await resolveInside(inputs.checkoutDir, rel);
-    await fsp.mkdir(path.dirname(dest), { recursive: true });
-    await writeFileAtomic(dest, await fsp.readFile(lastMessage));
+    writeInsideNoFollow(inputs.checkoutDir, rel, message);
     return rel;
   } catch (err) {
     log.warn(`${inputs.runId}: could not write ${rel} in the checkout: ${(err as Error).message}`);
@@ -247,10 +294,46 @@ async function copyIntoCheckout(lastMessage: string, inputs: Inputs, agentRunsDi
   }
 }
 
-async function fileExists(file: string): Promise<boolean> {
+/** The agent's last message from the jail's output folder: never through a symlink, size-capped. */
+function takeLastMessage(file: string, runId: string, log: Logger): Buffer | undefined {
   try {
-    return (await fsp.stat(file)).isFile();
-  } catch {
-    return false;
+    const got = readFileNoFollow(file, LAST_MESSAGE_MAX_BYTES);
+    if (!got) return undefined;
+    if (!got.truncated) return got.data;
+    log.warn(`${runId}: the last message is larger than ${LAST_MESSAGE_MAX_BYTES} bytes: cut`);
+    return Buffer.concat([got.data, Buffer.from(`\n\n[cut by pv-run-codex at ${LAST_MESSAGE_MAX_BYTES} bytes]\n`)]);
+  } catch (err) {
+    log.warn(`${runId}: the agent's last message was not taken: ${(err as Error).message}`);
+    return undefined;
   }
+}
+
+/** `repos_root/<owner>/<repo>/.git`, from the configuration and the validated target. */
+function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined {
+  const owner = rec.target?.owner;
+  const repo = rec.target?.repo;
+  if (typeof owner !== 'string' || typeof repo !== 'string' || !checkOwnerName(owner).ok || !checkRepoName(repo).ok) return undefined;
+  const dir = path.join(path.resolve(config.repos_root), owner, repo, '.git');
+  try {
+    return fs.lstatSync(dir).isDirectory() ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which limits stopped something: the run's cgroup counters, or the agent itself killed for its file size. */
+function limitsTripped(exit: AgentExit, cgroup: { processes: boolean; memory: boolean } | undefined): string[] {
+  const tripped: string[] = [];
+  if (cgroup?.processes) tripped.push('processes');
+  if (cgroup?.memory) tripped.push('memory');
+  // A command of the agent that writes too much only gets EFBIG (or SIGXFSZ) itself; the run fails
+  // for it only when the agent process does. Its output is not read for this: the agent controls it.
+  if (exit.signal === 'SIGXFSZ') tripped.push('file_size');
+  return tripped;
+}
+
+function describeLimit(limit: string, w: WatcherConfig): string {
+  if (limit === 'processes') return `${w.agent_max_processes} processes`;
+  if (limit === 'memory') return `${w.agent_max_memory_bytes} bytes of memory`;
+  return `${w.agent_max_file_bytes} bytes per file`;
 }

@@ -35,8 +35,10 @@ t.test('the agent edits the checkout; last message, env and status are where a u
 
   const env = fs.readFileSync(path.join(s.checkout, 'agent-env.txt'), 'utf8');
   t.match(env, new RegExp(`^PV_RUN_ID=${s.runId}$`, 'm'));
-  t.match(env, new RegExp(`^PV_RUN_ROOT=${s.runRoot}$`, 'm'));
-  t.match(env, new RegExp(`^PV_PROMPT_FILE=${path.join(s.runRoot, RUN_FILES.prompt)}$`, 'm'));
+  t.notMatch(env, /^PV_RUN_ROOT=/m, 'inside the jail the run folder is hidden, so it is not named');
+  t.match(env, /^PV_PROMPT_FILE=\/run\/pv\/prompt\.md$/m, 'the prompt, read-only at a fixed path inside the jail');
+  t.match(env, /^HOME=\/run\/pv\/home$/m, 'a private HOME');
+  t.match(env, /^CODEX_HOME=\/run\/pv\/codex-home$/m, 'a CODEX_HOME of its own');
   t.notMatch(env, /GH_TOKEN|GITHUB_TOKEN|ghp_must_not_leak/, 'the agent never holds the publishing token');
 
   const first = JSON.stringify(s.model.requests[0]!.body);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { GitError, gitEnv, redactCredentials } from '@prompt-valet/core';
+import { forgeGitEnv, GitError, gitEnv, redactCredentials } from '@prompt-valet/core';
 
 /**
  * The branches that exist upstream, asked of the remote itself with
@@ -70,7 +70,8 @@ export async function listRemoteBranches(dirs: readonly ListTarget[], opts: List
   const results = new Array<BranchListing>(dirs.length);
   const pending: Promise<void>[] = [];
   if (dirs.length === 0) return results;
-  const env = gitEnv();
+  // The forge token (private repositories) for these git processes only (core forge-token.ts).
+  const env = { ...gitEnv(), ...forgeGitEnv(process.env) };
   let next = 0;
   let done = 0;
   let deathsInARow = 0;

@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import * as fs from 'node:fs';
-import { ConfigError, defineTool, EX, EXIT_STATUS_HELP, locateTool, type LoadedConfig } from '@prompt-valet/core';
+import { AGENT_CGROUP_ENV, ConfigError, defineTool, EX, EXIT_STATUS_HELP, locateTool, prepareAgentCgroups, probeAgentJail, type LoadedConfig } from '@prompt-valet/core';
 import { Scheduler } from './scheduler.js';
 import { Triggers } from './triggers.js';
 
@@ -55,6 +55,17 @@ Examples:
       return EX.USAGE;
     }
     const { config } = loaded;
+    // The agent jail (docs/security.md): refuse to start rather than run agents unjailed by accident.
+    const jail = probeAgentJail(config.watcher.agent_isolation);
+    if (!jail.ok) {
+      log.error(jail.message);
+      return EX.CONFIG;
+    }
+    if (jail.warning) log.warn(jail.warning);
+    const cgroups = prepareAgentCgroups();
+    if ('runs' in cgroups) io.env[AGENT_CGROUP_ENV] = cgroups.runs;
+    // On cgroup v1 pv-run-codex looks for a writable hierarchy itself; each run records what it got.
+    else if (cgroups.cgroupV2) log.warn(`agent runs get no cgroup of their own (${cgroups.reason}); only the jail's rlimits apply`);
     fs.mkdirSync(config.inbox, { recursive: true });
 
     // Recover claims whose pipeline died (crash, kill -9, reboot).
