@@ -93,8 +93,8 @@ t.test('a prompt may narrow what the operator allows, never widen it', async (t)
 
 t.test('without allowed_models only runner_model may be chosen', async (t) => {
   const { config } = normaliseConfig({}, 'c.yaml', '/');
-  t.same(checkFrontMatter({ model: 'gpt-5-codex' }, config.watcher), { model: 'gpt-5-codex' });
-  t.throws(() => checkFrontMatter({ model: 'gpt-5' }, config.watcher), { message: /allows \(gpt-5-codex;/ });
+  t.same(checkFrontMatter({ model: 'gpt-5.1-codex-mini' }, config.watcher), { model: 'gpt-5.1-codex-mini' });
+  t.throws(() => checkFrontMatter({ model: 'gpt-5' }, config.watcher), { message: /allows \(gpt-5\.1-codex-mini;/ });
 });
 
 t.test('the agent and the PR get the operator\'s values unless the prompt narrows them', async (t) => {
