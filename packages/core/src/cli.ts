@@ -2,6 +2,7 @@ import yargs, { type Argv } from 'yargs';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { EX, ToolError } from './exit.js';
 import { createLogger, prepareColour, type Logger } from './log.js';
+import { permissionLine } from './move.js';
 import { readRecords, recordError, StepError, withError, writeRecord, type PvRecord } from './records.js';
 
 /**
@@ -120,6 +121,12 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
         log.error(err.message);
         return err.exitCode;
       }
+      // Something an operator can cause and fix: one line, no stack trace.
+      const line = permissionLine(err);
+      if (line) {
+        log.error(line);
+        return EX.TEMPFAIL;
+      }
       log.error(`internal error: ${(err as Error)?.stack ?? String(err)}`);
       return EX.SOFTWARE;
     }
@@ -187,6 +194,8 @@ export function stepErrorToRecord(step: string, err: unknown, log?: Logger) {
   if (e && typeof e.code === 'string' && typeof e.retryable === 'boolean') {
     return recordError(step, e.code, e.message, e.retryable, typeof e.stderr === 'string' && e.stderr ? e.stderr : undefined);
   }
+  const line = permissionLine(err);
+  if (line) return recordError(step, 'permission_denied', line, true);
   log?.error(`internal error: ${e?.stack ?? String(err)}`);
   return recordError(step, 'internal', `internal error in pv-${step}: ${e?.message ?? String(err)}`, false);
 }

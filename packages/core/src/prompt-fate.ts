@@ -69,6 +69,8 @@ export async function applyFate(fate: Fate, opts: ApplyFateOptions): Promise<Set
       attempts: fate.attempts,
       lastError: fate.error,
       runId: opts.runId,
+      // The next claim continues this run: completed steps are not redone.
+      resumeRunId: opts.runId,
       now,
       ...(fate.notBefore ? { notBefore: fate.notBefore } : {}),
     });
