@@ -70,13 +70,19 @@ export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
   const records = await listClaimRecords(opts.processed);
   const running = await listInboxPrompts(opts.inbox, { suffix: PROMPT_SUFFIX.running });
   const out: PvRecord[] = [];
+  // One lock may hold several claims (pv-claim without --limit): whoever
+  // takes it recovers all of them, the others find it busy.
+  const byLock = new Map<string, ClaimRecord[]>();
   for (const { record } of records) {
+    const id = lockIdOf(record);
+    if (id && isRunId(record.run_id)) byLock.set(id, [...(byLock.get(id) ?? []), record]);
+  }
+  for (const [lockId, claims] of byLock) {
     try {
-      const rec = await recoverClaim(record, opts, now);
-      if (rec) out.push(rec);
+      out.push(...(await recoverLock(lockId, claims, opts, now)));
     } catch (err) {
-      // One claim that cannot be recovered must not keep the others stuck.
-      opts.log.error(`cannot recover run ${record.run_id} (${record.rel}): ${(err as Error).message}`);
+      // One lock that cannot be recovered must not keep the others stuck.
+      opts.log.error(`cannot recover the claims of lock ${lockId}: ${(err as Error).message}`);
     }
   }
   const named = new Set(records.map((r) => `${r.record.rel}\0${r.record.ino}`));
@@ -94,26 +100,34 @@ export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
   return out;
 }
 
-async function recoverClaim(claim: ClaimRecord, opts: RecoverOptions, now: () => Date): Promise<PvRecord | undefined> {
-  const lockId = lockIdOf(claim);
-  if (!lockId || !isRunId(claim.run_id)) return undefined;
+async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverOptions, now: () => Date): Promise<PvRecord[]> {
   const lockFile = claimLockPath(opts.processed, lockId);
   const lock = await takeLock(lockFile);
-  if (!lock) return undefined; // held: its pipeline lives
+  if (!lock) return []; // held: its pipeline lives (or another recoverer has it)
+  const out: PvRecord[] = [];
   try {
-    // Someone may have settled or resumed it between our look and the lock.
-    const recordFile = claimRecordPath(opts, claim.run_id);
-    const current = await readJsonIfExists<ClaimRecord>(recordFile).catch(() => undefined);
-    if (!current || lockIdOf(current) !== lockId || current.ino !== claim.ino) return undefined;
-    const rec = await recoverHeldClaim(current, opts, now);
-    if (!opts.dryRun) {
-      await removeClaimRecord(recordFile);
+    for (const claim of claims) {
+      try {
+        // Someone may have settled or resumed it between our look and the lock.
+        const recordFile = claimRecordPath(opts, claim.run_id);
+        const current = await readJsonIfExists<ClaimRecord>(recordFile).catch(() => undefined);
+        if (!current || lockIdOf(current) !== lockId || current.ino !== claim.ino) continue;
+        const rec = await recoverHeldClaim(current, opts, now);
+        if (rec) out.push(rec);
+        if (!opts.dryRun) await removeClaimRecord(recordFile);
+      } catch (err) {
+        opts.log.error(`cannot recover run ${claim.run_id} (${claim.rel}): ${(err as Error).message}`);
+      }
+    }
+    // The file goes with the last record naming it; otherwise two holders
+    // could lock two different files of one name.
+    if (!opts.dryRun && !(await listClaimRecords(opts.processed)).some((r) => lockIdOf(r.record) === lockId)) {
       await fsp.rm(lockFile, { force: true });
     }
-    return rec;
   } finally {
     await lock.release();
   }
+  return out;
 }
 
 async function sameInode(p: string, ino: number): Promise<boolean> {
@@ -149,7 +163,7 @@ async function recoverHeldClaim(claim: ClaimRecord, opts: RecoverOptions, now: (
     },
   };
   if (await sameInode(runningPath, claim.ino)) {
-    const reason = `the pipeline holding this prompt died during try ${claim.attempt} (its claim lock was free)`;
+    const reason = `the pipeline holding this prompt died during attempt ${claim.attempt} (its claim lock was free)`;
     if (opts.dryRun) return { ...base, dry_run: true, recover: { rel: claim.rel, reason } };
     const error = recordError('claim', 'holder_died', reason, true);
     const settle = await applyFate(decideFate(error, claim.attempt, opts.policy, undefined, now()), {
