@@ -84,8 +84,9 @@ Output: one record per claim:
 
 ${EXIT_STATUS_HELP}
 
-Example:
-  pv-claim --limit 1 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle`,
+Examples:
+  pv-claim --dry-run                 what would be claimed (needs no lock)
+  pv-watcher --once                  claim and run everything pending, each under a lock`,
   async run(ctx) {
     // pv-watcher keeps one claimer started and waiting, so a new prompt
     // costs a directory walk, not a process start-up. The config is read
