@@ -6,13 +6,16 @@ import {
   claimLocksDir,
   claimRecordPath,
   decideFate,
+  firstReportOf,
   isErrno,
+  isPermissionError,
   isLockId,
   isRunId,
   listClaimRecords,
   listInboxPrompts,
   moveSettledToFinished,
   parsePromptName,
+  permissionLine,
   PROMPT_SUFFIX,
   readJsonIfExists,
   readRunStatus,
@@ -93,7 +96,7 @@ export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
       const rec = await recoverOrphan(file.rel, file.ino, opts);
       if (rec) out.push(rec);
     } catch (err) {
-      opts.log.error(`cannot recover ${file.rel}: ${(err as Error).message}`);
+      await reportRecoveryProblem(opts, `cannot recover ${file.rel}: ${permissionLine(err) ?? (err as Error).message}`, err);
     }
   }
   if (!opts.dryRun) await sweepLockFiles(opts.processed, now());
@@ -116,7 +119,7 @@ async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverO
         if (rec) out.push(rec);
         if (!opts.dryRun) await removeClaimRecord(recordFile);
       } catch (err) {
-        opts.log.error(`cannot recover run ${claim.run_id} (${claim.rel}): ${(err as Error).message}`);
+        await reportRecoveryProblem(opts, `cannot recover run ${claim.run_id} (${claim.rel}): ${permissionLine(err) ?? (err as Error).message}`, err);
       }
     }
     // The file goes with the last record naming it; otherwise two holders
@@ -128,6 +131,12 @@ async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverO
     await lock.release();
   }
   return out;
+}
+
+/** A permission problem is retried at every recovery: say it once (the ledger remembers), anything else every time. */
+async function reportRecoveryProblem(opts: RecoverOptions, line: string, err: unknown): Promise<void> {
+  if (!isPermissionError(err) || (await firstReportOf(opts.processed, line))) opts.log.error(line);
+  else opts.log.debug(line);
 }
 
 async function sameInode(p: string, ino: number): Promise<boolean> {

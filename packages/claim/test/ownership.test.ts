@@ -108,3 +108,25 @@ t.test('a folder the service user cannot write: one line, once across runs, no s
   for (const run of runs) t.notMatch(run.stderr, /internal error|\n\s+at /, 'no stack trace');
   await t.resolves(fs.stat(path.join(locked, 'stuck.prompt.md')), 'the prompt is untouched');
 });
+
+t.test('a finished/ folder the service user cannot write: settle fails in one line, recovery says so once, then finishes once fixed', { skip }, async (t) => {
+  const r = await valet(t);
+  await r.dropPrompt('widget/main/late.prompt.md', 'late', { ageMs: 5000 });
+  const blocked = path.join(r.finished, 'widget', 'main');
+  await fs.mkdir(blocked, { recursive: true, mode: 0o755 }); // root's
+  const res = await asServiceUser(r, `${tool(r, 'pv-claim')} | ${tool(r, 'pv-settle')}`);
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.records[0]?.error, { step: 'settle', code: 'permission_denied', message: /widget\/main \(owner root, mode 0755\): nobody may not/ });
+  t.notMatch(res.stderr, /internal error|\n\s+at /, 'no stack trace');
+  await t.resolves(fs.stat(path.join(r.inbox, 'widget/main/late.done.md')), 'settled in place, waiting for the move');
+
+  const recover = () => asServiceUser(r, tool(r, 'pv-claim', ['--recover']));
+  const first = await recover();
+  const second = await recover();
+  t.equal(first.stderr.split('\n').filter((l) => /cannot recover/.test(l)).length, 1, first.stderr);
+  t.equal(second.stderr.split('\n').filter((l) => /cannot recover/.test(l)).length, 0, 'not again');
+  await fs.chown(blocked, NOBODY, NOBODY);
+  const fixed = await recover();
+  t.match(fixed.records, [{ settle: { state: 'done', recovered: true } }], fixed.stderr);
+  t.equal(await fs.readFile(path.join(blocked, 'late.done.md'), 'utf8'), 'late');
+});
