@@ -124,3 +124,43 @@ t.test('SIGTERM during a run: graceful stop, prompt back to pending, no agent le
   t.equal(st?.error?.code, 'aborted_shutdown');
   t.equal(v.github.pullRequests.length, 0);
 });
+
+/** Processes of one pipeline: they (and only they) carry its claim lock's id in their environment. */
+function pipelineProcesses(configPath: string): number[] {
+  return valetProcesses(configPath).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').some((e) => e.startsWith('PV_CLAIM_LOCK='));
+    } catch {
+      return false;
+    }
+  });
+}
+
+t.test('a pipeline SIGKILLed under a live watcher: its lock is free, the watcher recovers and resumes the run under its id', async (t) => {
+  const v = await startPipelineFixture({ repos: ['widget'] });
+  t.teardown(() => v.close());
+  await v.root.dropPrompt('widget/main/slow.prompt.md', v.prompt('sleep 3 && echo ok > slow.txt', 'Slow one'));
+  const w = v.startWatcher();
+  t.teardown(() => w.stop('SIGKILL'));
+  const runId = await waitForRunning(v);
+  await waitFor('every process of the pipelines gone', () => {
+    const left = pipelineProcesses(v.root.configPath);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return left.length === 0;
+  }, 20_000, 50);
+  const finished = await v.waitForFinished(1, 180_000);
+  t.same(finished, ['widget/main/slow.done.md']);
+  t.equal(w.child.exitCode, null, 'the watcher lived on');
+  t.match(w.stderr(), /recovered 1 claim\(s\) whose pipeline had died \(a pipeline ended without settling\)/);
+  t.same(fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.')), [runId], 'one run, resumed under its id');
+  const st = await readRunStatus(path.join(v.root.processed, runId));
+  t.match(st, { state: 'done', attempt: 2, resumed: 1 });
+  t.equal(v.github.pullRequests.length, 1, 'exactly one PR');
+  t.equal(await w.stop(), 0);
+});
