@@ -71,6 +71,10 @@ export async function readJsonIfExists<T>(file: string): Promise<T | undefined> 
 }
 
 /**
+ * Only for files this process made itself (pv-web's upload temporary):
+ * under fs.protected_hardlinks link(2) refuses other users' files, so prompt
+ * files move with core `moveNoReplace` (mv -n) instead.
+ *
  * Give `src` the name `dest` without ever replacing an existing file:
  * link(2) fails with EEXIST where rename(2) would overwrite. Returns false when
  * `dest` is taken (and leaves `src` as it was). Same filesystem only.

@@ -6,7 +6,7 @@ import { runFile, updateRunStatus, type RunState } from './run-folder.js';
 
 /**
  * What becomes of a claimed prompt, and doing it. pv-settle decides from a
- * record's `error`; pv-claim --recover from a dead holder. Both use these two
+ * record's `error`; pv-claim --recover for a claim whose lock was free. Both use these two
  * functions so a prompt's fate follows one rule (docs/lifecycle.md).
  */
 export type Fate =

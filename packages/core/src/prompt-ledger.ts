@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';

@@ -34,8 +34,8 @@ const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
  * it to the watcher at once, so it can start the next pipeline without
  * waiting for this one to finish; `{"claim_step":"done"}` on fd 3 says the
  * claim step is over. (`tee /dev/fd/3` cannot do it: Node's pipes are
- * sockets, which /dev/fd cannot open.) Everything stays in the one process
- * group that holds the claim.
+ * sockets, which /dev/fd cannot open.) Every step inherits fd 9, the claim
+ * lock (see Pipeline).
  */
 export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
