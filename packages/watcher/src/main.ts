@@ -83,6 +83,7 @@ Examples:
     const atStart = await recovery.run('start');
     if (atStart !== 0) return atStart === EX.CONFIG ? EX.CONFIG : EX.TEMPFAIL;
 
+    const endings = new Set<Promise<void>>();
     const ended = async (p: PipelineLike, how: { claimed: boolean; settled: boolean }) => {
       const named = (await listClaimRecords(processed)).some((r) => r.record.liveness?.kind === 'local' && r.record.liveness.lock === p.lockId);
       // Its claim stands (died before settling): recovery takes the lock, then removes the file.
@@ -98,8 +99,17 @@ Examples:
       maxParallel: maxParallel(),
       log,
       once: Boolean(ctx.args.once),
-      onEnded: (p, how) => void ended(p, how).catch((err: unknown) => log.error(`after pipeline ${p.lockId}: ${(err as Error).message}`)),
+      onEnded: (p, how) => {
+        const done = ended(p, how).catch((err: unknown) => log.error(`after pipeline ${p.lockId}: ${(err as Error).message}`));
+        endings.add(done);
+        void done.finally(() => endings.delete(done));
+      },
     });
+    /** Pipelines' ends still being looked at; then any recovery they asked for. */
+    const settledDown = async () => {
+      while (endings.size > 0) await Promise.all([...endings]);
+      await recovery.idle();
+    };
 
     /** At a rescan: claims held by locks that are not ours may belong to a dead pipeline. */
     const recoverForeign = async () => {
@@ -157,7 +167,7 @@ Examples:
         const w = loaded.config.watcher;
         void scheduler
           .shutdown(w.shutdown_grace_seconds * 1000, (w.runner_kill_grace_seconds + 15) * 1000)
-          .then(() => recovery.idle())
+          .then(settledDown)
           // Anything killed mid-step is put back to pending now rather than at the next start.
           .then(() => recovery.run('stop'))
           .then(() => {
@@ -172,7 +182,7 @@ Examples:
         scheduler.trigger();
         void scheduler
           .idle()
-          .then(() => recovery.idle())
+          .then(settledDown)
           .then(() => {
             if (!stopping) finish(scheduler.failures > 0 ? EX.TEMPFAIL : EX.OK);
           });
