@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readPendingEntry, readRunStatus, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
+import { readPendingEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
 async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
@@ -221,4 +221,17 @@ t.test('a crash between settling in place and the move into finished/ is finishe
   t.equal(await fs.readFile(path.join(r.finished, 'widget/main/stranded.done.md'), 'utf8'), text, 'moved whole into finished/');
   const again = await recover(r);
   t.same(again.records, [], 'a second recovery finds nothing');
+});
+
+t.test('lock files: old, free and named by no record are swept; held, young or named ones stay', async (t) => {
+  const r = await root(t);
+  const dir = path.join(r.processed, '.ledger', 'locks');
+  await fs.mkdir(dir, { recursive: true });
+  const old = new Date(Date.now() - 2 * 3_600_000);
+  for (const name of ['old-free', 'old-held', 'young-free']) await fs.writeFile(path.join(dir, `${name}.lock`), '');
+  for (const name of ['old-free', 'old-held']) await fs.utimes(path.join(dir, `${name}.lock`), old, old);
+  const held = await takeLock(path.join(dir, 'old-held.lock'));
+  t.teardown(() => held?.release());
+  t.equal((await recover(r)).code, 0);
+  t.same((await fs.readdir(dir)).sort(), ['old-held.lock', 'young-free.lock']);
 });
