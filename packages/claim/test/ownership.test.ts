@@ -96,6 +96,9 @@ t.test('a folder the service user cannot write: one line, once across runs, no s
   await fs.mkdir(locked, { mode: 0o755 }); // root's, not writable for nobody
   await r.dropPrompt('widget/locked/stuck.prompt.md', 'x', { ageMs: 5000 });
   await r.dropPrompt('widget/main/fine.prompt.md', 'y', { ageMs: 5000 });
+  const hidden = path.join(r.inbox, 'widget', 'private');
+  await fs.mkdir(hidden, { mode: 0o700 }); // root's, not even readable for nobody
+  await r.dropPrompt('widget/private/unseen.prompt.md', 'z', { ageMs: 5000 });
   const runs = [];
   for (let i = 0; i < 3; i++) runs.push(await asServiceUser(r, tool(r, 'pv-claim')));
   t.equal(runs[0]!.code, 0, runs[0]!.stderr);
@@ -105,6 +108,10 @@ t.test('a folder the service user cannot write: one line, once across runs, no s
   t.equal(lines[0]!.length, 1, 'reported in one line');
   t.match(lines[0]![0], /widget\/locked \(owner root, mode 0755\): nobody may not rename files in it \(EACCES\); make it writable for nobody/);
   t.same([lines[1], lines[2]], [[], []], 'not again on the next runs');
+  const unreadable = runs.map((run) => run.stderr.split('\n').filter((l) => /widget\/private/.test(l)));
+  t.equal(unreadable[0]!.length, 1, 'an unreadable folder: one line');
+  t.match(unreadable[0]![0], /cannot look into .*widget\/private \(owner root, mode 0700\): nobody may not read it/);
+  t.same([unreadable[1], unreadable[2]], [[], []], 'once');
   for (const run of runs) t.notMatch(run.stderr, /internal error|\n\s+at /, 'no stack trace');
   await t.resolves(fs.stat(path.join(locked, 'stuck.prompt.md')), 'the prompt is untouched');
 });
