@@ -3,7 +3,7 @@
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readRunStatus } from '@prompt-valet/core';
+import { readRunStatus, takeLock } from '@prompt-valet/core';
 import { startPipelineFixture, waitFor, type PipelineFixture } from '@prompt-valet/testkit';
 
 // Real pipelines on a shared 2-core machine: a generous bound for the file.
@@ -41,7 +41,7 @@ function inboxFiles(v: PipelineFixture): string[] {
   return fs.readdirSync(path.join(v.root.inbox, 'widget/main'));
 }
 
-t.test('watcher and pipelines SIGKILLed mid-run (as systemd would): the restart runs it again, one PR', async (t) => {
+t.test('watcher and pipelines SIGKILLed mid-run (as systemd would): the restart resumes the run under its id, one PR', async (t) => {
   const v = await startPipelineFixture({ repos: ['widget'] });
   t.teardown(() => v.close());
   await v.root.dropPrompt('widget/main/slow.prompt.md', v.prompt('sleep 3 && echo ok > slow.txt', 'Slow one'));
@@ -71,10 +71,18 @@ t.test('watcher and pipelines SIGKILLed mid-run (as systemd would): the restart 
   t.same(inboxFiles(v), [], 'nothing left as .running.md');
   t.equal(v.github.pullRequests.length, 1, 'exactly one PR');
   const runs = fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.'));
-  t.equal(runs.length, 2, 'the crashed run and the rerun');
-  const rerun = await readRunStatus(path.join(v.root.processed, runs.find((r) => r !== firstRun)!));
-  t.equal(rerun?.state, 'done');
-  t.equal(rerun?.attempt, 2, 'the crash counted as an attempt');
+  t.same(runs, [firstRun], 'one run: the crashed one, resumed under its run id');
+  const resumed = await readRunStatus(path.join(v.root.processed, firstRun));
+  t.equal(resumed?.state, 'done');
+  t.equal(resumed?.attempt, 2, 'the crash counted as an attempt');
+  t.equal(resumed?.resumed, 1, 'resumed once');
+  t.same(fs.readdirSync(path.join(v.root.processed, '.ledger', 'claims')), [], 'no claim left');
+  // The killed watcher's waiting pipeline left its lock file (swept after an hour): free, and named by nothing.
+  for (const name of fs.readdirSync(path.join(v.root.processed, '.ledger', 'locks'))) {
+    const lock = await takeLock(path.join(v.root.processed, '.ledger', 'locks', name));
+    t.ok(lock, `${name} is held by nobody`);
+    await lock?.release();
+  }
 });
 
 t.test('only the watcher SIGKILLed: its pipeline finishes the run, the restart leaves the live claim alone', async (t) => {
@@ -115,4 +123,44 @@ t.test('SIGTERM during a run: graceful stop, prompt back to pending, no agent le
   t.equal(st?.state, 'retry');
   t.equal(st?.error?.code, 'aborted_shutdown');
   t.equal(v.github.pullRequests.length, 0);
+});
+
+/** Processes of one pipeline: they (and only they) carry its claim lock's id in their environment. */
+function pipelineProcesses(configPath: string): number[] {
+  return valetProcesses(configPath).filter((pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').some((e) => e.startsWith('PV_CLAIM_LOCK='));
+    } catch {
+      return false;
+    }
+  });
+}
+
+t.test('a pipeline SIGKILLed under a live watcher: its lock is free, the watcher recovers and resumes the run under its id', async (t) => {
+  const v = await startPipelineFixture({ repos: ['widget'] });
+  t.teardown(() => v.close());
+  await v.root.dropPrompt('widget/main/slow.prompt.md', v.prompt('sleep 3 && echo ok > slow.txt', 'Slow one'));
+  const w = v.startWatcher();
+  t.teardown(() => w.stop('SIGKILL'));
+  const runId = await waitForRunning(v);
+  await waitFor('every process of the pipelines gone', () => {
+    const left = pipelineProcesses(v.root.configPath);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return left.length === 0;
+  }, 20_000, 50);
+  const finished = await v.waitForFinished(1, 180_000);
+  t.same(finished, ['widget/main/slow.done.md']);
+  t.equal(w.child.exitCode, null, 'the watcher lived on');
+  t.match(w.stderr(), /recovered 1 claim\(s\) whose pipeline had died \(a pipeline ended without settling\)/);
+  t.same(fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.')), [runId], 'one run, resumed under its id');
+  const st = await readRunStatus(path.join(v.root.processed, runId));
+  t.match(st, { state: 'done', attempt: 2, resumed: 1 });
+  t.equal(v.github.pullRequests.length, 1, 'exactly one PR');
+  t.equal(await w.stop(), 0);
 });

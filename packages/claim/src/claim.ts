@@ -2,45 +2,61 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  isErrno,
+  claimRecordPath,
+  describeOwner,
+  firstReportOf,
+  FsPermissionError,
+  isCompletePrompt,
+  isPermissionError,
+  isRunId,
+  listInboxPrompts,
+  moveNoReplace,
   newRunId,
-  pipelineHolder,
+  pendingKey,
+  pendingKeys,
   readPendingEntry,
+  readRunStatus,
   recordError,
+  releaseToPending,
   removeClaimRecord,
   removePendingEntry,
   runFile,
+  runRootFor,
   SCHEMA_VERSION,
+  serviceUser,
   siblingName,
   updateRunStatus,
+  userName,
   writeClaimRecord,
   writeFileAtomic,
   type ClaimRecord,
   type ClaimSection,
-  type Holder,
+  type InboxPrompt,
+  type Logger,
   type PendingEntry,
   type PvRecord,
 } from '@prompt-valet/core';
-import type { Candidate } from './candidates.js';
 
 /**
  * Claiming one prompt (docs/lifecycle.md). The order is what makes a crash
  * at any instant recoverable:
  *
- *   1. write the claim record (holder, inode) into processed/.ledger/claims
- *   2. link x.prompt.md → x.running.md   exclusive: EEXIST means someone
- *                                        else holds x (or another x runs)
- *   3. unlink x.prompt.md
- *   4. drop the pending entry, make the run folder, copy the prompt, status
+ *   1. write the claim record (lock id, inode) into processed/.ledger/claims
+ *   2. mv -n x.prompt.md x.running.md   renameat2(RENAME_NOREPLACE): of any
+ *                                       number of claimers exactly one moves
+ *                                       it; needs the folder writable, not
+ *                                       the file owned
+ *   3. drop the pending entry, make (or reuse) the run folder, copy the prompt
  *
- * A crash after 1 leaves a record for a file that never became running
- * (swept by --recover); after 2 both names of one inode (recover unlinks
- * the running name); after 3 a running file with a dead holder (recovered).
+ * The claim is held by the lock this process inherited: a crash after 1
+ * leaves a record for a file still pending (recovery drops it), after 2 a
+ * running file whose lock is free (recovery resumes it).
  */
 export interface ClaimOptions {
   inbox: string;
   processed: string;
-  holder?: Holder;
+  /** the inherited claim lock's id */
+  lockId: string;
   now?: () => Date;
 }
 
@@ -49,46 +65,61 @@ export type ClaimOutcome =
   /** lost the race, or the file went away, or it waits for its backoff */
   | { claimed: false; why: 'taken' | 'gone' | 'backoff' };
 
-export async function claimPrompt(c: Candidate, pending: PendingEntry | undefined, opts: ClaimOptions): Promise<ClaimOutcome> {
+/** The run a pending entry hands on, if its folder exists and was not settled. */
+async function resumableRun(processed: string, pending: PendingEntry | undefined): Promise<string | undefined> {
+  const id = pending?.resume_run_id;
+  if (!id || !isRunId(id)) return undefined;
+  const status = await readRunStatus(runRootFor({ processed }, id)).catch(() => undefined);
+  if (!status || status.state === 'done' || status.state === 'error' || status.final_path) return undefined;
+  return id;
+}
+
+export async function claimPrompt(c: InboxPrompt, pending: PendingEntry | undefined, opts: ClaimOptions): Promise<ClaimOutcome> {
   const now = opts.now ?? (() => new Date());
   if (pending?.not_before && Date.parse(pending.not_before) > now().getTime()) return { claimed: false, why: 'backoff' };
-  const runId = newRunId(now());
-  const runRoot = path.join(opts.processed, runId);
+  const resumeId = await resumableRun(opts.processed, pending);
+  const runId = resumeId ?? newRunId(now());
+  const runRoot = runRootFor({ processed: opts.processed }, runId);
+  const prior = resumeId ? await readRunStatus(runRoot).catch(() => undefined) : undefined;
+  const resumed = resumeId ? (typeof prior?.resumed === 'number' ? prior.resumed : 0) + 1 : 0;
   const runningRel = siblingName(c.rel, 'running');
   const runningPath = path.join(opts.inbox, runningRel);
   const attempt = (pending?.attempts ?? 0) + 1;
   const claimedAt = now().toISOString();
-  const holder = opts.holder ?? pipelineHolder();
+  const liveness = { kind: 'local' as const, lock: opts.lockId };
   const rec: ClaimRecord = {
     v: SCHEMA_VERSION,
     run_id: runId,
     rel: runningRel,
     prompt_rel: c.rel,
     ino: c.ino,
-    holder,
+    liveness,
     attempt,
     claimed_at: claimedAt,
     run_root: runRoot,
+    resumed,
   };
   const ledgerFile = await writeClaimRecord(opts.processed, rec);
 
+  let outcome;
   try {
-    await fsp.link(c.path, runningPath);
+    outcome = await moveNoReplace(c.path, runningPath);
   } catch (err) {
     await removeClaimRecord(ledgerFile);
-    if (isErrno(err, 'EEXIST')) return { claimed: false, why: 'taken' };
-    if (isErrno(err, 'ENOENT')) return { claimed: false, why: 'gone' };
     throw err;
   }
-  // Replaced between our lstat and the link (a new upload at the same name):
-  // give the name back and let a later pass look at the new file.
+  if (outcome !== 'moved') {
+    await removeClaimRecord(ledgerFile);
+    return { claimed: false, why: outcome };
+  }
+  // Replaced between the walk's lstat and the move (a new upload at the same
+  // name): give it back to pending, uncounted, for a later pass to look at.
   const st = await fsp.lstat(runningPath);
   if (st.ino !== c.ino) {
-    await fsp.unlink(runningPath);
+    await releaseToPending({ inbox: opts.inbox, processed: opts.processed, runningPath, ino: st.ino, attempts: 0 });
     await removeClaimRecord(ledgerFile);
     return { claimed: false, why: 'gone' };
   }
-  await fsp.unlink(c.path);
   await removePendingEntry(opts.processed, c.rel);
 
   const claim: ClaimSection = {
@@ -100,16 +131,23 @@ export async function claimPrompt(c: Candidate, pending: PendingEntry | undefine
     run_root: runRoot,
     attempt,
     claimed_at: claimedAt,
-    holder,
+    liveness,
     ino: c.ino,
-    ledger: ledgerFile,
+    ledger: claimRecordPath({ processed: opts.processed }, runId),
+    ...(resumeId ? { resumed } : {}),
   };
   const record: PvRecord = { v: SCHEMA_VERSION, run_id: runId, claim };
 
   try {
-    await fsp.mkdir(runRoot);
-    if (c.kind === 'file') await copyPrompt(runningPath, runFile(runRoot, 'prompt'));
-    await updateRunStatus(runRoot, { state: 'claimed', prompt_rel: c.rel, attempt, step: 'claim', claimed_at: claimedAt });
+    await fsp.mkdir(runRoot, { recursive: true });
+    await updateRunStatus(runRoot, {
+      state: 'claimed',
+      prompt_rel: c.rel,
+      attempt,
+      step: 'claim',
+      claimed_at: claimedAt,
+      ...(resumeId ? { resumed, reason: `resumed (try ${attempt})`, settle: undefined, error: undefined } : {}),
+    });
   } catch (err) {
     // The claim stands (the file is ours); settle puts it back to pending.
     record.error = recordError('claim', 'run_folder_failed', `cannot set up the run folder ${runRoot}: ${(err as Error).message}`, true);
@@ -119,8 +157,33 @@ export async function claimPrompt(c: Candidate, pending: PendingEntry | undefine
     const what = c.kind === 'symlink' ? 'a symbolic link' : 'not a regular file';
     record.error = recordError('claim', c.kind === 'symlink' ? 'symlink_refused' : 'not_regular_file',
       `${c.rel} is ${what}; prompts must be plain files inside the inbox (not read, not followed)`, false);
+    return { claimed: true, record };
+  }
+  try {
+    // A resumed run keeps the copy it was started with.
+    if (!resumeId || !fs.existsSync(runFile(runRoot, 'prompt'))) await copyPrompt(runningPath, runFile(runRoot, 'prompt'));
+  } catch (err) {
+    if (!isPermissionError(err)) throw err;
+    record.error = recordError('claim', 'prompt_unreadable', unreadableReason(c.rel, runningPath), false);
   }
   return { claimed: true, record };
+}
+
+/** Why a prompt could not be read, and what to do about it: one line. */
+function unreadableReason(rel: string, file: string): string {
+  let owner = 'another user';
+  let mode = '';
+  try {
+    const st = fs.lstatSync(file);
+    owner = userName(st.uid);
+    mode = ` with mode 0${(st.mode & 0o777).toString(8)}`;
+  } catch {
+    // described without owner and mode
+  }
+  return (
+    `${rel} is owned by ${owner}${mode}, which the service user ${serviceUser()} cannot read; ` +
+    `make it readable (chmod 0644) or drop it as a member of the drop group, then retry it`
+  );
 }
 
 /** Copy without following a symlink (the name is ours, but be certain). */
@@ -135,6 +198,67 @@ async function copyPrompt(src: string, dest: string): Promise<void> {
   await writeFileAtomic(dest, data);
 }
 
-export async function pendingFor(processed: string, c: Candidate): Promise<PendingEntry | undefined> {
-  return readPendingEntry(processed, c.rel, c.ino);
+export interface ClaimLoopOptions {
+  inbox: string;
+  processed: string;
+  lockId: string;
+  settleSeconds: number;
+  limit: number;
+  dryRun: boolean;
+  log: Logger;
+  emit: (rec: PvRecord) => Promise<void>;
+}
+
+/**
+ * Claim up to `limit` complete prompts, oldest first. A folder the service
+ * user cannot read or write is reported once (processed/.ledger/problems),
+ * in one line, and skipped; the other folders go on.
+ */
+export async function claimPrompts(opts: ClaimLoopOptions): Promise<number> {
+  const reportOnce = async (line: string) => {
+    if (await firstReportOf(opts.processed, line)) opts.log.error(line);
+    else opts.log.debug(line);
+  };
+  const unreadable: string[] = [];
+  const candidates = await listInboxPrompts(opts.inbox, { onProblem: (dir) => unreadable.push(dir) });
+  for (const dir of unreadable) {
+    await reportOnce(`cannot look into ${describeOwner(dir)}: ${serviceUser()} may not read it; nothing in it is claimed until it may (chmod g+rx for a group ${serviceUser()} is in)`);
+  }
+  const withEntries = await pendingKeys(opts.processed);
+  const refusedDirs = new Set<string>();
+  let claimed = 0;
+  for (const c of candidates) {
+    if (claimed >= opts.limit) break;
+    if (!isCompletePrompt(c, opts.settleSeconds)) continue;
+    if (refusedDirs.has(path.dirname(c.path))) continue;
+    const pending = withEntries.has(pendingKey(c.rel)) ? await readPendingEntry(opts.processed, c.rel, c.ino) : undefined;
+    if (opts.dryRun) {
+      if (pending?.not_before && Date.parse(pending.not_before) > Date.now()) continue;
+      await opts.emit({
+        v: SCHEMA_VERSION,
+        dry_run: true,
+        candidate: { rel: c.rel, path: c.path, size: c.size, attempt: (pending?.attempts ?? 0) + 1 },
+      });
+      claimed++;
+      continue;
+    }
+    let outcome: ClaimOutcome;
+    try {
+      outcome = await claimPrompt(c, pending, { inbox: opts.inbox, processed: opts.processed, lockId: opts.lockId });
+    } catch (err) {
+      if (!(err instanceof FsPermissionError)) throw err;
+      refusedDirs.add(path.dirname(c.path));
+      await reportOnce(`cannot claim prompts in ${err.message}`);
+      continue;
+    }
+    if (!outcome.claimed) {
+      opts.log.debug(`skipped ${c.rel}: ${outcome.why}`);
+      continue;
+    }
+    claimed++;
+    const resumed = outcome.record.claim?.resumed ? ` (resuming, try ${outcome.record.claim.attempt})` : '';
+    opts.log.info(`claimed ${c.rel} as run ${outcome.record.run_id}${resumed}`);
+    await opts.emit(outcome.record);
+  }
+  return claimed;
 }

@@ -1,19 +1,18 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  CLAIM_LOCK_ENV,
+  CLAIM_LOCK_FD,
+  claimLockPath,
   defineTool,
   EX,
   EXIT_STATUS_HELP,
+  inheritedClaimLock,
   ORPHAN_GRACE_SECONDS,
-  pendingKey,
-  pendingKeys,
-  readPendingEntry,
-  SCHEMA_VERSION,
   ToolError,
   writeRecord,
 } from '@prompt-valet/core';
-import { isComplete, listPending } from './candidates.js';
-import { claimPrompt } from './claim.js';
+import { claimPrompts } from './claim.js';
 import { recoverClaims } from './recover.js';
 
 interface ClaimArgs {
@@ -47,31 +46,47 @@ export const main = defineTool<ClaimArgs>({
       }),
   epilogue: `
 A prompt is claimable when it is a non-hidden *.prompt.md, not zero bytes,
-not a *.PARTIAL, and unchanged for the settle window. Each claim links
-x.prompt.md to x.running.md (exclusive: of any number of claimers exactly
-one wins), creates the run folder processed/<run id>/ with a copy of the
-prompt and status.json, and records the holder (this pipeline's process
-group) in processed/.ledger/claims/. A prompt waiting for its retry backoff
-is skipped. Symlinks and other non-regular files are claimed but never read:
-their record carries an error so pv-settle files them as x.error.md.
+not a *.PARTIAL, and unchanged for the settle window. Each claim moves
+x.prompt.md to x.running.md with mv -n (never replacing; of any number of
+claimers exactly one wins; the folder must be writable, the file may be
+anyone's), creates the run folder processed/<run id>/ with a copy of the
+prompt and status.json, and records the claim lock in
+processed/.ledger/claims/. A prompt whose pending entry names a run to
+resume continues that run (same run id and folder; claim.resumed). A prompt
+waiting for its retry backoff is skipped. Symlinks and other non-regular
+files are claimed but never read, and a prompt the service user cannot read
+is claimed as prompt_unreadable: their record carries an error so pv-settle
+files them as x.error.md. A folder it cannot read or write is reported once,
+in one line, and skipped.
+
+Claim lock: pv-claim claims only while it holds one: PV_CLAIM_LOCK=<id>
+names processed/.ledger/locks/<id>.lock, locked (flock) on a descriptor it
+inherited (fd 9). pv-watcher sets this up for each pipeline; by hand:
+  lock=processed/.ledger/locks/by-hand.lock
+  sh -c 'exec 9<>"$0" && flock -n 9 && PV_CLAIM_LOCK=by-hand pv-claim --limit 1 | pv-resolve | … | pv-settle' "$lock"
+The claim is held while any process holding the lock lives.
 
 --wait starts the claimer ahead: it loads, then waits for one line on stdin
 before it looks (end of input without a line: exit 0, nothing claimed).
 pv-watcher keeps one such claimer waiting, so a new prompt costs a walk of
 the inbox, not a process start-up.
 
---recover puts claims whose pipeline is gone back to pending (or settles
-them as error after watcher.max_attempts) and emits one record per claim
-recovered; claims of live pipelines are left alone. See docs/lifecycle.md.
+--recover takes the claim lock of each claim record: a lock that can be
+taken means the pipeline is gone. Such a claim goes back to pending to be
+resumed (or settles as error after watcher.max_attempts); a settle that died
+half-way is finished. One record per claim recovered; claims whose lock is
+held are left alone. See docs/lifecycle.md.
 
 Output: one record per claim:
   {"v":1,"run_id":"…","claim":{"inbox","rel","path","prompt_name",
-   "prompt_rel","run_root","attempt","claimed_at","holder","ino","ledger"}}
+   "prompt_rel","run_root","attempt","claimed_at","liveness","ino","ledger",
+   "resumed" (when a run is continued)}}
 
 ${EXIT_STATUS_HELP}
 
-Example:
-  pv-claim --limit 1 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle`,
+Examples:
+  pv-claim --dry-run                 what would be claimed (needs no lock)
+  pv-watcher --once                  claim and run everything pending, each under a lock`,
   async run(ctx) {
     // pv-watcher keeps one claimer started and waiting, so a new prompt
     // costs a directory walk, not a process start-up. The config is read
@@ -104,36 +119,31 @@ Example:
       return EX.OK;
     }
 
-    const settleSeconds = ctx.args['settle-seconds'] ?? config.watcher.settle_seconds;
-    const candidates = await listPending(inbox);
-    const withEntries = await pendingKeys(config.processed);
-    let claimed = 0;
-    for (const c of candidates) {
-      if (claimed >= limit) break;
-      if (!isComplete(c, { inbox, settleSeconds })) continue;
-      const pending = withEntries.has(pendingKey(c.rel)) ? await readPendingEntry(config.processed, c.rel, c.ino) : undefined;
-      if (ctx.args['dry-run']) {
-        if (pending?.not_before && Date.parse(pending.not_before) > Date.now()) continue;
-        await writeRecord(ctx.io.stdout, {
-          v: SCHEMA_VERSION,
-          dry_run: true,
-          candidate: { rel: c.rel, path: c.path, size: c.size, attempt: (pending?.attempts ?? 0) + 1 },
-        });
-        claimed++;
-        continue;
-      }
-      const outcome = await claimPrompt(c, pending, { inbox, processed: config.processed });
-      if (!outcome.claimed) {
-        ctx.log.debug(`skipped ${c.rel}: ${outcome.why}`);
-        continue;
-      }
-      claimed++;
-      ctx.log.info(`claimed ${c.rel} as run ${outcome.record.run_id}`);
-      await writeRecord(ctx.io.stdout, outcome.record);
-    }
+    const dryRun = ctx.args['dry-run'] ?? false;
+    const lock = inheritedClaimLock(ctx.io.env, config.processed);
+    if (!lock && !dryRun) throw new ToolError('no_claim_lock', noLockMessage(config.processed), EX.USAGE);
+    await claimPrompts({
+      inbox,
+      processed: config.processed,
+      lockId: lock?.id ?? 'dry-run',
+      settleSeconds: ctx.args['settle-seconds'] ?? config.watcher.settle_seconds,
+      limit,
+      dryRun,
+      log: ctx.log,
+      emit: (rec) => writeRecord(ctx.io.stdout, rec),
+    });
     return EX.OK;
   },
 });
+
+/** The two ways to run pv-claim under a claim lock (docs/lifecycle.md). */
+function noLockMessage(processed: string): string {
+  const file = claimLockPath(processed, 'by-hand');
+  return (
+    `pv-claim claims only while holding a claim lock (${CLAIM_LOCK_ENV} naming a lock this process holds on fd ${CLAIM_LOCK_FD}): ` +
+    `run pv-watcher --once, or by hand: sh -c 'exec ${CLAIM_LOCK_FD}<>"$0" && flock -n ${CLAIM_LOCK_FD} && ${CLAIM_LOCK_ENV}=by-hand pv-claim --limit 1 | pv-resolve | … | pv-settle' ${file}`
+  );
+}
 
 /** Resolve true at the first line on `input`, false if it ends without one. */
 function waitForGoLine(input: NodeJS.ReadableStream): Promise<boolean> {

@@ -2,40 +2,43 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   applyFate,
+  claimLockPath,
+  claimLocksDir,
+  claimRecordPath,
   decideFate,
-  holderLiveness,
+  firstReportOf,
   isErrno,
+  isPermissionError,
+  isLockId,
+  isRunId,
   listClaimRecords,
-  moveToUniqueName,
+  listInboxPrompts,
+  moveSettledToFinished,
   parsePromptName,
-  pipelineHolder,
+  permissionLine,
   PROMPT_SUFFIX,
+  readJsonIfExists,
+  readRunStatus,
   recordError,
   releaseToPending,
   removeClaimRecord,
+  runRootFor,
   SCHEMA_VERSION,
   siblingName,
-  writeClaimRecordExclusive,
+  takeLock,
   type ClaimRecord,
-  type ClaimRecordFile,
-  type Holder,
+  type Lock,
   type Logger,
   type PvRecord,
-  type RecordError,
   type RetryPolicy,
 } from '@prompt-valet/core';
-import { listPending, type Candidate } from './candidates.js';
 
 /**
- * Recovering claims whose holder is gone (docs/lifecycle.md). A running
- * file is recovered when every claim record naming it (path and inode) has
- * a dead holder, or when it has no record and its ctime is older than the
- * grace period. A live holder, or one on another host, is left alone.
- *
- * Recoverers may race (two watchers starting at once): before touching the
- * file, a recoverer takes the claim over by creating
- * `<run id>.takeover-<n>.json` exclusively, `n` one past the newest takeover
- * it saw. Exactly one wins; if it dies too, the next one uses `n + 1`.
+ * Recovering claims whose pipeline is gone (docs/lifecycle.md, "Recovery").
+ * A claim is held by a flock the kernel drops when the last process of its
+ * pipeline dies, so "is it dead?" is "can its lock be taken?". Taking the
+ * lock also makes the recoverer the claim's only holder: of racing
+ * recoverers exactly one gets it; the others find it busy and move on.
  */
 export interface RecoverOptions {
   inbox: string;
@@ -45,189 +48,214 @@ export interface RecoverOptions {
   graceSeconds: number;
   dryRun?: boolean;
   log: Logger;
-  holder?: Holder;
   now?: () => Date;
 }
 
-const TAKEOVER_RE = /\.takeover-(\d+)\.json$/;
+/** Lock files that no record names and nobody holds are swept after this long. */
+const LOCK_SWEEP_AGE_MS = 3_600_000;
+
+/**
+ * The lock that holds a record's claim. A record from before claim locks
+ * (no liveness) gets a lock of its own name, so racing recoverers still
+ * exclude each other over it.
+ */
+function lockIdOf(rec: ClaimRecord): string | undefined {
+  const l = rec.liveness;
+  if (!l) return `legacy-${rec.run_id}`;
+  if (l.kind === 'local' && isLockId(l.lock)) return l.lock;
+  return undefined; // dispatched (pv-queue reconciles it) or damaged
+}
 
 export async function recoverClaims(opts: RecoverOptions): Promise<PvRecord[]> {
   const now = opts.now ?? (() => new Date());
-  const running = await listPending(opts.inbox, PROMPT_SUFFIX.running);
+  // Records first, running files second: a claim made between the two looks
+  // has a record and a fresh ctime, so it is never taken for an orphan.
   const records = await listClaimRecords(opts.processed);
+  const running = await listInboxPrompts(opts.inbox, { suffix: PROMPT_SUFFIX.running });
   const out: PvRecord[] = [];
-  const seen = new Set<string>();
-  for (const file of running) {
-    const matching = records.filter((r) => r.record.rel === file.rel && r.record.ino === file.ino);
-    for (const r of matching) seen.add(r.file);
+  // One lock may hold several claims (pv-claim without --limit): whoever
+  // takes it recovers all of them, the others find it busy.
+  const byLock = new Map<string, ClaimRecord[]>();
+  for (const { record } of records) {
+    const id = lockIdOf(record);
+    if (id && isRunId(record.run_id)) byLock.set(id, [...(byLock.get(id) ?? []), record]);
+  }
+  for (const [lockId, claims] of byLock) {
     try {
-      const rec = await recoverOne(file, matching, opts, now);
-      if (rec) out.push(rec);
+      out.push(...(await recoverLock(lockId, claims, opts, now)));
     } catch (err) {
-      // One claim that cannot be recovered must not keep the others stuck.
-      opts.log.error(`cannot recover ${file.rel}: ${(err as Error).message}`);
+      // One lock that cannot be recovered must not keep the others stuck.
+      opts.log.error(`cannot recover the claims of lock ${lockId}: ${(err as Error).message}`);
     }
   }
-  // Records for files that are not running (a crash before the link, or
-  // after the file was settled): drop them once their holder is dead.
-  for (const r of records) {
-    if (seen.has(r.file) || holderLiveness(r.record.holder) !== 'dead') continue;
-    if (opts.dryRun) continue;
+  const named = new Set(records.map((r) => `${r.record.rel}\0${r.record.ino}`));
+  for (const file of running) {
+    if (named.has(`${file.rel}\0${file.ino}`)) continue;
+    if (now().getTime() - file.changedMs < opts.graceSeconds * 1000) continue;
     try {
-      const moved = await finishStrandedSettle(r.record, opts);
-      if (moved) out.push(moved);
+      const rec = await recoverOrphan(file.rel, file.ino, opts);
+      if (rec) out.push(rec);
     } catch (err) {
-      opts.log.error(`cannot finish settling ${r.record.rel}: ${(err as Error).message}`);
-      continue; // keep the record: the next recovery tries again
+      await reportRecoveryProblem(opts, `cannot recover ${file.rel}: ${permissionLine(err) ?? (err as Error).message}`, err);
     }
-    if (await removeClaimRecord(r.file)) opts.log.debug(`dropped the stale claim record ${path.basename(r.file)}`);
+  }
+  if (!opts.dryRun) await sweepLockFiles(opts.processed, now());
+  return out;
+}
+
+async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverOptions, now: () => Date): Promise<PvRecord[]> {
+  const lockFile = claimLockPath(opts.processed, lockId);
+  const lock = await takeLock(lockFile);
+  if (!lock) return []; // held: its pipeline lives (or another recoverer has it)
+  const out: PvRecord[] = [];
+  try {
+    for (const claim of claims) {
+      try {
+        // Someone may have settled or resumed it between our look and the lock.
+        const recordFile = claimRecordPath(opts, claim.run_id);
+        const current = await readJsonIfExists<ClaimRecord>(recordFile).catch(() => undefined);
+        if (!current || lockIdOf(current) !== lockId || current.ino !== claim.ino) continue;
+        const rec = await recoverHeldClaim(current, opts, now);
+        if (rec) out.push(rec);
+        if (!opts.dryRun) await removeClaimRecord(recordFile);
+      } catch (err) {
+        await reportRecoveryProblem(opts, `cannot recover run ${claim.run_id} (${claim.rel}): ${permissionLine(err) ?? (err as Error).message}`, err);
+      }
+    }
+    // The file goes with the last record naming it; otherwise two holders
+    // could lock two different files of one name.
+    if (!opts.dryRun && !(await listClaimRecords(opts.processed)).some((r) => lockIdOf(r.record) === lockId)) {
+      await fsp.rm(lockFile, { force: true });
+    }
+  } finally {
+    await lock.release();
   }
   return out;
 }
 
-/**
- * pv-settle renames `x.running.md` to `x.done.md` (or `.error.md`) in place,
- * then moves it into finished/. A crash between the two leaves the settled
- * file in the inbox: find it by the claim's inode and finish the move.
- */
-async function finishStrandedSettle(claim: ClaimRecord, opts: RecoverOptions): Promise<PvRecord | undefined> {
-  const dirRel = path.dirname(claim.rel);
-  const dir = path.join(opts.inbox, dirRel);
-  let names: string[];
-  try {
-    names = await fsp.readdir(dir);
-  } catch {
-    return undefined;
-  }
-  for (const name of names) {
-    const state = parsePromptName(name)?.state;
-    if (state !== 'done' && state !== 'error') continue;
-    const src = path.join(dir, name);
-    if (!(await sameInode(src, claim.ino))) continue;
-    const dest = await moveToUniqueName(src, path.join(opts.finished, dirRel), PROMPT_SUFFIX[state]);
-    opts.log.notice(`finished settling ${path.join(dirRel, name)} after a crash: ${path.relative(opts.finished, dest)}`);
-    return {
-      v: SCHEMA_VERSION,
-      run_id: claim.run_id,
-      settle: { state, path: dest, recovered: true },
-    };
-  }
-  return undefined;
-}
-
-async function recoverOne(file: Candidate, matching: ClaimRecordFile[], opts: RecoverOptions, now: () => Date): Promise<PvRecord | undefined> {
-  if (matching.some((r) => holderLiveness(r.record.holder) !== 'dead')) return undefined;
-  if (matching.length === 0 && now().getTime() - file.changedMs < opts.graceSeconds * 1000) return undefined;
-
-  const original = matching.find((r) => !r.record.takeover) ?? matching[matching.length - 1];
-  const base: ClaimRecord = original?.record ?? {
-    v: SCHEMA_VERSION,
-    run_id: `orphan-${file.ino}`,
-    rel: file.rel,
-    prompt_rel: siblingName(file.rel, 'pending'),
-    ino: file.ino,
-    holder: { pid: 0, start_ticks: 0, boot_id: '', host: '' },
-    // Nobody knows how far it got: it does not count as an attempt.
-    attempt: 1,
-    claimed_at: new Date(file.changedMs).toISOString(),
-    run_root: '',
-  };
-  const dead = base.holder;
-  const reason = original
-    ? `the pipeline holding this prompt (process group ${dead.pgid ?? dead.pid}) died during attempt ${base.attempt}`
-    : `${file.rel} had no claim record and has not changed for ${opts.graceSeconds} s`;
-  if (opts.dryRun) {
-    return { v: SCHEMA_VERSION, dry_run: true, run_id: base.run_id, recover: { rel: file.rel, reason } };
-  }
-
-  const gen = 1 + Math.max(0, ...matching.map((r) => Number(TAKEOVER_RE.exec(r.file)?.[1] ?? 0)));
-  const mine = await writeClaimRecordExclusive(opts.processed, `${base.run_id}.takeover-${gen}.json`, {
-    ...base,
-    holder: opts.holder ?? pipelineHolder(),
-    takeover: true,
-  });
-  if (!mine) return undefined; // another recoverer has it
-  if (!(await stillDead(file, original, mine, opts))) {
-    // Another recoverer finished it between our look and our takeover.
-    await removeClaimRecord(mine);
-    return undefined;
-  }
-
-  const runningPath = path.join(opts.inbox, file.rel);
-  const promptPath = path.join(opts.inbox, base.prompt_rel);
-  const record: PvRecord = {
-    v: SCHEMA_VERSION,
-    run_id: base.run_id,
-    claim: {
-      inbox: opts.inbox,
-      rel: file.rel,
-      path: runningPath,
-      prompt_name: path.basename(base.prompt_rel),
-      prompt_rel: base.prompt_rel,
-      run_root: base.run_root,
-      attempt: base.attempt,
-      claimed_at: base.claimed_at,
-      holder: dead,
-      ino: file.ino,
-    },
-  };
-  try {
-    const error = recordError('claim', 'holder_died', reason, true);
-    record.error = error;
-    if (await sameInode(promptPath, file.ino)) {
-      // Died between link and unlink: the prompt never left pending.
-      await fsp.unlink(runningPath);
-      record.settle = { state: 'pending', path: promptPath, attempts: base.attempt - 1 };
-    } else if (!original) {
-      const dest = await applyOrphan(file, opts, error);
-      record.settle = { state: 'pending', path: dest, attempts: 0 };
-    } else {
-      record.settle = await applyFate(decideFate(error, base.attempt, opts.policy, undefined, now()), {
-        inbox: opts.inbox,
-        processed: opts.processed,
-        finished: opts.finished,
-        runningPath,
-        ino: file.ino,
-        runId: base.run_id,
-        runRoot: base.run_root,
-        attempt: base.attempt,
-        claimedAt: base.claimed_at,
-        step: 'claim',
-        now: now(),
-      });
-    }
-    opts.log.notice(`recovered ${file.rel} (${reason}): ${record.settle.state} at ${path.relative(opts.inbox, record.settle.path)}`);
-    for (const r of matching) await removeClaimRecord(r.file);
-  } finally {
-    await removeClaimRecord(mine);
-  }
-  return record;
-}
-
-/** A running file the valet has no record of: back to pending, no run folder to update. */
-async function applyOrphan(file: Candidate, opts: RecoverOptions, error: RecordError): Promise<string> {
-  return releaseToPending({
-    inbox: opts.inbox,
-    processed: opts.processed,
-    runningPath: path.join(opts.inbox, file.rel),
-    ino: file.ino,
-    attempts: 0,
-    lastError: error,
-  });
-}
-
-async function stillDead(file: Candidate, original: ClaimRecordFile | undefined, mine: string, opts: RecoverOptions): Promise<boolean> {
-  if (!(await sameInode(path.join(opts.inbox, file.rel), file.ino))) return false;
-  const now = (await listClaimRecords(opts.processed)).filter((r) => r.record.rel === file.rel && r.record.ino === file.ino && r.file !== mine);
-  if (original && !now.some((r) => r.file === original.file)) return false;
-  return now.every((r) => holderLiveness(r.record.holder) === 'dead');
+/** A permission problem is retried at every recovery: say it once (the ledger remembers), anything else every time. */
+async function reportRecoveryProblem(opts: RecoverOptions, line: string, err: unknown): Promise<void> {
+  if (!isPermissionError(err) || (await firstReportOf(opts.processed, line))) opts.log.error(line);
+  else opts.log.debug(line);
 }
 
 async function sameInode(p: string, ino: number): Promise<boolean> {
   try {
     return (await fsp.lstat(p)).ino === ino;
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
     throw err;
+  }
+}
+
+/** What is on disk decides (docs/lifecycle.md, "Recovery", step 3). Called holding the claim's lock. */
+async function recoverHeldClaim(claim: ClaimRecord, opts: RecoverOptions, now: () => Date): Promise<PvRecord | undefined> {
+  const runningPath = path.join(opts.inbox, claim.rel);
+  const promptPath = path.join(opts.inbox, claim.prompt_rel);
+  // Died between writing the record and the move: the prompt never left pending.
+  if (await sameInode(promptPath, claim.ino)) return undefined;
+  const runRoot = runRootFor(opts, claim.run_id);
+  const base: PvRecord = {
+    v: SCHEMA_VERSION,
+    run_id: claim.run_id,
+    claim: {
+      inbox: opts.inbox,
+      rel: claim.rel,
+      path: runningPath,
+      prompt_name: path.basename(claim.prompt_rel),
+      prompt_rel: claim.prompt_rel,
+      run_root: runRoot,
+      attempt: claim.attempt,
+      claimed_at: claim.claimed_at,
+      ino: claim.ino,
+      ...(claim.liveness ? { liveness: claim.liveness } : {}),
+    },
+  };
+  if (await sameInode(runningPath, claim.ino)) {
+    const reason = `the pipeline holding this prompt died during attempt ${claim.attempt} (its claim lock was free)`;
+    if (opts.dryRun) return { ...base, dry_run: true, recover: { rel: claim.rel, reason } };
+    const error = recordError('claim', 'holder_died', reason, true);
+    const settle = await applyFate(decideFate(error, claim.attempt, opts.policy, undefined, now()), {
+      inbox: opts.inbox,
+      processed: opts.processed,
+      finished: opts.finished,
+      runningPath,
+      ino: claim.ino,
+      runId: claim.run_id,
+      runRoot,
+      attempt: claim.attempt,
+      claimedAt: claim.claimed_at,
+      step: 'claim',
+      now: now(),
+    });
+    opts.log.notice(`recovered ${claim.rel} (${reason}): ${settle.state} at ${path.relative(settle.state === 'error' ? opts.finished : opts.inbox, settle.path)}`);
+    return { ...base, error, settle };
+  }
+  // Died between the two moves of settle: x.done.md / x.error.md in the inbox.
+  const dirRel = path.dirname(claim.rel);
+  const stem = parsePromptName(path.basename(claim.rel))?.stem;
+  let names: string[] = [];
+  try {
+    names = await fsp.readdir(path.join(opts.inbox, dirRel));
+  } catch {
+    // the folder is gone: nothing stranded
+  }
+  for (const name of names) {
+    const parsed = parsePromptName(name);
+    if (!parsed || (parsed.state !== 'done' && parsed.state !== 'error') || !stem || !parsed.stem.startsWith(stem)) continue;
+    const src = path.join(opts.inbox, dirRel, name);
+    if (!(await sameInode(src, claim.ino))) continue;
+    if (opts.dryRun) return { ...base, dry_run: true, recover: { rel: claim.rel, reason: `settle stopped between its moves: ${name}` } };
+    const dest = await moveSettledToFinished(src, path.join(opts.finished, dirRel));
+    opts.log.notice(`finished settling ${path.join(dirRel, name)} after a crash: ${path.relative(opts.finished, dest)}`);
+    const status = await readRunStatus(runRoot).catch(() => undefined);
+    if (status?.final_path && path.resolve(String(status.final_path)) !== dest) {
+      // status.json named the place settle meant; the move found another free name
+      opts.log.debug(`run ${claim.run_id}: settled at ${dest}, status said ${String(status.final_path)}`);
+    }
+    return { ...base, settle: { state: parsed.state, path: dest, recovered: true } };
+  }
+  return undefined; // already in finished/, or gone: only the record is left
+}
+
+/** A running file no record names (made outside the valet, or a torn ledger): back to pending, not counted. */
+async function recoverOrphan(rel: string, ino: number, opts: RecoverOptions): Promise<PvRecord | undefined> {
+  const reason = `${rel} had no claim record and has not changed for ${opts.graceSeconds} s`;
+  if (opts.dryRun) return { v: SCHEMA_VERSION, dry_run: true, recover: { rel, reason } };
+  const runningPath = path.join(opts.inbox, rel);
+  const error = recordError('claim', 'holder_died', reason, true);
+  let dest: string;
+  try {
+    dest = await releaseToPending({ inbox: opts.inbox, processed: opts.processed, runningPath, ino, attempts: 0, lastError: error });
+  } catch (err) {
+    if (!(await sameInode(runningPath, ino))) return undefined; // another recoverer moved it first
+    throw err;
+  }
+  opts.log.notice(`recovered ${rel} (${reason}): pending at ${path.relative(opts.inbox, dest)}`);
+  return { v: SCHEMA_VERSION, error, settle: { state: 'pending', path: dest, attempts: 0 }, recover: { rel, prompt_rel: siblingName(rel, 'pending') } };
+}
+
+/** Lock files older than an hour that no record names and nobody holds. */
+async function sweepLockFiles(processed: string, now: Date): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(claimLocksDir(processed));
+  } catch {
+    return;
+  }
+  const named = new Set((await listClaimRecords(processed)).map((r) => lockIdOf(r.record)));
+  for (const name of names) {
+    const id = name.replace(/\.lock$/, '');
+    if (!name.endsWith('.lock') || !isLockId(id) || named.has(id)) continue;
+    const file = claimLockPath(processed, id);
+    const st = await fsp.stat(file).catch(() => undefined);
+    if (!st || now.getTime() - st.mtimeMs < LOCK_SWEEP_AGE_MS) continue;
+    let lock: Lock | undefined;
+    try {
+      lock = await takeLock(file);
+      if (lock) await fsp.rm(file, { force: true });
+    } finally {
+      await lock?.release();
+    }
   }
 }

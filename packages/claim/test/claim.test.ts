@@ -3,7 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { isRunId, readPendingEntry, writePendingEntry, type PvRecord } from '@prompt-valet/core';
 import { execa } from 'execa';
-import { binPath, makeValetRoot, runBin, waitFor, type ValetRoot } from '@prompt-valet/testkit';
+import { binPath, claimLockedCommand, makeValetRoot, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
 async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
@@ -11,7 +11,16 @@ async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
   return r;
 }
 
-const claim = (r: ValetRoot, args: string[] = []) => runBin('pv-claim', ['--config', r.configPath, ...args]);
+// Under a claim lock, as pv-watcher runs it.
+const claim = (r: ValetRoot, args: string[] = []) => runBin('pv-claim', ['--config', r.configPath, ...args], { claimLockIn: r.processed });
+
+/** pv-claim under a claim lock, started by `execa` so the test can talk to its stdin. */
+const claimProcess = (r: ValetRoot, args: string[], opts: { input?: string } = {}) =>
+  execa('sh', ['-c', claimLockedCommand(r.processed, [process.execPath, binPath('pv-claim'), '--config', r.configPath, ...args].map(shQuote).join(' '))], {
+    reject: false,
+    timeout: 60_000,
+    ...opts,
+  });
 
 async function files(dir: string): Promise<string[]> {
   const out = await fs.readdir(dir, { recursive: true, withFileTypes: true });
@@ -27,6 +36,7 @@ t.test('claims a prompt: running name, run folder with a copy, status, record', 
   const rec = res.records[0]!;
   t.ok(isRunId(rec.run_id!), 'a run id');
   t.match(rec.claim, {
+    liveness: { kind: 'local', lock: /^test-/ },
     inbox: r.inbox,
     rel: 'widget/main/fix-login.running.md',
     prompt_rel: 'widget/main/fix-login.prompt.md',
@@ -219,10 +229,7 @@ t.test('--help describes the tool on stdout', async (t) => {
 t.test('--wait: started ahead, claims only after a go line; end of input claims nothing', async (t) => {
   const r = await makeValetRoot();
   t.teardown(() => r.cleanup());
-  const child = execa(process.execPath, [binPath('pv-claim'), '--config', r.configPath, '--limit', '1', '--wait'], {
-    reject: false,
-    timeout: 60_000,
-  });
+  const child = claimProcess(r, ['--limit', '1', '--wait']);
   // The prompt arrives after the claimer started: it is found once told to go.
   await new Promise((res) => setTimeout(res, 300));
   await r.dropPrompt('widget/main/late.prompt.md', '# Late\n', { ageMs: 5000 });
@@ -235,12 +242,23 @@ t.test('--wait: started ahead, claims only after a go line; end of input claims 
   t.equal(recs[0]!.claim?.rel, 'widget/main/late.running.md');
 
   await r.dropPrompt('widget/main/other.prompt.md', '# Other\n', { ageMs: 5000 });
-  const cancelled = await execa(process.execPath, [binPath('pv-claim'), '--config', r.configPath, '--limit', '1', '--wait'], {
-    input: '',
-    reject: false,
-    timeout: 60_000,
-  });
+  const cancelled = await claimProcess(r, ['--limit', '1', '--wait'], { input: '' });
   t.equal(cancelled.exitCode, 0);
   t.equal(String(cancelled.stdout), '', 'no go line: nothing claimed');
   t.ok(await fs.stat(path.join(r.inbox, 'widget/main/other.prompt.md')), 'the prompt is still pending');
+});
+
+t.test('without a claim lock pv-claim refuses to claim, naming the two ways to get one', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/x.prompt.md', 'x');
+  const res = await runBin('pv-claim', ['--config', r.configPath]);
+  t.equal(res.code, 64);
+  t.match(res.stderr, /claims only while holding a claim lock/);
+  t.match(res.stderr, /pv-watcher --once/);
+  t.match(res.stderr, /flock -n 9/);
+  t.notMatch(res.stderr, /\n.*\n/, 'one line');
+  const forged = await runBin('pv-claim', ['--config', r.configPath], { env: { PV_CLAIM_LOCK: 'not-held' } });
+  t.equal(forged.code, 64, 'naming a lock it does not hold is no lock');
+  t.same(await files(r.inbox), ['widget/main/x.prompt.md'], 'nothing claimed');
+  t.equal((await runBin('pv-claim', ['--config', r.configPath, '--dry-run'])).records.length, 1, 'a dry run needs no lock');
 });

@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { loadConfig, type LoadedConfig } from './config.js';
 import { EX, ToolError } from './exit.js';
 import { createLogger, prepareColour, type Logger } from './log.js';
+import { permissionLine } from './move.js';
 import { DEFAULT_MAX_RECORD_BYTES, readRecords, recordError, StepError, withError, writeRecord, type PvRecord } from './records.js';
 
 /**
@@ -90,6 +91,12 @@ export function defineTool<A>(spec: ToolSpec<A>): ToolMain {
       if (err instanceof ToolError) {
         log.error(err.message);
         return err.exitCode;
+      }
+      // Something an operator can cause and fix: one line, no stack trace.
+      const line = permissionLine(err);
+      if (line) {
+        log.error(line);
+        return EX.TEMPFAIL;
       }
       // A stack trace is several lines; the logger writes one per call.
       for (const line of `internal error: ${(err as Error)?.stack ?? String(err)}`.split('\n')) log.error(line);
@@ -293,6 +300,8 @@ export function stepErrorToRecord(step: string, err: unknown, log?: Logger) {
   if (e && typeof e.code === 'string' && typeof e.retryable === 'boolean') {
     return recordError(step, e.code, e.message, e.retryable, typeof e.stderr === 'string' && e.stderr ? e.stderr : undefined);
   }
+  const line = permissionLine(err);
+  if (line) return recordError(step, 'permission_denied', line, true);
   log?.error(`internal error: ${e?.stack ?? String(err)}`);
   return recordError(step, 'internal', `internal error in pv-${step}: ${e?.message ?? String(err)}`, false);
 }

@@ -71,6 +71,10 @@ export async function readJsonIfExists<T>(file: string): Promise<T | undefined> 
 }
 
 /**
+ * Only for files this process made itself (pv-web's upload temporary):
+ * under fs.protected_hardlinks link(2) refuses other users' files, so prompt
+ * files move with core `moveNoReplace` (mv -n) instead.
+ *
  * Give `src` the name `dest` without ever replacing an existing file:
  * link(2) fails with EEXIST where rename(2) would overwrite. Returns false when
  * `dest` is taken (and leaves `src` as it was). Same filesystem only.
@@ -86,24 +90,6 @@ export async function renameNoClobber(src: string, dest: string): Promise<boolea
   await fsyncDir(path.dirname(dest));
   if (path.dirname(src) !== path.dirname(dest)) await fsyncDir(path.dirname(src));
   return true;
-}
-
-/**
- * Move `src` into `destDir` under its own name, or under a unique variant of
- * it (`x.done.md` → `x.2.done.md`, `x.3.done.md`, …) when the name is taken.
- * `compoundSuffix` is the part of the name the variant number goes before.
- * Never overwrites. Returns the final path.
- */
-export async function moveToUniqueName(src: string, destDir: string, compoundSuffix = path.extname(src)): Promise<string> {
-  await fsp.mkdir(destDir, { recursive: true });
-  const base = path.basename(src);
-  const stem = base.endsWith(compoundSuffix) ? base.slice(0, base.length - compoundSuffix.length) : base;
-  for (let n = 1; n < 10_000; n++) {
-    const name = n === 1 ? base : `${stem}.${n}${compoundSuffix}`;
-    const dest = path.join(destDir, name);
-    if (await renameNoClobber(src, dest)) return dest;
-  }
-  throw new Error(`no free name for ${base} in ${destDir}`);
 }
 
 export function isErrno(err: unknown, code: string): boolean {

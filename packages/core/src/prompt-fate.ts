@@ -6,7 +6,7 @@ import { runFile, updateRunStatus, type RunState } from './run-folder.js';
 
 /**
  * What becomes of a claimed prompt, and doing it. pv-settle decides from a
- * record's `error`; pv-claim --recover from a dead holder. Both use these two
+ * record's `error`; pv-claim --recover for a claim whose lock was free. Both use these two
  * functions so a prompt's fate follows one rule (docs/lifecycle.md).
  */
 export type Fate =
@@ -69,6 +69,8 @@ export async function applyFate(fate: Fate, opts: ApplyFateOptions): Promise<Set
       attempts: fate.attempts,
       lastError: fate.error,
       runId: opts.runId,
+      // The next claim continues this run: completed steps are not redone.
+      resumeRunId: opts.runId,
       now,
       ...(fate.notBefore ? { notBefore: fate.notBefore } : {}),
     });

@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { isErrno, pathExists, readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from './files.js';
-import type { Holder } from './holder.js';
+import { isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { moveToFreeName } from './move.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
@@ -12,13 +11,14 @@ import { SCHEMA_VERSION, type RecordError } from './records.js';
  * The valet's per-prompt bookkeeping, kept out of the operator's inbox under
  * `processed/.ledger/` (docs/lifecycle.md):
  *
- *   claims/<run id>.json            one per claim: who holds `x.running.md`
- *   claims/<run id>.takeover-*.json a recoverer's claim on a dead claim
+ *   claims/<run id>.json            one per claim: which lock holds `x.running.md`
+ *   locks/<lock id>.lock            the claim locks (core claim-lock.ts)
  *   pending/<sha256 of rel>.json    a prompt that went back to pending: attempts
- *                                   so far, backoff, last error
+ *                                   so far, backoff, last error, the run to resume
+ *   problems/<sha256>.txt           permission problems already reported
  *
  * Every file here is written to a temporary name and renamed into place.
- * A claim record is written BEFORE the link that makes `x.running.md`, so a
+ * A claim record is written BEFORE the move that makes `x.running.md`, so a
  * running file without a record only exists when something outside the
  * valet made it (see ORPHAN_GRACE_SECONDS). Entries carry the inode of the
  * prompt file they describe: a new file dropped under an old name never
@@ -38,13 +38,17 @@ export interface ClaimRecord {
   prompt_rel: string;
   /** inode of the prompt file (the same inode under both names) */
   ino: number;
-  holder: Holder;
+  /** how to tell whether the claim is held; a record without it counts as dead */
+  liveness?: Liveness;
   attempt: number;
   claimed_at: string;
   run_root: string;
-  /** set on a recoverer's takeover record */
-  takeover?: boolean;
+  /** how many times this run was resumed (0 for its first claim) */
+  resumed?: number;
 }
+
+/** Who holds a claim (docs/lifecycle.md, "Liveness kinds"). */
+export type Liveness = { kind: 'local'; lock: string } | { kind: 'dispatched'; stream: string; seq: number };
 
 export interface PendingEntry {
   v: number;
@@ -56,6 +60,8 @@ export interface PendingEntry {
   not_before?: string;
   last_error?: RecordError;
   last_run_id?: string;
+  /** the run the next claim continues (docs/lifecycle.md, "A run resumes") */
+  resume_run_id?: string;
   updated_at: string;
 }
 
@@ -81,36 +87,13 @@ function pendingFile(processed: string, promptRel: string): string {
 
 // ---- claim records ---------------------------------------------------------
 
-/** Write a claim record; returns its file. A takeover record gets a name of its own. */
+/** Write a claim record (`claims/<run id>.json`); returns its file. */
 export async function writeClaimRecord(processed: string, rec: ClaimRecord): Promise<string> {
   const dir = ledgerPaths(processed).claims;
   await fsp.mkdir(dir, { recursive: true });
-  const name = rec.takeover ? `${rec.run_id}.takeover-${randomBytes(4).toString('hex')}.json` : `${rec.run_id}.json`;
-  const file = path.join(dir, name);
+  const file = path.join(dir, `${rec.run_id}.json`);
   await writeJsonAtomic(file, rec);
   return file;
-}
-
-/**
- * Write a claim record under `name` only if no record has that name yet
- * (temporary file, then link: exclusive and never torn). Of several
- * recoverers racing for one dead claim, exactly one gets its file path back.
- */
-export async function writeClaimRecordExclusive(processed: string, name: string, rec: ClaimRecord): Promise<string | undefined> {
-  const dir = ledgerPaths(processed).claims;
-  await fsp.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  await writeJsonAtomic(tmp, rec);
-  const file = path.join(dir, name);
-  try {
-    await fsp.link(tmp, file);
-    return file;
-  } catch (err) {
-    if (isErrno(err, 'EEXIST')) return undefined;
-    throw err;
-  } finally {
-    await fsp.rm(tmp, { force: true });
-  }
 }
 
 /** Remove a claim record; false when it was already gone (someone else removed it first). */
@@ -162,7 +145,7 @@ export async function listClaimRecords(processed: string): Promise<ClaimRecordFi
   return found.map(({ file, value }) => ({ file, record: value }));
 }
 
-/** The claim record file of a run (not takeovers), if it still exists. */
+/** The claim record file of a run. */
 export function claimRecordFile(processed: string, runId: string): string {
   return path.join(ledgerPaths(processed).claims, `${runId}.json`);
 }
@@ -234,30 +217,29 @@ export interface ReleaseOptions {
   notBefore?: Date;
   lastError?: RecordError;
   runId?: string;
+  /** the run the next claim continues */
+  resumeRunId?: string;
   now?: Date;
 }
 
 /**
  * Put a claimed prompt back to pending: `x.running.md` → `x.prompt.md`, or
  * `x.2.prompt.md`, … when the operator dropped a new `x.prompt.md` meanwhile
- * (never overwritten). The pending entry is written before the name appears,
- * so no claimer ever sees the prompt without its attempts and backoff.
- * Returns the new absolute path.
+ * (never overwritten). The pending entry is written before each name is
+ * tried, so no claimer ever sees the prompt without its attempts, backoff
+ * and run to resume. Returns the new absolute path.
  */
 export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
   const now = opts.now ?? new Date();
   const runningRel = path.relative(opts.inbox, opts.runningPath);
   const parsed = parsePromptName(path.basename(runningRel));
   if (!parsed) throw new Error(`not a prompt file name: ${runningRel}`);
-  const dir = path.dirname(opts.runningPath);
-  for (let n = 1; n < 10_000; n++) {
-    const stem = n === 1 ? parsed.stem : `${parsed.stem}.${n}`;
-    const dest = path.join(dir, promptName(stem, 'pending'));
-    if (await pathExists(dest)) continue;
-    const promptRel = path.relative(opts.inbox, dest);
+  const dest = await moveToFreeName(opts.runningPath, path.dirname(opts.runningPath), parsed.stem, PROMPT_SUFFIX.pending, async (candidate) => {
+    // A name taken in the instant between the write and the move: the entry
+    // names our inode, so the newcomer is not affected by it.
     const entry: PendingEntry = {
       v: SCHEMA_VERSION,
-      prompt_rel: promptRel,
+      prompt_rel: path.relative(opts.inbox, candidate),
       ino: opts.ino,
       attempts: opts.attempts,
       updated_at: now.toISOString(),
@@ -265,12 +247,11 @@ export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
     if (opts.notBefore) entry.not_before = opts.notBefore.toISOString();
     if (opts.lastError) entry.last_error = opts.lastError;
     if (opts.runId) entry.last_run_id = opts.runId;
+    if (opts.resumeRunId) entry.resume_run_id = opts.resumeRunId;
     await writePendingEntry(opts.processed, entry);
-    if (await renameNoClobber(opts.runningPath, dest)) return dest;
-    // Taken in the instant between the check and the link: the entry names
-    // our inode, so the newcomer is not affected by it. Try the next name.
-  }
-  throw new Error(`no free pending name for ${runningRel}`);
+  });
+  if (!dest) throw new Error(`${runningRel} vanished while going back to pending`);
+  return dest;
 }
 
 export interface SettleFileOptions {
@@ -300,10 +281,9 @@ export async function settlePromptFile(opts: SettleFileOptions): Promise<Settled
   const parsed = parsePromptName(path.basename(runningRel));
   if (!parsed) throw new Error(`not a prompt file name: ${runningRel}`);
   const suffix = PROMPT_SUFFIX[opts.state];
-  const inPlace = await renameUnique(opts.runningPath, path.dirname(opts.runningPath), parsed.stem, suffix);
-  const destDir = path.join(opts.finished, path.dirname(runningRel));
-  await fsp.mkdir(destDir, { recursive: true });
-  const final = await renameUnique(inPlace, destDir, parsed.stem, suffix);
+  const inPlace = await moveToFreeName(opts.runningPath, path.dirname(opts.runningPath), parsed.stem, suffix);
+  if (!inPlace) throw new Error(`${runningRel} vanished while being settled`);
+  const final = await moveSettledToFinished(inPlace, path.join(opts.finished, path.dirname(runningRel)));
   const out: SettledFile = { path: final };
   if (opts.state === 'error' && opts.reason !== undefined) {
     out.reason_path = await writeBeside(final, opts.reason);
@@ -311,26 +291,33 @@ export async function settlePromptFile(opts: SettleFileOptions): Promise<Settled
   return out;
 }
 
-/** Rename `src` to `<stem><suffix>` in `dir`, or `<stem>.2<suffix>`, … when taken. */
-async function renameUnique(src: string, dir: string, stem: string, suffix: string): Promise<string> {
-  for (let n = 1; n < 10_000; n++) {
-    const dest = path.join(dir, `${n === 1 ? stem : `${stem}.${n}`}${suffix}`);
-    if (await moveNoClobberAcross(src, dest)) return dest;
-  }
-  throw new Error(`no free name for ${stem}${suffix} in ${dir}`);
+/**
+ * Move a settled `x.done.md` / `x.error.md` (still in the inbox) into its
+ * folder under `finished/`, under a free name. Also used by recovery to
+ * finish a settle that died between its two moves.
+ */
+export async function moveSettledToFinished(src: string, destDir: string): Promise<string> {
+  const parsed = parsePromptName(path.basename(src));
+  if (!parsed || (parsed.state !== 'done' && parsed.state !== 'error')) throw new Error(`not a settled prompt: ${src}`);
+  const final = await moveToFreeName(src, destDir, parsed.stem, PROMPT_SUFFIX[parsed.state]);
+  if (!final) throw new Error(`${src} vanished while moving into ${destDir}`);
+  return final;
 }
 
-/** `finished/…/x.2.error.md` → `finished/…/x.2.error.txt`, never overwriting (a unique name when taken). */
+/** `finished/…/x.2.error.md` → `finished/…/x.2.error.txt`, never overwriting (a free name when taken). */
 async function writeBeside(final: string, text: string): Promise<string> {
-  const base = final.replace(/\.md$/, '');
-  const tmp = path.join(path.dirname(final), `.${path.basename(base)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const base = path.basename(final).replace(/\.md$/, '');
+  const dir = path.dirname(final);
+  const tmp = path.join(dir, `.${base}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   await writeFileAtomic(tmp, text.endsWith('\n') ? text : `${text}\n`);
-  for (let n = 1; n < 1000; n++) {
-    const dest = n === 1 ? `${base}.txt` : `${base}.${n}.txt`;
-    if (await renameNoClobber(tmp, dest)) return dest;
+  try {
+    const dest = await moveToFreeName(tmp, dir, base, '.txt');
+    if (!dest) throw new Error(`the reason for ${final} vanished before it was named`);
+    return dest;
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
   }
-  await fsp.rm(tmp, { force: true });
-  throw new Error(`no free name beside ${final}`);
 }
 
 export interface RequeueOptions {
@@ -361,16 +348,13 @@ export async function requeuePrompt(opts: RequeueOptions): Promise<string> {
   if (!st.isFile()) throw new RequeueError(`${opts.finishedRel} is not a regular file`);
   const relDir = path.dirname(opts.finishedRel);
   const destDir = relDir === '.' ? opts.inbox : await resolveInside(opts.inbox, relDir);
-  await fsp.mkdir(destDir, { recursive: true });
   // The stem of a unique settled name (`x.2`) is kept: it is still unique.
-  for (let n = 1; n < 10_000; n++) {
-    const stem = n === 1 ? parsed.stem : `${parsed.stem}.${n}`;
-    const dest = path.join(destDir, promptName(stem, 'pending'));
-    if (await pathExists(dest)) continue;
-    await removePendingEntry(opts.processed, path.relative(opts.inbox, dest));
-    if (await moveNoClobberAcross(src, dest)) return dest;
-  }
-  throw new RequeueError(`no free pending name in ${destDir}`);
+  // A fresh run: no pending entry of an earlier file may apply to it.
+  const dest = await moveToFreeName(src, destDir, parsed.stem, PROMPT_SUFFIX.pending, (candidate) =>
+    removePendingEntry(opts.processed, path.relative(opts.inbox, candidate)),
+  );
+  if (!dest) throw new RequeueError(`${opts.finishedRel} vanished while being requeued`);
+  return dest;
 }
 
 export class RequeueError extends Error {
@@ -381,20 +365,23 @@ export class RequeueError extends Error {
   }
 }
 
-/** renameNoClobber, with a copy for when `finished/` is on another filesystem than the inbox. */
-async function moveNoClobberAcross(src: string, dest: string): Promise<boolean> {
-  try {
-    return await renameNoClobber(src, dest);
-  } catch (err) {
-    if (!isErrno(err, 'EXDEV')) throw err;
-  }
-  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(4).toString('hex')}.tmp`);
-  await fsp.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
-  if (!(await renameNoClobber(tmp, dest))) {
-    await fsp.rm(tmp, { force: true });
-    return false;
-  }
-  await fsp.unlink(src);
-  return true;
-}
+// ---- problems reported once -------------------------------------------------
 
+/**
+ * Record a permission problem as reported: true the first time this exact
+ * line is seen (log it), false after (stay quiet). The line names the path,
+ * its owner and mode, so a changed problem is reported again. Exclusive
+ * create: of racing claimers exactly one reports it.
+ */
+export async function firstReportOf(processed: string, line: string): Promise<boolean> {
+  const dir = path.join(processed, LEDGER_DIR, 'problems');
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, `${createHash('sha256').update(line).digest('hex')}.txt`), `${line}\n`, { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return false;
+    // Cannot even write the ledger: better a repeated line than none.
+    return true;
+  }
+}

@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ValetConfig } from './config.js';
-import { parsePromptName } from './prompt-names.js';
+import { listInboxPrompts } from './inbox-walk.js';
 import { readRunStatus, RUN_FILES, type RunStatus } from './run-folder.js';
 
 /**
@@ -83,13 +83,7 @@ export function runView(status: RunStatus, runRoot: string, now: number): RunVie
 
 export async function readQueue(config: ValetConfig, opts: { recent?: number; now?: Date } = {}): Promise<QueueView> {
   const now = (opts.now ?? new Date()).getTime();
-  // Loaded here, not at import: every tool imports core, few list the queue.
-  const { default: fg } = await import('fast-glob');
-  const pendingFiles = await fg('**/*.prompt.md', { cwd: config.inbox, onlyFiles: true, dot: false, stats: true, suppressErrors: true });
-  const pending = pendingFiles
-    .filter((e) => parsePromptName(path.basename(e.path))?.state === 'pending')
-    .map((e) => ({ rel: e.path, size: e.stats?.size ?? 0, mtime: (e.stats?.mtime ?? new Date(0)).toISOString() }))
-    .sort((a, b) => a.mtime.localeCompare(b.mtime) || a.rel.localeCompare(b.rel));
+  const pending = (await listInboxPrompts(config.inbox)).map((e) => ({ rel: e.rel, size: e.size, mtime: new Date(e.mtimeMs).toISOString() }));
 
   const runIds = await listRunIds(config.processed);
   const running: RunView[] = [];

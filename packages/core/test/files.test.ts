@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { moveToUniqueName, readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
+import { readJsonIfExists, renameNoClobber, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
 
 function tmp(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-files-'));
@@ -73,17 +73,4 @@ t.test('of many racing renames to one name exactly one wins', async (t) => {
   const results = await Promise.all(sources.map((s) => renameNoClobber(s, path.join(dir, 'target'))));
   t.equal(results.filter(Boolean).length, 1);
   t.equal(fs.readdirSync(dir).length, 50, 'nothing lost: 49 sources + the target');
-});
-
-t.test('moveToUniqueName picks x.2.done.md, x.3.done.md … when taken', async (t) => {
-  const dir = tmp(t);
-  const dest = path.join(dir, 'finished', 'repo', 'main');
-  const moved: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const src = path.join(dir, 'x.done.md');
-    fs.writeFileSync(src, `run ${i}`);
-    moved.push(path.basename(await moveToUniqueName(src, dest, '.done.md')));
-  }
-  t.same(moved, ['x.done.md', 'x.2.done.md', 'x.3.done.md']);
-  t.equal(fs.readFileSync(path.join(dest, 'x.done.md'), 'utf8'), 'run 0', 'the first is never overwritten');
 });

@@ -13,7 +13,7 @@ async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
 
 /** Claim everything in the inbox with the real pv-claim, then resolve those records. */
 async function claimAndResolve(r: ValetRoot): Promise<PvRecord[]> {
-  const claimed = await runBin('pv-claim', ['--config', r.configPath]);
+  const claimed = await runBin('pv-claim', ['--config', r.configPath], { claimLockIn: r.processed });
   const res = await runBin('pv-resolve', ['--config', r.configPath], { input: claimed.records });
   if (res.code !== 0) throw new Error(res.stderr);
   return res.records;

@@ -22,11 +22,17 @@ outcome). A record with an error:
   - code aborted_shutdown: back to pending as x.prompt.md, not counted as an attempt;
   - retryable, attempt < watcher.max_attempts: back to pending, attempt kept,
     not claimed again before retry_backoff_seconds × 2^(attempt-1);
+  both hand the run on (the pending entry's resume_run_id): the next claim
+  continues the same run, and steps already completed are not done again;
   - otherwise: x.error.md in finished/, the reason beside it in x.error.txt
     and in the run folder's error.md.
 Names in finished/ are never overwritten (x.2.done.md, …). The run's
 status.json gets its final state, outcome, PR URL and total duration.
-Settling the same record twice changes nothing the second time.
+Settling the same record twice changes nothing the second time. Every path
+comes from the configuration and the record's run_id and claim.rel; a
+record whose claim.path, claim.run_root or claim.ledger names another place
+fails with foreign_path and nothing is moved. Files are moved with mv -n
+(never replacing), so prompts the service user does not own settle too.
 
 Output: each record with "settle": {"state":"done"|"error"|"pending","path",…}.
 

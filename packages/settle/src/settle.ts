@@ -1,12 +1,15 @@
 import * as fsp from 'node:fs/promises';
-import * as path from 'node:path';
 import {
   applyFate,
-  claimRecordFile,
+  claimRecordPath,
   decideFate,
+  expectPath,
   isErrno,
   readRunStatus,
+  recordRunId,
   removeClaimRecord,
+  runningFileFor,
+  runRootFor,
   StepError,
   type PvRecord,
   type RetryPolicy,
@@ -16,50 +19,49 @@ import {
 
 /**
  * Settling one record: the prompt's fate from its `error` (docs/lifecycle.md).
+ * A retry (and aborted_shutdown) hands the run on: the pending entry names
+ * it as `resume_run_id`, so the next claim continues it instead of redoing it.
  * Only the file the claim names, with the claim's inode, is moved; a record
  * replayed after its prompt was settled finds the settle section in the
  * run's status and changes nothing (idempotent).
  */
 export async function settleRecord(rec: PvRecord, config: ValetConfig, policy: RetryPolicy): Promise<PvRecord> {
   const claim = rec.claim;
-  if (!claim || typeof claim.path !== 'string' || typeof claim.run_root !== 'string' || !rec.run_id) {
-    throw new StepError('not_claimed', 'record has no claim section (run_id, claim.path, claim.run_root): nothing to settle');
-  }
-  const inbox = claim.inbox;
-  const runningPath = claim.path;
-  // Never act on a path the record merely asserts: it must be a running
-  // file inside the inbox the configuration names.
-  if (path.resolve(inbox) !== path.resolve(config.inbox) || path.relative(inbox, runningPath).startsWith('..') || !runningPath.endsWith('.running.md')) {
-    throw new StepError('foreign_claim', `claim.path ${runningPath} is not a running prompt inside the inbox ${config.inbox}`);
-  }
-  if (path.dirname(path.resolve(claim.run_root)) !== path.resolve(config.processed)) {
-    throw new StepError('foreign_claim', `claim.run_root ${claim.run_root} is not a run folder in ${config.processed}`);
-  }
+  if (!claim) throw new StepError('not_claimed', 'record has no claim section: nothing to settle');
+  // Every path comes from the configuration and validated ids; the record's
+  // own copies must agree (docs/lifecycle.md, "Paths come from the configuration").
+  const runId = recordRunId(rec);
+  const runningPath = await runningFileFor(config, claim.rel);
+  const runRoot = runRootFor(config, runId);
+  const ledger = claimRecordPath(config, runId);
+  expectPath('claim.inbox', claim.inbox, config.inbox);
+  expectPath('claim.path', claim.path, runningPath);
+  expectPath('claim.run_root', claim.run_root, runRoot);
+  expectPath('claim.ledger', claim.ledger, ledger);
   const ino = typeof claim.ino === 'number' ? claim.ino : undefined;
 
   const held = await holds(runningPath, ino);
   if (!held) {
-    const status = await readRunStatus(claim.run_root).catch(() => undefined);
+    const status = await readRunStatus(runRoot).catch(() => undefined);
     const prior = status?.settle as SettleSection | undefined;
     if (prior) return { ...rec, settle: { ...prior, already: true } };
-    throw new StepError('claim_missing', `${runningPath} is gone and run ${rec.run_id} was never settled; was it recovered by pv-claim --recover?`);
+    throw new StepError('claim_missing', `${runningPath} is gone and run ${runId} was never settled; was it recovered by pv-claim --recover?`);
   }
 
   const fate = decideFate(rec.error, claim.attempt ?? 1, policy, rec.publish?.outcome);
   const settle = await applyFate(fate, {
-    inbox,
+    inbox: config.inbox,
     processed: config.processed,
     finished: config.finished,
     runningPath,
     ino: held.ino,
-    runId: rec.run_id,
-    runRoot: claim.run_root,
+    runId,
+    runRoot,
     attempt: claim.attempt ?? 1,
     claimedAt: claim.claimed_at,
     step: 'settle',
     ...(rec.publish ? { publish: rec.publish } : {}),
   });
-  const ledger = typeof claim.ledger === 'string' ? claim.ledger : claimRecordFile(config.processed, rec.run_id);
   await removeClaimRecord(ledger);
   const out: PvRecord = { ...rec, settle };
   // A prompt that gave up carries the final message (with the attempt count).

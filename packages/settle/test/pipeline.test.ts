@@ -2,7 +2,7 @@ import t from 'tap';
 import { execa } from 'execa';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { HOSTILE_INBOX_PATHS, binPath, makeValetRoot, parseRecords, type ValetRoot } from '@prompt-valet/testkit';
+import { HOSTILE_INBOX_PATHS, binPath, claimLockedCommand, makeValetRoot, parseRecords, type ValetRoot } from '@prompt-valet/testkit';
 
 /** The steps between resolve and settle, faked: every record that has not failed published nothing. */
 const FAKE_SUCCESS = `
@@ -21,7 +21,7 @@ async function pipeline(r: ValetRoot) {
     `${node} ${JSON.stringify(fake)}`,
     `${node} ${JSON.stringify(binPath('pv-settle'))} --config ${cfg}`,
   ].join(' | ');
-  const res = await execa('bash', ['-o', 'pipefail', '-c', cmd], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
+  const res = await execa('bash', ['-o', 'pipefail', '-c', claimLockedCommand(r.processed, cmd)], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
   return { code: res.exitCode, stderr: String(res.stderr), records: parseRecords(String(res.stdout)) };
 }
 

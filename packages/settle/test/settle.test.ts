@@ -12,7 +12,7 @@ async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
 
 async function claimOne(r: ValetRoot, rel: string, text = 'prompt\n'): Promise<PvRecord> {
   await r.dropPrompt(rel, text);
-  const res = await runBin('pv-claim', ['--config', r.configPath, '--limit', '1']);
+  const res = await runBin('pv-claim', ['--config', r.configPath, '--limit', '1'], { claimLockIn: r.processed });
   if (res.records.length !== 1) throw new Error(`claim failed: ${res.stderr}`);
   return res.records[0]!;
 }
@@ -73,16 +73,17 @@ t.test('a retryable failure goes back to pending with a backoff, then errors aft
   t.match(res.records[0]!.settle, { state: 'pending', path: pending, attempts: 1 });
   t.equal(await fs.readFile(pending, 'utf8'), 'c text');
   const entry = await readPendingEntry(r.processed, 'widget/main/c.prompt.md');
-  t.match(entry, { attempts: 1, last_error: { code: 'network' } });
+  t.match(entry, { attempts: 1, last_error: { code: 'network' }, resume_run_id: rec.run_id });
   t.ok(Date.parse(entry!.not_before!) > Date.now() + 3000_000, 'backoff of an hour');
   t.match(await readRunStatus(rec.claim!.run_root), { state: 'retry' });
-  t.same((await runBin('pv-claim', ['--config', r.configPath])).records, [], 'not claimed during the backoff');
+  t.same((await runBin('pv-claim', ['--config', r.configPath], { claimLockIn: r.processed })).records, [], 'not claimed during the backoff');
 
   await r.configure({ watcher: { retry_backoff_seconds: 0 } });
   const { not_before: _gone, ...noWait } = entry!;
   await fs.writeFile(path.join(r.processed, '.ledger', 'pending', (await fs.readdir(path.join(r.processed, '.ledger', 'pending')))[0]!), JSON.stringify(noWait));
-  const second = (await runBin('pv-claim', ['--config', r.configPath])).records[0]!;
+  const second = (await runBin('pv-claim', ['--config', r.configPath], { claimLockIn: r.processed })).records[0]!;
   t.equal(second.claim!.attempt, 2, 'attempt count kept');
+  t.equal(second.run_id, rec.run_id, 'the retry resumes the same run');
   const last = await settle(r, [{ ...second, error: err('network', true) }]);
   t.match(last.records[0]!.settle, { state: 'error', path: path.join(r.finished, 'widget/main/c.error.md') });
   t.match(last.records[0]!.error, { message: /gave up after 2 of 2 attempts/ });
@@ -94,7 +95,7 @@ t.test('aborted_shutdown goes back to pending and does not count', async (t) => 
   const res = await settle(r, [{ ...rec, error: { step: 'run-codex', code: 'aborted_shutdown', message: 'stopping', retryable: true } }]);
   t.match(res.records[0]!.settle, { state: 'pending', attempts: 0 });
   t.notOk(res.records[0]!.settle!.not_before, 'no backoff');
-  const next = await runBin('pv-claim', ['--config', r.configPath]);
+  const next = await runBin('pv-claim', ['--config', r.configPath], { claimLockIn: r.processed });
   t.equal(next.records[0]!.claim!.attempt, 1);
 });
 
@@ -112,11 +113,17 @@ t.test('records without a claim, or pointing outside the valet, are refused', as
   const r = await root(t);
   const malformed = { v: 1, error: { step: 'input', code: 'malformed_record', message: 'm', retryable: false } };
   const foreign = { v: 1, run_id: 'r', claim: { inbox: '/etc', rel: 'passwd', path: '/etc/passwd', prompt_name: 'p', run_root: '/tmp/x', attempt: 1, claimed_at: '' } };
-  const res = await settle(r, [malformed, { v: 1 }, foreign]);
+  const real = await claimOne(r, 'widget/main/g.prompt.md');
+  const elsewhere = { ...real, claim: { ...real.claim!, path: path.join(r.root, 'outside.running.md') } };
+  const otherRoot = { ...real, claim: { ...real.claim!, run_root: '/tmp/elsewhere' } };
+  const res = await settle(r, [malformed, { v: 1 }, foreign, elsewhere, otherRoot]);
   t.equal(res.code, 0);
   t.same(res.records[0], malformed, 'the first error is kept');
   t.match(res.records[1]!.error, { step: 'settle', code: 'not_claimed' });
-  t.match(res.records[2]!.error, { step: 'settle', code: 'foreign_claim' });
+  t.match(res.records[2]!.error, { step: 'settle', code: 'bad_run_id' });
+  t.match(res.records[3]!.error, { step: 'settle', code: 'foreign_path', message: /claim\.path/ });
+  t.match(res.records[4]!.error, { step: 'settle', code: 'foreign_path', message: /claim\.run_root/ });
+  await t.resolves(fs.lstat(path.join(r.inbox, 'widget/main/g.running.md')), 'nothing was moved for them');
 });
 
 t.test('requeuePrompt puts a settled prompt back to pending, never overwriting', async (t) => {

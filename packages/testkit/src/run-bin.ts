@@ -1,4 +1,6 @@
 import { execa } from 'execa';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PvRecord } from '@prompt-valet/core';
@@ -27,13 +29,40 @@ export interface RunBinOptions {
   cwd?: string;
   /** milliseconds; every spawned tool is bounded (default 120 s) */
   timeout?: number;
+  /**
+   * run under a claim lock of this valet's `processed` folder, as pv-watcher
+   * does (fd 9, PV_CLAIM_LOCK): pv-claim refuses to claim without one
+   */
+  claimLockIn?: string;
+}
+
+/** Single-quote for sh. */
+export function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A shell script that runs `command` holding a fresh claim lock in
+ * `processed` the way pv-watcher gives one to a pipeline: the lock file is
+ * opened as fd 9 and flock'ed, and PV_CLAIM_LOCK names it; every process of
+ * `command` inherits it, so the claim lives as long as they do.
+ */
+export function claimLockedCommand(processed: string, command: string, lockId = `test-${randomBytes(4).toString('hex')}`): string {
+  const dir = path.join(processed, '.ledger', 'locks');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${lockId}.lock`);
+  return `exec 9<>${shQuote(file)} && flock -n 9 || exit 75; export PV_CLAIM_LOCK=${shQuote(lockId)}; ${command}`;
 }
 
 /** Spawn a built pv-* bin with arguments and stdin, wait, parse its records. */
 export async function runBin(tool: string, args: string[], opts: RunBinOptions = {}): Promise<BinResult> {
   const input =
     opts.input === undefined ? '' : typeof opts.input === 'string' ? opts.input : opts.input.map((r) => JSON.stringify(r) + '\n').join('');
-  const result = await execa(process.execPath, [binPath(tool), ...args], {
+  const argv = [process.execPath, binPath(tool), ...args];
+  const [file, ...rest] = opts.claimLockIn
+    ? ['sh', '-c', claimLockedCommand(opts.claimLockIn, argv.map(shQuote).join(' '))]
+    : argv;
+  const result = await execa(file!, rest, {
     input,
     env: { NO_COLOR: '1', ...opts.env },
     cwd: opts.cwd,

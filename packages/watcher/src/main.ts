@@ -1,7 +1,22 @@
-import { execa } from 'execa';
 import * as fs from 'node:fs';
-import { AGENT_CGROUP_ENV, ConfigError, defineTool, EX, EXIT_STATUS_HELP, locateTool, prepareAgentCgroups, probeAgentJail, type LoadedConfig } from '@prompt-valet/core';
+import * as fsp from 'node:fs/promises';
+import {
+  AGENT_CGROUP_ENV,
+  claimLockPath,
+  ConfigError,
+  defineTool,
+  EX,
+  EXIT_STATUS_HELP,
+  listClaimRecords,
+  locateTool,
+  prepareAgentCgroups,
+  probeAgentJail,
+  type LoadedConfig,
+} from '@prompt-valet/core';
+import { Pipeline, pipelineCommand, type PipelineLike } from './pipeline.js';
+import { Recovery } from './recovery.js';
 import { Scheduler } from './scheduler.js';
+import { earlySignals, type WatcherSignal } from './signals.js';
 import { Triggers } from './triggers.js';
 
 interface WatcherArgs {
@@ -23,12 +38,18 @@ commands a person can type):
 
   pv-claim --limit 1 | pv-resolve | pv-clone | pv-run-codex | pv-publish | pv-settle
 
-It holds no job logic of its own. New prompts are picked up from filesystem
-notifications, a full rescan every watcher.rescan_interval_seconds, and a
-rescan at start, which also recovers claims whose pipeline died
-(pv-claim --recover). Up to watcher.max_parallel prompts run at once.
+It holds no job logic of its own. Each pipeline holds a claim lock of its
+own (processed/.ledger/locks/<id>.lock, locked and inherited by every step
+as fd 9, PV_CLAIM_LOCK=<id>): the claim lives exactly as long as the
+pipeline. New prompts are picked up from filesystem notifications, a full
+rescan every watcher.rescan_interval_seconds, and a rescan at start.
+Claims whose pipeline died (their lock is free) are recovered and resumed
+(pv-claim --recover) at start, at stop, after a pipeline of its own ended
+without settling, and at each rescan while claims of other holders exist.
+Up to watcher.max_parallel prompts run at once.
 
-Signals:
+Signals (caught from the first moment; one arriving during start is handled
+once started):
   SIGTERM, SIGINT  stop claiming; let runs finish for watcher.shutdown_grace_seconds,
                    then stop their agents (their prompts go back to pending); exit 0.
                    A second signal kills the pipelines at once.
@@ -47,6 +68,8 @@ Examples:
   pv-watcher --config /srv/prompt-valet/config/prompt-valet.yaml
   pv-watcher --once && pv-status`,
   async run(ctx) {
+    // Installed by the bin before anything loaded; signals so far are queued.
+    const signals = earlySignals;
     const { log, io } = ctx;
     let loaded: LoadedConfig = ctx.config();
     const maxParallel = () => ctx.args['max-parallel'] ?? loaded.config.watcher.max_parallel;
@@ -67,40 +90,86 @@ Examples:
     // On cgroup v1 pv-run-codex looks for a writable hierarchy itself; each run records what it got.
     else if (cgroups.cgroupV2) log.warn(`agent runs get no cgroup of their own (${cgroups.reason}); only the jail's rlimits apply`);
     fs.mkdirSync(config.inbox, { recursive: true });
+    const processed = config.processed;
 
-    // Recover claims whose pipeline died (crash, kill -9, reboot).
     const claimBin = locateTool('pv-claim', { env: io.env });
-    const cfgArgs = loaded.path ? ['--config', loaded.path] : [];
-    const recovered = await execa(claimBin, ['--recover', ...cfgArgs], { env: io.env, reject: false, stdin: 'ignore', stderr: 'inherit' });
-    if (recovered.exitCode !== 0) {
-      log.error(`pv-claim --recover failed (exit ${recovered.exitCode ?? recovered.signal})`);
-      return recovered.exitCode === EX.CONFIG ? EX.CONFIG : EX.TEMPFAIL;
-    }
-    const nRecovered = String(recovered.stdout).split('\n').filter((l) => l.trim()).length;
-    if (nRecovered > 0) log.notice(`recovered ${nRecovered} claim(s) whose pipeline had died`);
+    const recovery = new Recovery(claimBin, () => (loaded.path ? ['--config', loaded.path] : []), io.env, log);
+    const atStart = await recovery.run('start');
+    if (atStart !== 0) return atStart === EX.CONFIG ? EX.CONFIG : EX.TEMPFAIL;
 
-    const scheduler = new Scheduler({ configPath: loaded.path, maxParallel: maxParallel(), env: io.env, log, once: Boolean(ctx.args.once) });
-
-    if (ctx.args.once) {
-      scheduler.trigger();
-      await scheduler.idle();
-      return scheduler.failures > 0 ? EX.TEMPFAIL : EX.OK;
-    }
-
-    const triggers = new Triggers({
-      inbox: config.inbox,
-      rescanMs: config.watcher.rescan_interval_seconds * 1000,
-      settleMs: config.watcher.settle_seconds * 1000,
+    const endings = new Set<Promise<void>>();
+    const ended = async (p: PipelineLike, how: { claimed: boolean; settled: boolean }) => {
+      const named = (await listClaimRecords(processed)).some((r) => r.record.liveness?.kind === 'local' && r.record.liveness.lock === p.lockId);
+      // Its claim stands (died before settling): recovery takes the lock, then removes the file.
+      if (named || (how.claimed && !how.settled)) recovery.request(`a pipeline ended without settling`);
+      else await fsp.rm(claimLockPath(processed, p.lockId), { force: true });
+    };
+    const scheduler = new Scheduler({
+      factory: (handlers) => {
+        const command = pipelineCommand({ configPath: loaded.path, env: io.env });
+        log.debug(`starting: ${command}`);
+        return new Pipeline(command, io.env, processed, handlers);
+      },
+      maxParallel: maxParallel(),
       log,
-      onTrigger: () => scheduler.trigger(),
+      once: Boolean(ctx.args.once),
+      onEnded: (p, how) => {
+        const done = ended(p, how).catch((err: unknown) => log.error(`after pipeline ${p.lockId}: ${(err as Error).message}`));
+        endings.add(done);
+        void done.finally(() => endings.delete(done));
+      },
     });
-    triggers.start();
-    log.notice(`watching ${config.inbox} (max_parallel ${maxParallel()}, config ${loaded.path ?? 'defaults'})`);
-    scheduler.trigger(); // the rescan at start
+    /** Pipelines' ends still being looked at; then any recovery they asked for. */
+    const settledDown = async () => {
+      while (endings.size > 0) await Promise.all([...endings]);
+      await recovery.idle();
+    };
+
+    /** At a rescan: claims held by locks that are not ours may belong to a dead pipeline. */
+    const recoverForeign = async () => {
+      const mine = scheduler.lockIds();
+      const records = await listClaimRecords(processed);
+      if (records.some((r) => r.record.liveness?.kind !== 'dispatched' && !(r.record.liveness?.kind === 'local' && mine.has(r.record.liveness.lock)))) {
+        recovery.request('rescan');
+      }
+    };
+
+    const triggers = ctx.args.once
+      ? undefined
+      : new Triggers({
+          inbox: config.inbox,
+          rescanMs: config.watcher.rescan_interval_seconds * 1000,
+          settleMs: config.watcher.settle_seconds * 1000,
+          log,
+          onTrigger: (why) => {
+            scheduler.trigger();
+            if (why === 'rescan') void recoverForeign().catch((err: unknown) => log.error(`rescan: ${(err as Error).message}`));
+          },
+        });
+
+    const reload = () => {
+      try {
+        const next = ctx.config();
+        loaded = next;
+        scheduler.configChanged();
+        scheduler.setMaxParallel(maxParallel());
+        triggers?.update(next.config.watcher.rescan_interval_seconds * 1000, next.config.watcher.settle_seconds * 1000);
+        if (next.config.inbox !== config.inbox) log.warn('inbox changed: restart pv-watcher to watch the new folder');
+        log.notice(`configuration reloaded (max_parallel ${maxParallel()})`);
+        scheduler.trigger();
+      } catch (err) {
+        const msg = err instanceof ConfigError ? err.message : String(err);
+        log.error(`SIGHUP: configuration not reloaded, keeping the old one: ${msg}`);
+      }
+    };
 
     return await new Promise<number>((resolve) => {
       let stopping = false;
-      const stop = (signal: string) => {
+      const finish = (code: number) => {
+        signals.uninstall();
+        resolve(code);
+      };
+      const stop = (signal: WatcherSignal) => {
         if (stopping) {
           log.warn(`${signal} again: killing running pipelines now`);
           scheduler.killAll();
@@ -108,46 +177,34 @@ Examples:
         }
         stopping = true;
         log.notice(`${signal}: stopping`);
-        triggers.stop();
+        triggers?.stop();
         const w = loaded.config.watcher;
         void scheduler
           .shutdown(w.shutdown_grace_seconds * 1000, (w.runner_kill_grace_seconds + 15) * 1000)
-          .then(async () => {
-            // Anything killed mid-step is put back to pending now rather than at the next start.
-            await execa(claimBin, ['--recover', ...(loaded.path ? ['--config', loaded.path] : [])], {
-              env: io.env,
-              reject: false,
-              stdin: 'ignore',
-              stdout: 'ignore',
-              stderr: 'inherit',
-            });
-            process.off('SIGTERM', onTerm);
-            process.off('SIGINT', onInt);
-            process.off('SIGHUP', onHup);
+          .then(settledDown)
+          // Anything killed mid-step is put back to pending now rather than at the next start.
+          .then(() => recovery.run('stop'))
+          .then(() => {
             log.notice('stopped');
-            resolve(EX.OK);
+            finish(EX.OK);
           });
       };
-      const onTerm = () => stop('SIGTERM');
-      const onInt = () => stop('SIGINT');
-      const onHup = () => {
-        try {
-          const next = ctx.config();
-          loaded = next;
-          scheduler.setConfigPath(next.path);
-          scheduler.setMaxParallel(maxParallel());
-          triggers.update(next.config.watcher.rescan_interval_seconds * 1000, next.config.watcher.settle_seconds * 1000);
-          if (next.config.inbox !== config.inbox) log.warn('inbox changed: restart pv-watcher to watch the new folder');
-          log.notice(`configuration reloaded (max_parallel ${maxParallel()})`);
-          scheduler.trigger();
-        } catch (err) {
-          const msg = err instanceof ConfigError ? err.message : String(err);
-          log.error(`SIGHUP: configuration not reloaded, keeping the old one: ${msg}`);
-        }
-      };
-      process.on('SIGTERM', onTerm);
-      process.on('SIGINT', onInt);
-      process.on('SIGHUP', onHup);
+      signals.attach((s) => (s === 'SIGHUP' ? (stopping ? undefined : reload()) : stop(s)));
+      if (stopping) return;
+
+      if (ctx.args.once) {
+        scheduler.trigger();
+        void scheduler
+          .idle()
+          .then(settledDown)
+          .then(() => {
+            if (!stopping) finish(scheduler.failures > 0 ? EX.TEMPFAIL : EX.OK);
+          });
+        return;
+      }
+      triggers!.start();
+      log.notice(`watching ${config.inbox} (max_parallel ${maxParallel()}, config ${loaded.path ?? 'defaults'})`);
+      scheduler.trigger(); // the rescan at start
     });
   },
 });

@@ -1,7 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
-import { locateTool, parseRecordLine, processesInGroup, type PvRecord } from '@prompt-valet/core';
+import {
+  CLAIM_LOCK_ENV,
+  CLAIM_LOCK_FD,
+  claimLockPath,
+  locateTool,
+  newLockId,
+  parseRecordLine,
+  takeLock,
+  type PvRecord,
+} from '@prompt-valet/core';
 
 /** The steps after the claim, in order. pv-watcher holds no job logic: these tools do it all. */
 export const PIPELINE_STEPS = ['pv-resolve', 'pv-clone', 'pv-run-codex', 'pv-publish', 'pv-settle'] as const;
@@ -24,8 +34,8 @@ const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
  * it to the watcher at once, so it can start the next pipeline without
  * waiting for this one to finish; `{"claim_step":"done"}` on fd 3 says the
  * claim step is over. (`tee /dev/fd/3` cannot do it: Node's pipes are
- * sockets, which /dev/fd cannot open.) Everything stays in the one process
- * group that holds the claim.
+ * sockets, which /dev/fd cannot open.) Every step inherits fd 9, the claim
+ * lock (see Pipeline).
  */
 export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
@@ -53,26 +63,75 @@ export interface PipelineHandlers {
   onExit(code: number | null, signal: NodeJS.Signals | null): void;
 }
 
-/**
- * One pipeline in a process group of its own (detached): the group is the
- * claim's holder (core `pipelineHolder`), and signals reach every step.
- */
-export class Pipeline {
-  readonly child: ChildProcess;
-  readonly pgid: number;
-  claim: PvRecord | undefined;
-  private claimSeen = false;
+/** What the Scheduler needs of a pipeline; tests give it fakes. */
+export interface PipelineLike {
+  /** the claim record, once pv-claim made one */
+  readonly claim: PvRecord | undefined;
+  /** the id of the claim lock this pipeline holds */
+  readonly lockId: string;
+  go(): void;
+  cancel(): void;
+  stopAgent(): number;
+  kill(signal?: NodeJS.Signals): void;
+}
 
-  constructor(command: string, env: NodeJS.ProcessEnv, handlers: PipelineHandlers) {
-    this.child = spawn('/bin/sh', ['-c', command], {
-      detached: true,
-      env,
-      stdio: ['pipe', 'pipe', 'inherit', 'pipe'],
+export type PipelineFactory = (handlers: PipelineHandlers) => PipelineLike;
+
+/**
+ * One pipeline in a process group of its own (detached, so signals reach
+ * every step), holding a claim lock of its own (docs/lifecycle.md, "The
+ * claim lock"): the watcher creates `processed/.ledger/locks/<id>.lock`,
+ * locks it, hands the locked descriptor to the shell as fd 9 with
+ * PV_CLAIM_LOCK=<id>, and closes its own. Every step inherits fd 9, so the
+ * lock, and with it the claim, lives exactly as long as some step does.
+ */
+export class Pipeline implements PipelineLike {
+  child: ChildProcess | undefined;
+  claim: PvRecord | undefined;
+  readonly lockId = newLockId();
+  private claimSeen = false;
+  /** go/cancel asked for before the shell was started */
+  private early: 'go' | 'cancel' | undefined;
+  private killed: NodeJS.Signals | undefined;
+
+  constructor(
+    command: string,
+    env: NodeJS.ProcessEnv,
+    processed: string,
+    private readonly handlers: PipelineHandlers,
+  ) {
+    void this.start(command, env, processed).catch((err: unknown) => {
+      process.stderr.write(`pv-watcher: cannot start a pipeline: ${(err as Error).message}\n`);
+      this.handlers.onNothingClaimed();
+      this.handlers.onExit(null, null);
     });
+  }
+
+  private async start(command: string, env: NodeJS.ProcessEnv, processed: string): Promise<void> {
+    const lock = await takeLock(claimLockPath(processed, this.lockId));
+    if (!lock) throw new Error(`the fresh claim lock ${this.lockId} is busy`);
+    const stdio: StdioOptions = ['pipe', 'pipe', 'inherit', 'pipe'];
+    while (stdio.length < CLAIM_LOCK_FD) stdio.push('ignore');
+    stdio.push(lock.fd);
+    let child: ChildProcess;
+    try {
+      child = spawn('/bin/sh', ['-c', command], { detached: true, env: { ...env, [CLAIM_LOCK_ENV]: this.lockId }, stdio });
+    } finally {
+      // The shell has its copy; from now on the pipeline alone holds the lock.
+      await lock.release();
+    }
+    this.child = child;
+    this.wire(child);
+    if (this.killed) this.kill(this.killed);
+    else if (this.early === 'go') this.go();
+    else if (this.early === 'cancel') this.cancel();
+  }
+
+  private wire(child: ChildProcess): void {
+    const handlers = this.handlers;
     // A pipeline whose pv-claim is never told to go must not fail on EPIPE.
-    this.child.stdin?.on('error', () => undefined);
-    this.pgid = this.child.pid ?? -1;
-    const claims = readline.createInterface({ input: this.child.stdio[3] as Readable, crlfDelay: Infinity });
+    child.stdin?.on('error', () => undefined);
+    const claims = readline.createInterface({ input: child.stdio[3] as Readable, crlfDelay: Infinity });
     claims.on('line', (line) => {
       if (line.trim() === '' || this.claimSeen) return;
       const rec = parseRecordLine(line);
@@ -90,7 +149,7 @@ export class Pipeline {
         handlers.onNothingClaimed();
       }
     });
-    const settled = readline.createInterface({ input: this.child.stdout as Readable, crlfDelay: Infinity });
+    const settled = readline.createInterface({ input: child.stdout as Readable, crlfDelay: Infinity });
     settled.on('line', (line) => {
       if (line.trim() !== '') handlers.onSettled(parseRecordLine(line));
     });
@@ -103,11 +162,11 @@ export class Pipeline {
       stdoutDone = true;
       finish();
     });
-    this.child.on('exit', (code, signal) => {
+    child.on('exit', (code, signal) => {
       exited = [code, signal];
       finish();
     });
-    this.child.on('error', () => {
+    child.on('error', () => {
       exited = [null, null];
       stdoutDone = true;
       finish();
@@ -116,18 +175,21 @@ export class Pipeline {
 
   /** pv-claim (started with --wait) may look for a prompt now. */
   go(): void {
-    this.child.stdin?.end('go\n');
+    if (!this.child) this.early = 'go';
+    else this.child.stdin?.end('go\n');
   }
 
   /** pv-claim is not needed after all: it exits without claiming. */
   cancel(): void {
-    this.child.stdin?.end();
+    if (!this.child) this.early = 'cancel';
+    else this.child.stdin?.end();
   }
 
   /** Ask the running agent to stop (pv-run-codex settles it back to pending). */
   stopAgent(): number {
+    if (!this.child?.pid) return 0;
     let n = 0;
-    for (const p of processesInGroup(this.pgid)) {
+    for (const p of processesInGroup(this.child.pid)) {
       if (p.cmdline.some((a) => /pv-run-codex(\.js)?$/.test(a))) {
         try {
           process.kill(p.pid, 'SIGTERM');
@@ -142,10 +204,32 @@ export class Pipeline {
 
   /** Last resort: every process of the pipeline. */
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    if (!this.child?.pid) {
+      this.killed = signal;
+      return;
+    }
     try {
-      process.kill(-this.pgid, signal);
+      process.kill(-this.child.pid, signal);
     } catch {
       // already gone
     }
   }
+}
+
+/** Live (non-zombie) processes of group `pgid`, with their command lines. */
+function processesInGroup(pgid: number): { pid: number; cmdline: string[] }[] {
+  const out: { pid: number; cmdline: string[] }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 2 (the command) may hold spaces and parentheses: split after the last ")".
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[2]) !== pgid || rest[0] === 'Z' || rest[0] === 'X') continue;
+      out.push({ pid: Number(entry), cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean) });
+    } catch {
+      continue; // exited meanwhile
+    }
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 import type { Logger, PvRecord } from '@prompt-valet/core';
-import { Pipeline, pipelineCommand } from './pipeline.js';
+import type { PipelineFactory, PipelineLike } from './pipeline.js';
 import { RunStateLog } from './run-states.js';
 
 /**
@@ -13,19 +13,25 @@ import { RunStateLog } from './run-states.js';
 const PRESTART_AFTER_CLAIM_MS = 1500;
 
 export interface SchedulerOptions {
-  configPath: string | undefined;
+  /** starts one pipeline (the real one spawns `pv-claim --wait | … | pv-settle` under a claim lock) */
+  factory: PipelineFactory;
   maxParallel: number;
-  env: NodeJS.ProcessEnv;
   log: Logger;
   /** --once: stop when nothing is left to claim and every run has ended */
   once: boolean;
+  /** every pipeline that ended, and whether its claim (if any) was settled */
+  onEnded?: (pipeline: PipelineLike, ended: { claimed: boolean; settled: boolean; code: number | null; signal: NodeJS.Signals | null }) => void;
+  /** ms to wait before replacing a waiting pipeline that died (default 5000) */
+  restartDelayMs?: number;
+  /** ms after a claim before the next claimer is started ahead (default 1500) */
+  prestartAfterClaimMs?: number;
 }
 
 export class Scheduler {
-  private readonly active = new Set<Pipeline>();
-  private claiming: Pipeline | undefined;
+  private readonly active = new Set<PipelineLike>();
+  private claiming: PipelineLike | undefined;
   /** a pipeline started ahead, its pv-claim loaded and waiting for go */
-  private warm: Pipeline | undefined;
+  private warm: PipelineLike | undefined;
   private wanted = false;
   private stopping = false;
   private failedPipelines = 0;
@@ -41,9 +47,8 @@ export class Scheduler {
     this.pump();
   }
 
-  setConfigPath(p: string | undefined): void {
-    this.opts = { ...this.opts, configPath: p };
-    // The waiting pipeline was started with the old command line.
+  /** The configuration changed: the waiting pipeline was started with the old one. */
+  configChanged(): void {
     this.warm?.cancel();
     this.warm = undefined;
     this.prestart();
@@ -55,6 +60,13 @@ export class Scheduler {
 
   get failures(): number {
     return this.failedPipelines;
+  }
+
+  /** The claim locks of this watcher's pipelines (a claim naming another lock is someone else's). */
+  lockIds(): Set<string> {
+    const ids = new Set([...this.active].map((p) => p.lockId));
+    if (this.warm) ids.add(this.warm.lockId);
+    return ids;
   }
 
   /** Something may be claimable: look as soon as a slot is free. */
@@ -87,17 +99,16 @@ export class Scheduler {
     this.warm = this.spawn();
   }
 
-  private spawn(): Pipeline {
+  private spawn(): PipelineLike {
     const { log } = this.opts;
-    const command = pipelineCommand({ configPath: this.opts.configPath, env: this.opts.env });
-    log.debug(`starting: ${command}`);
-    const pipeline: Pipeline = new Pipeline(command, this.opts.env, {
+    let settled = false;
+    const pipeline: PipelineLike = this.opts.factory({
       onClaim: (rec: PvRecord) => {
         if (this.claiming === pipeline) this.claiming = undefined;
         this.states.track(rec);
         // The steps after the claim are starting now; starting the next
         // claimer a moment later keeps it from competing with them.
-        setTimeout(() => this.prestart(), PRESTART_AFTER_CLAIM_MS).unref();
+        setTimeout(() => this.prestart(), this.opts.prestartAfterClaimMs ?? PRESTART_AFTER_CLAIM_MS).unref();
         // More may be waiting: claim again while slots are free.
         this.wanted = true;
         this.pump();
@@ -108,6 +119,7 @@ export class Scheduler {
         this.pump();
       },
       onSettled: async (rec: PvRecord) => {
+        if (rec.settle) settled = true;
         // Report the steps' state changes first, so the log reads in order.
         if (rec.run_id) await this.states.flush(rec.run_id);
         const where = rec.target ? `${rec.target.owner}/${rec.target.repo}@${rec.target.branch}` : rec.claim?.rel ?? '';
@@ -118,6 +130,7 @@ export class Scheduler {
         else log.notice(line);
       },
       onExit: (code, signal) => {
+        this.opts.onEnded?.(pipeline, { claimed: pipeline.claim !== undefined, settled, code, signal });
         if (this.warm === pipeline) {
           // Died while waiting (e.g. killed): start another when needed.
           this.warm = undefined;
@@ -125,7 +138,7 @@ export class Scheduler {
             // Not at once: a claimer that cannot start (a broken install)
             // must not turn into a tight loop of process start-ups.
             log.warn(`a waiting pipeline ended (${signal ?? `exit ${code}`}); starting another in 5 s`);
-            setTimeout(() => this.prestart(), 5000).unref();
+            setTimeout(() => this.prestart(), this.opts.restartDelayMs ?? 5000).unref();
           }
           return;
         }

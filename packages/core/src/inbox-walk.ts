@@ -1,0 +1,94 @@
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { isErrno } from './files.js';
+import { isPermissionError } from './move.js';
+import { PROMPT_SUFFIX } from './prompt-names.js';
+
+/**
+ * The one walk of the inbox (docs/lifecycle.md, "Complete files"): pv-claim
+ * claims from it, pv-status and pv-web show it. A prompt is complete when it
+ * is a `*.prompt.md` that is not hidden (nor inside a hidden folder), not
+ * reached through a folder symlink, not zero bytes, and unchanged for the
+ * settle window: every write changes mtime and ctime, and ctime cannot be
+ * set back by a copy tool (scp -p, rsync -t), so "max(mtime, ctime) older
+ * than the window" means the size and content have held still that long.
+ * `*.PARTIAL` never matches.
+ */
+export interface InboxPrompt {
+  /** absolute path */
+  path: string;
+  /** relative to the inbox */
+  rel: string;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  /** the later of mtime and ctime: the last change of any kind */
+  changedMs: number;
+  /** a symlink, fifo, … : claimed only to be settled as an error, never read */
+  kind: 'file' | 'symlink' | 'other';
+}
+
+export interface InboxWalkOptions {
+  /** which state's files (default pending: `.prompt.md`) */
+  suffix?: string;
+  /** a folder that could not be read (EACCES, …): reported, the walk goes on */
+  onProblem?: (dir: string, err: unknown) => void;
+}
+
+/** Every prompt file in the given state, complete or not, oldest first (by last change, then path). */
+export async function listInboxPrompts(inbox: string, opts: InboxWalkOptions = {}): Promise<InboxPrompt[]> {
+  const suffix = opts.suffix ?? PROMPT_SUFFIX.pending;
+  const rels = await walk(inbox, '', suffix, opts.onProblem);
+  const out: InboxPrompt[] = [];
+  await Promise.all(
+    rels.map(async (rel) => {
+      const p = path.join(inbox, rel);
+      try {
+        const st = await fsp.lstat(p);
+        const kind = st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
+        out.push({ path: p, rel, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, changedMs: Math.max(st.mtimeMs, st.ctimeMs), kind });
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err; // claimed or moved meanwhile
+      }
+    }),
+  );
+  return out.sort((a, b) => a.changedMs - b.changedMs || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+/**
+ * Names ending in `suffix` below `root`, skipping hidden entries and never
+ * descending through a symlink. A plain walk rather than a glob: glob
+ * patterns do not match every legal name (a newline in a folder name), and
+ * a prompt the valet cannot see is one it can neither run nor reject.
+ */
+async function walk(root: string, rel: string, suffix: string, onProblem: InboxWalkOptions['onProblem']): Promise<string[]> {
+  const dir = rel ? path.join(root, rel) : root;
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isPermissionError(err)) {
+      onProblem?.(dir, err);
+      return [];
+    }
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return [];
+    throw err;
+  }
+  const out: string[] = [];
+  const below: Promise<string[]>[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const child = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) below.push(walk(root, child, suffix, onProblem));
+    else if (e.name.endsWith(suffix) && e.name.length > suffix.length) out.push(child);
+  }
+  for (const more of await Promise.all(below)) out.push(...more);
+  return out;
+}
+
+/** Is this prompt complete (non-empty and unchanged for the settle window)? */
+export function isCompletePrompt(c: InboxPrompt, settleSeconds: number, now = Date.now()): boolean {
+  if (c.kind !== 'file') return true; // never read: settled as an error at once
+  if (c.size === 0) return false;
+  return now - c.changedMs >= settleSeconds * 1000;
+}

@@ -1,0 +1,212 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fsyncDir, isErrno } from './files.js';
+
+/**
+ * Moving a prompt file without ever replacing a name, and without needing to
+ * own the file (docs/lifecycle.md). `renameat2(RENAME_NOREPLACE)` needs
+ * write access to the two folders only, unlike `link(2)` under
+ * `fs.protected_hardlinks = 1` (Debian's default), which refuses a file the
+ * caller does not own. Node 20 has no binding for it; coreutils 9.1's
+ * `mv -n -T` calls it (checked with strace), so it is run here and the
+ * inodes tell what happened.
+ */
+export type MoveOutcome = 'moved' | 'taken' | 'gone';
+
+/** Bound on one `mv` (it is one system call; only a hung filesystem waits). */
+const MV_TIMEOUT_MS = 30_000;
+
+/** How many `x.N.…` names are tried before giving up: one bound for every caller. */
+export const MAX_FREE_NAMES = 1000;
+
+const PERMISSION_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
+
+/** A permission problem an operator can cause and fix: one line, no stack trace. */
+export class FsPermissionError extends Error {
+  readonly code = 'permission_denied';
+  /** the operator can fix it; a later try may succeed */
+  readonly retryable = true;
+  constructor(
+    readonly errno: string,
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FsPermissionError';
+  }
+}
+
+export function isPermissionError(err: unknown): boolean {
+  if (err instanceof FsPermissionError) return true;
+  return typeof err === 'object' && err !== null && PERMISSION_CODES.has(String((err as NodeJS.ErrnoException).code));
+}
+
+/** The user name of `uid` from /etc/passwd, or `uid N`. */
+export function userName(uid: number): string {
+  try {
+    for (const line of fs.readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name && Number(id) === uid) return name;
+    }
+  } catch {
+    // no passwd file (a container): the number will do
+  }
+  return `uid ${uid}`;
+}
+
+export function serviceUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+function modeText(mode: number): string {
+  return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
+}
+
+/** `/x (owner alice, mode 0700)`, or just the path when it cannot be looked at. */
+export function describeOwner(p: string): string {
+  try {
+    const st = fs.lstatSync(p);
+    return `${p} (owner ${userName(st.uid)}, mode ${modeText(st.mode)})`;
+  } catch {
+    return p;
+  }
+}
+
+/**
+ * The one line an operator reads for EACCES, EPERM or EROFS on `p`: the
+ * path, its owner and mode, the service user, and what to do.
+ */
+export function describeFsError(err: unknown, p: string, action = 'change'): string {
+  const code = String((err as NodeJS.ErrnoException)?.code ?? 'EACCES');
+  const user = serviceUser();
+  if (code === 'EROFS') return `${p} is on a read-only filesystem (EROFS): ${user} cannot ${action} it; mount it read-write`;
+  return (
+    `${describeOwner(p)}: ${user} may not ${action} it (${code}); ` +
+    `make it writable for ${user} (chown ${user}, or chmod g+rwx for a group ${user} is in)`
+  );
+}
+
+/** One line for an operator, when `err` is a permission problem (no stack trace); undefined otherwise. */
+export function permissionLine(err: unknown): string | undefined {
+  if (err instanceof FsPermissionError) return err.message;
+  if (!isPermissionError(err)) return undefined;
+  const p = (err as NodeJS.ErrnoException).path;
+  return p ? describeFsError(err, p) : `${(err as Error).message} (as ${serviceUser()})`;
+}
+
+/** Turn a permission errno into FsPermissionError naming `p`; anything else is returned unchanged. */
+export function asPermissionError(err: unknown, p: string, action?: string): unknown {
+  if (err instanceof FsPermissionError || !isPermissionError(err)) return err;
+  return new FsPermissionError(String((err as NodeJS.ErrnoException).code), p, describeFsError(err, p, action));
+}
+
+function errnoFromMv(stderr: string): string {
+  if (/Permission denied/i.test(stderr)) return 'EACCES';
+  if (/Operation not permitted/i.test(stderr)) return 'EPERM';
+  if (/Read-only file system/i.test(stderr)) return 'EROFS';
+  if (/No such file or directory/i.test(stderr)) return 'ENOENT';
+  return 'EIO';
+}
+
+function runMv(src: string, dest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('mv', ['-n', '-T', '--', src, dest], { timeout: MV_TIMEOUT_MS, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } }, (err, _out, stderr) => {
+      if (!err) return resolve();
+      const code = errnoFromMv(String(stderr));
+      const e = Object.assign(new Error(`mv ${src} ${dest}: ${String(stderr).trim() || err.message}`), { code });
+      reject(e);
+    });
+  });
+}
+
+async function lstatOrUndefined(p: string): Promise<fs.Stats | undefined> {
+  try {
+    return await fsp.lstat(p);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Give `src` the name `dest`, never replacing an existing `dest`:
+ * 'moved' (dest is now src's inode), 'taken' (dest exists, src untouched) or
+ * 'gone' (src vanished: someone else moved it first). Permission problems
+ * throw FsPermissionError naming the folder that refused.
+ */
+export async function moveNoReplace(src: string, dest: string): Promise<MoveOutcome> {
+  const before = await lstatOrUndefined(src);
+  if (!before) return 'gone';
+  try {
+    await runMv(src, dest);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return 'gone';
+    if (isPermissionError(err)) {
+      // Which folder refused: the one the service user cannot write.
+      const blame = (await canWrite(path.dirname(src))) ? path.dirname(dest) : path.dirname(src);
+      throw asPermissionError(err, blame, 'rename files in');
+    }
+    throw err;
+  }
+  const after = await lstatOrUndefined(dest);
+  const srcNow = await lstatOrUndefined(src);
+  let outcome: MoveOutcome;
+  if (after && after.ino === before.ino && after.dev === before.dev) outcome = 'moved';
+  else if (after && after.dev !== before.dev && !srcNow && after.size === before.size) outcome = 'moved'; // mv copied across filesystems
+  else if (srcNow && srcNow.ino === before.ino) outcome = 'taken';
+  else outcome = 'gone';
+  if (outcome === 'moved') {
+    await fsyncDir(path.dirname(dest));
+    if (path.dirname(src) !== path.dirname(dest)) await fsyncDir(path.dirname(src));
+  }
+  return outcome;
+}
+
+async function canWrite(dir: string): Promise<boolean> {
+  try {
+    await fsp.access(dir, fs.constants.W_OK | fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `x` + `.done.md` → `x.done.md`, then `x.2.done.md`, `x.3.done.md`, … */
+export function freeNameCandidate(stem: string, suffix: string, n: number): string {
+  return n === 1 ? `${stem}${suffix}` : `${stem}.${n}${suffix}`;
+}
+
+/**
+ * Move `src` into `dir` as `<stem><suffix>`, or the first free
+ * `<stem>.N<suffix>`: the one unique-name loop (settle, retry to pending,
+ * requeue, reason files). `beforeEach(dest)` runs before each try (the
+ * ledger entry for that name is written first). Returns the final path, or
+ * undefined when `src` is gone.
+ */
+export async function moveToFreeName(
+  src: string,
+  dir: string,
+  stem: string,
+  suffix: string,
+  beforeEach?: (dest: string) => Promise<void>,
+): Promise<string | undefined> {
+  await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
+    throw asPermissionError(err, dir, 'create folders in');
+  });
+  for (let n = 1; n <= MAX_FREE_NAMES; n++) {
+    const dest = path.join(dir, freeNameCandidate(stem, suffix, n));
+    if (await lstatOrUndefined(dest)) continue;
+    await beforeEach?.(dest);
+    const outcome = await moveNoReplace(src, dest);
+    if (outcome === 'moved') return dest;
+    if (outcome === 'gone') return undefined;
+  }
+  throw new Error(`no free name for ${stem}${suffix} in ${dir} after ${MAX_FREE_NAMES} tries`);
+}

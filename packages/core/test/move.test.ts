@@ -1,0 +1,103 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { claimLockPath, inheritedClaimLock, takeLock } from '../src/claim-lock.js';
+import { describeFsError, moveNoReplace, moveToFreeName } from '../src/move.js';
+import { REPO_ROOT_FOR_TESTS } from './paths.js';
+
+function tmp(t: { teardown(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-move-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+t.test('moveNoReplace: moved, taken (both untouched), gone', async (t) => {
+  const dir = tmp(t);
+  const a = path.join(dir, 'x.prompt.md');
+  const b = path.join(dir, 'x.running.md');
+  fs.writeFileSync(a, 'new prompt');
+  fs.writeFileSync(b, 'running prompt');
+  t.equal(await moveNoReplace(a, b), 'taken');
+  t.equal(fs.readFileSync(a, 'utf8'), 'new prompt', 'source untouched');
+  t.equal(fs.readFileSync(b, 'utf8'), 'running prompt', 'target untouched');
+  fs.unlinkSync(b);
+  t.equal(await moveNoReplace(a, b), 'moved');
+  t.notOk(fs.existsSync(a));
+  t.equal(fs.readFileSync(b, 'utf8'), 'new prompt');
+  t.equal(await moveNoReplace(a, path.join(dir, 'y')), 'gone');
+});
+
+t.test('of many racing moves to one name exactly one wins; nothing is lost', async (t) => {
+  const dir = tmp(t);
+  const sources = Array.from({ length: 30 }, (_, i) => {
+    const p = path.join(dir, `s${i}`);
+    fs.writeFileSync(p, String(i));
+    return p;
+  });
+  const results = await Promise.all(sources.map((s) => moveNoReplace(s, path.join(dir, 'target'))));
+  t.equal(results.filter((r) => r === 'moved').length, 1);
+  t.equal(results.filter((r) => r === 'taken').length, 29);
+  t.equal(fs.readdirSync(dir).length, 30, '29 sources + the target');
+});
+
+t.test('moveToFreeName picks x.2.done.md, x.3.done.md … when taken', async (t) => {
+  const dir = tmp(t);
+  const dest = path.join(dir, 'finished', 'repo', 'main');
+  const moved: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const src = path.join(dir, 'x.done.md');
+    fs.writeFileSync(src, `run ${i}`);
+    moved.push(path.basename((await moveToFreeName(src, dest, 'x', '.done.md'))!));
+  }
+  t.same(moved, ['x.done.md', 'x.2.done.md', 'x.3.done.md']);
+  t.equal(fs.readFileSync(path.join(dest, 'x.done.md'), 'utf8'), 'run 0', 'the first is never overwritten');
+});
+
+// The kernel fact the lifecycle rests on: a user who may write the folder can
+// move a file it does not own, where link(2) fails (fs.protected_hardlinks).
+t.test('a non-root user moves a file owned by root; link(2) would fail', { skip: process.getuid?.() !== 0 && 'needs root to switch users' }, async (t) => {
+  const dir = tmp(t);
+  fs.chmodSync(dir, 0o777);
+  const src = path.join(dir, 'x.prompt.md');
+  fs.writeFileSync(src, 'root owns this', { mode: 0o644 });
+  const asNobody = (script: string) =>
+    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  t.equal(fs.readFileSync('/proc/sys/fs/protected_hardlinks', 'utf8').trim(), '1', 'protected_hardlinks is on here');
+  const moveJs = JSON.stringify(path.join(REPO_ROOT_FOR_TESTS, 'packages/core/dist/move.js'));
+  const out = asNobody(`
+    import * as fs from 'node:fs';
+    import { moveNoReplace } from ${moveJs};
+    let link = 'linked';
+    try { fs.linkSync(${JSON.stringify(src)}, ${JSON.stringify(path.join(dir, 'x.link.md'))}); } catch (e) { link = e.code; }
+    console.log(link, await moveNoReplace(${JSON.stringify(src)}, ${JSON.stringify(path.join(dir, 'x.running.md'))}));
+  `);
+  t.equal(out.trim(), 'EPERM moved', 'link refused, mv -n moved it');
+  t.equal(fs.statSync(path.join(dir, 'x.running.md')).uid, 0, 'still root\'s file, same inode');
+});
+
+t.test('a folder the user may not write: one line naming path, owner, mode, user and fix', async (t) => {
+  const line = describeFsError(Object.assign(new Error('x'), { code: 'EACCES' }), '/');
+  t.match(line, /^\/ \(owner root, mode 0755\): \S+ may not change it \(EACCES\); make it writable for/);
+  t.notMatch(line, /\n/);
+});
+
+t.test('takeLock: exclusive, dropped when released; inheritedClaimLock needs the locked descriptor', async (t) => {
+  const dir = tmp(t);
+  const file = claimLockPath(dir, 'test-lock');
+  const lock = await takeLock(file);
+  t.ok(lock, 'taken');
+  t.equal(await takeLock(file), undefined, 'busy for anyone else');
+  t.equal(inheritedClaimLock({ PV_CLAIM_LOCK: 'test-lock' }, dir)?.id, 'test-lock', 'this process holds it');
+  t.equal(inheritedClaimLock({ PV_CLAIM_LOCK: 'other' }, dir), undefined);
+  t.equal(inheritedClaimLock({ PV_CLAIM_LOCK: '../x' }, dir), undefined, 'an id naming another place is no lock');
+  await lock!.release();
+  t.equal(inheritedClaimLock({ PV_CLAIM_LOCK: 'test-lock' }, dir), undefined, 'released: not held');
+  const again = await takeLock(file);
+  t.ok(again, 'free again once released');
+  await again!.release();
+});

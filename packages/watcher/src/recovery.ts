@@ -1,0 +1,64 @@
+import { execa } from 'execa';
+import type { Logger } from '@prompt-valet/core';
+
+/**
+ * Runs `pv-claim --recover`, one at a time: a request while one runs makes
+ * one more run after it (requests coalesce). pv-watcher asks at start, at
+ * stop, after a pipeline of its own ended without settling its claim, and at
+ * each periodic rescan while claims of other lock holders exist.
+ */
+export class Recovery {
+  private running: Promise<number> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly claimBin: string,
+    private readonly args: () => string[],
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly log: Logger,
+  ) {}
+
+  /** Run now (after the current run, if any); resolves to pv-claim's exit code. */
+  async run(why: string): Promise<number> {
+    while (this.running) await this.running;
+    this.running = this.once(why);
+    try {
+      return await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /** Run soon; several requests while one runs make one more run. */
+  request(why: string): void {
+    if (this.running) {
+      if (this.again) return;
+      this.again = true;
+      void this.running.then(() => {
+        this.again = false;
+        return this.run(why);
+      });
+      return;
+    }
+    void this.run(why);
+  }
+
+  /** Resolves once no recovery runs. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async once(why: string): Promise<number> {
+    const res = await execa(this.claimBin, ['--recover', ...this.args()], {
+      env: this.env,
+      reject: false,
+      stdin: 'ignore',
+      stderr: 'inherit',
+      timeout: 10 * 60_000,
+    });
+    const n = String(res.stdout ?? '').split('\n').filter((l) => l.trim()).length;
+    if (n > 0) this.log.notice(`recovered ${n} claim(s) whose pipeline had died (${why})`);
+    if (res.exitCode !== 0) this.log.error(`pv-claim --recover failed (${why}; exit ${res.exitCode ?? res.signal})`);
+    return res.exitCode ?? 1;
+  }
+}
