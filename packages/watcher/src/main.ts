@@ -14,6 +14,7 @@ import {
   type LoadedConfig,
 } from '@prompt-valet/core';
 import { Pipeline, pipelineCommand, type PipelineLike } from './pipeline.js';
+import { Notifier } from './notifier.js';
 import { Recovery } from './recovery.js';
 import { Scheduler } from './scheduler.js';
 import { earlySignals, type WatcherSignal } from './signals.js';
@@ -47,6 +48,10 @@ Claims whose pipeline died (their lock is free) are recovered and resumed
 (pv-claim --recover) at start, at stop, after a pipeline of its own ended
 without settling, and at each rescan while claims of other holders exist.
 Up to watcher.max_parallel prompts run at once.
+
+With notify.webhooks set, every settled record also goes to one long-lived
+pv-notify fed by the watcher (the same as \`… | pv-settle | pv-notify\`), so
+a slow webhook never holds a pipeline open.
 
 Signals (caught from the first moment; one arriving during start is handled
 once started):
@@ -97,6 +102,20 @@ Examples:
     const atStart = await recovery.run('start');
     if (atStart !== 0) return atStart === EX.CONFIG ? EX.CONFIG : EX.TEMPFAIL;
 
+    // pv-notify, fed with every settled record, when webhooks are configured.
+    let notifier: Notifier | undefined;
+    const notifierFor = (l: LoadedConfig) =>
+      l.config.notify.webhooks.length === 0
+        ? undefined
+        : new Notifier({
+            bin: locateTool('pv-notify', { env: io.env }),
+            configArgs: l.path ? ['--config', l.path] : [],
+            env: io.env,
+            log,
+            closeTimeoutMs: (l.config.notify.drain_seconds + 5) * 1000,
+          });
+    notifier = notifierFor(loaded);
+
     const endings = new Set<Promise<void>>();
     const ended = async (p: PipelineLike, how: { claimed: boolean; settled: boolean }) => {
       const named = (await listClaimRecords(processed)).some((r) => r.record.liveness?.kind === 'local' && r.record.liveness.lock === p.lockId);
@@ -113,6 +132,9 @@ Examples:
       maxParallel: maxParallel(),
       log,
       once: Boolean(ctx.args.once),
+      onSettledRecord: (rec) => {
+        if (rec.settle) notifier?.send(rec);
+      },
       onEnded: (p, how) => {
         const done = ended(p, how).catch((err: unknown) => log.error(`after pipeline ${p.lockId}: ${(err as Error).message}`));
         endings.add(done);
@@ -123,6 +145,7 @@ Examples:
     const settledDown = async () => {
       while (endings.size > 0) await Promise.all([...endings]);
       await recovery.idle();
+      await notifier?.close();
     };
 
     /** At a rescan: claims held by locks that are not ours may belong to a dead pipeline. */
@@ -151,6 +174,9 @@ Examples:
       try {
         const next = ctx.config();
         loaded = next;
+        // The old pv-notify sends what it has; the next settled run starts one with the new webhooks.
+        void notifier?.close();
+        notifier = notifierFor(next);
         scheduler.configChanged();
         scheduler.setMaxParallel(maxParallel());
         triggers?.update(next.config.watcher.rescan_interval_seconds * 1000, next.config.watcher.settle_seconds * 1000);

@@ -21,6 +21,8 @@ export interface SchedulerOptions {
   once: boolean;
   /** every pipeline that ended, and whether its claim (if any) was settled */
   onEnded?: (pipeline: PipelineLike, ended: { claimed: boolean; settled: boolean; code: number | null; signal: NodeJS.Signals | null }) => void;
+  /** every record that came out of pv-settle (pv-watcher hands them to pv-notify) */
+  onSettledRecord?: (rec: PvRecord) => void;
   /** ms to wait before replacing a waiting pipeline that died (default 5000) */
   restartDelayMs?: number;
   /** ms after a claim before the next claimer is started ahead (default 1500) */
@@ -120,6 +122,7 @@ export class Scheduler {
       },
       onSettled: async (rec: PvRecord) => {
         if (rec.settle) settled = true;
+        this.opts.onSettledRecord?.(rec);
         // Report the steps' state changes first, so the log reads in order.
         if (rec.run_id) await this.states.flush(rec.run_id);
         const where = rec.target ? `${rec.target.owner}/${rec.target.repo}@${rec.target.branch}` : rec.claim?.rel ?? '';
