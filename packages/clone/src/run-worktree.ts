@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { git, GitError, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
+import { checkoutDirFor, git, GitError, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
 import { moveAside } from './move-aside.js';
 
 /**
@@ -11,7 +11,7 @@ import { moveAside } from './move-aside.js';
  * pushed (or there was none); a failed run keeps it, so no work is lost.
  */
 export function runWorktreeDir(reposRoot: string, owner: string, repo: string, runId: string): string {
-  return path.join(reposRoot, '.worktrees', owner, repo, runId);
+  return checkoutDirFor({ repos_root: reposRoot }, owner, repo, runId);
 }
 
 interface WorktreeEntry {

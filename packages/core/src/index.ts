@@ -20,3 +20,5 @@ export * from './runid.js';
 export * from './target-check.js';
 export * from './tools.js';
 export * from './run-paths.js';
+export * from './run-steps.js';
+export * from './record-paths.js';

@@ -7,14 +7,17 @@ import {
   checkRelativePath,
   checkRepoName,
   cloneUrl,
+  expectPath,
   folderToBranch,
   FrontMatterError,
   isErrno,
   parsePrompt,
   parsePromptName,
+  recordRunId,
   PathEscapeError,
   resolveInside,
   runFile,
+  runRootFor,
   slugify,
   StepError,
   type NameCheck,
@@ -83,13 +86,17 @@ export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise
     throw new StepError('not_claimed', 'record has no claim section (run_id, claim.rel): nothing to resolve');
   }
   const place = placeOf(claim.rel, config);
+  const runRoot = runRootFor(config, recordRunId(rec));
+  const runningFile = path.join(path.resolve(config.inbox), claim.rel);
+  expectPath('claim.inbox', claim.inbox, config.inbox);
+  expectPath('claim.path', claim.path, runningFile);
   try {
-    await resolveInside(claim.inbox, claim.rel);
+    await resolveInside(config.inbox, claim.rel);
   } catch (err) {
     if (err instanceof PathEscapeError) throw new StepError('path_escape', err.message);
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  const text = await readPromptText(claim.run_root, claim.path);
+  const text = await readPromptText(runRoot, runningFile);
   let front_matter;
   try {
     front_matter = parsePrompt(text).front_matter;
@@ -115,24 +122,27 @@ export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise
 }
 
 /** The run folder's copy (made by pv-claim); the running file only if there is none, never through a symlink. */
-async function readPromptText(runRoot: string | undefined, runningPath: string): Promise<string> {
-  if (runRoot) {
-    try {
-      return await fsp.readFile(runFile(runRoot, 'prompt'), 'utf8');
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-    }
+async function readPromptText(runRoot: string, runningPath: string): Promise<string> {
+  try {
+    return await readNoFollow(runFile(runRoot, 'prompt'));
+  } catch (err) {
+    if (isErrno(err, 'ELOOP')) throw new StepError('symlink_refused', `${runFile(runRoot, 'prompt')} is a symbolic link; not read`);
+    if (!isErrno(err, 'ENOENT')) throw err;
   }
   try {
-    const fh = await fsp.open(runningPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      return await fh.readFile('utf8');
-    } finally {
-      await fh.close();
-    }
+    return await readNoFollow(runningPath);
   } catch (err) {
     if (isErrno(err, 'ELOOP')) throw new StepError('symlink_refused', `${runningPath} is a symbolic link; not read`);
     if (isErrno(err, 'ENOENT')) throw new StepError('prompt_missing', `neither the run folder's prompt copy nor ${runningPath} exists`);
     throw err;
+  }
+}
+
+async function readNoFollow(file: string): Promise<string> {
+  const fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
   }
 }

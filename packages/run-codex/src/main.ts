@@ -75,6 +75,7 @@ export const main = defineTool<{ json?: boolean }>({
       await mapRecords(ctx, STEP, (rec) =>
         runPrompt(rec, {
           watcher,
+          roots: config,
           runnerPath,
           json: Boolean(ctx.args.json),
           env: ctx.io.env,

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  checkClaimRel,
+  checkoutOfRecord,
+  countAgentRun,
+  expectPath,
   FrontMatterError,
+  markStepDone,
+  readStepDone,
+  runOfRecord,
+  type ValetRoots,
   StepError,
   isErrno,
   parsePrompt,
@@ -26,6 +35,8 @@ export const STEP = 'run-codex';
 
 export interface RunPromptDeps {
   watcher: WatcherConfig;
+  /** where runs and checkouts live: every path is derived from these and the record's ids */
+  roots: ValetRoots;
   /** the runner found on PATH, or undefined when it is missing */
   runnerPath: string | undefined;
   /** keep the agent's JSON event stream (codex exec --json) */
@@ -71,7 +82,13 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (deps.shutdown.aborted) {
     throw new StepError('aborted_shutdown', 'pv-run-codex was stopped before this prompt ran', { retryable: true });
   }
-  const inputs = await readInputs(rec);
+  const inputs = await readInputs(rec, deps.roots);
+  // A resumed run whose agent already finished is not run again (docs/lifecycle.md).
+  const done = await readStepDone<RunCodexSection>(inputs.runRoot, STEP);
+  if (done) {
+    deps.log.info(`${inputs.runId}: the agent finished in an earlier try; not running it again`);
+    return { ...rec, agent: done };
+  }
   if (!deps.runnerPath) {
     throw new StepError(
       'runner_missing',
@@ -111,6 +128,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
   deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
   const usageCounter = new UsageCounter();
+  await countAgentRun(inputs.runRoot);
   const exit = await runAgent({
     command: deps.runnerPath,
     args,
@@ -159,34 +177,35 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     agent,
   });
   const out: PvRecord = { ...rec, agent };
-  if (!error) return out;
+  if (!error) {
+    await markStepDone(inputs.runRoot, STEP, agent);
+    return out;
+  }
   deps.log.warn(`${inputs.runId}: ${error.message}`);
   return withError(out, error);
 }
 
-async function readInputs(rec: PvRecord): Promise<Inputs> {
-  const runRoot = rec.claim?.run_root;
-  const checkoutDir = rec.checkout?.dir;
-  if (typeof runRoot !== 'string' || !path.isAbsolute(runRoot)) {
-    throw new StepError('bad_record', 'the record has no claim.run_root (an absolute path): feed pv-run-codex what pv-claim, pv-resolve and pv-clone produce');
-  }
-  if (typeof checkoutDir !== 'string' || !path.isAbsolute(checkoutDir)) {
-    throw new StepError('bad_record', 'the record has no checkout.dir (an absolute path): run pv-clone before pv-run-codex');
-  }
+async function readInputs(rec: PvRecord, roots: ValetRoots): Promise<Inputs> {
+  // Paths come from the configuration and the record's ids; a record naming
+  // other places (claim.run_root, checkout.dir, claim.path) fails foreign_path.
+  const { runId, runRoot } = runOfRecord(rec, roots);
+  const checkoutDir = checkoutOfRecord(rec, roots, runId);
+  const claimRel = rec.claim?.rel;
+  const runningFile = typeof claimRel === 'string' ? path.join(path.resolve(roots.inbox), checkClaimRel(claimRel)) : undefined;
+  if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
   try {
-    if (!(await fsp.stat(checkoutDir)).isDirectory()) throw new Error('not a folder');
+    if (!(await fsp.lstat(checkoutDir)).isDirectory()) throw new Error('not a folder');
   } catch {
     throw new StepError('checkout_missing', `the run's checkout ${checkoutDir} does not exist or is not a folder`);
   }
-  const runId = typeof rec.run_id === 'string' && rec.run_id ? rec.run_id : path.basename(runRoot);
 
   // The run folder's copy is what was claimed; the claimed file is the fallback.
-  const candidates = [runFile(runRoot, 'prompt'), rec.claim?.path].filter((p): p is string => typeof p === 'string');
+  const candidates = [runFile(runRoot, 'prompt'), runningFile].filter((p): p is string => typeof p === 'string');
   let text: string | undefined;
   let promptFile = '';
   for (const file of candidates) {
     try {
-      text = await fsp.readFile(file, 'utf8');
+      text = await readFileNoFollow(file);
       promptFile = file;
       break;
     } catch (err) {
@@ -258,5 +277,15 @@ async function fileExists(file: string): Promise<boolean> {
     return (await fsp.stat(file)).isFile();
   } catch {
     return false;
+  }
+}
+
+/** The prompt is read by name, never through a symlink planted in its place. */
+async function readFileNoFollow(file: string): Promise<string> {
+  const fh = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
   }
 }
