@@ -139,8 +139,9 @@ t.test('a rerun after a crash between push and PR opens exactly one PR', async (
 
   r = await publish([rec]);
   t.match(r.records[0]!.publish, { outcome: 'pr_opened', commit: pushed });
+  const opened = r.records[0]!.publish!.pr_url;
   r = await publish([rec]);
-  t.match(r.records[0]!.publish, { outcome: 'pr_exists', commit: pushed }, 'a third run finds the PR, worktree already gone');
+  t.match(r.records[0]!.publish, { outcome: 'pr_opened', commit: pushed, pr_url: opened }, 'a third run re-emits what publish.json recorded, worktree already gone');
   t.equal(gh.pullRequests.length, 1, 'exactly one PR');
   t.equal((await originBranches(bare)).get(rec.target!.agent_branch), pushed, 'no new commit');
 });
