@@ -1,7 +1,7 @@
 import {
   defineTool, EXIT_STATUS_HELP, mapRecords, markStepDone, pathExists, readStepDone, runOfRecord, updateRunStatus, type TargetSection,
 } from '@prompt-valet/core';
-import { resolveRecord } from './resolve.js';
+import { claimOf, resolveRecord } from './resolve.js';
 
 export const main = defineTool({
   name: 'pv-resolve',
@@ -39,6 +39,7 @@ Example:
   async run(ctx) {
     const { config } = ctx.config();
     return mapRecords(ctx, 'resolve', async (rec) => {
+      claimOf(rec);
       const { runRoot } = runOfRecord(rec, config);
       // A resumed run keeps the target (and so the agent branch) it had.
       const recorded = await readStepDone<TargetSection>(runRoot, 'resolve');

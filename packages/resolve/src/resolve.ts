@@ -80,11 +80,17 @@ export function placeOf(rel: string, config: Pick<ValetConfig, 'inbox_mode' | 'g
   return { owner, repo, branch, subdirs, file };
 }
 
-export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise<TargetSection> {
+/** The record's claim, or `not_claimed` when there is nothing to resolve. */
+export function claimOf(rec: PvRecord): NonNullable<PvRecord['claim']> {
   const claim = rec.claim;
   if (!claim || typeof claim.rel !== 'string' || !rec.run_id) {
     throw new StepError('not_claimed', 'record has no claim section (run_id, claim.rel): nothing to resolve');
   }
+  return claim;
+}
+
+export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise<TargetSection> {
+  const claim = claimOf(rec);
   const place = placeOf(claim.rel, config);
   const runRoot = runRootFor(config, recordRunId(rec));
   const runningFile = path.join(path.resolve(config.inbox), claim.rel);
