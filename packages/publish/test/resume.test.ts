@@ -2,8 +2,8 @@ import t from 'tap';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { git, RUN_FILES, type PvRecord } from '@prompt-valet/core';
-import { originBranches, waitFor } from '@prompt-valet/testkit';
-import { hangingWrapper, killGroup, setup, type Test } from './fixtures/setup.js';
+import { originBranches, waitFor, writeHangingWrapper } from '@prompt-valet/testkit';
+import { killGroup, setup, type Test } from './fixtures/setup.js';
 
 const exists = (p: string) => fsp.lstat(p).then(() => true, () => false);
 const progressOf = async (rec: PvRecord) =>
@@ -54,7 +54,7 @@ for (const k of KILL_POINTS) {
     const { root, bare, gh, cloned, publish, spawnPublish } = await setup(t);
     const bin = path.join(root.root, 'wrap-bin');
     const marker = path.join(root.root, 'hanging');
-    const wrapper = await hangingWrapper(bin, k.program, k.program === 'git' ? '/usr/bin/git' : '/usr/bin/gh', k.verb, k.when, marker);
+    const wrapper = await writeHangingWrapper({ dir: bin, name: k.program, real: `/usr/bin/${k.program}`, pattern: k.verb, when: k.when, marker });
     const rec = await cloned(bare, { 'crash.txt': 'survives\n' });
 
     if (k.program === 'gh') await root.configure({ watcher: { gh_cmd: wrapper } });
