@@ -9,7 +9,14 @@ Runs the Codex CLI on each record's prompt, in the run's checkout:
 with the prompt text (without its front matter) on stdin, then stdin closed.
 Front matter "model", "sandbox" and "timeout" (seconds) override the config.
 
-Input: records from pv-clone (claim.run_root, checkout.dir, target.front_matter).
+Input: records from pv-clone (run_id, target, target.front_matter). The run folder
+(<processed>/<run id>) and the checkout (<repos_root>/.worktrees/<owner>/<repo>/<run id>)
+come from the configuration; a record whose claim.run_root, checkout.dir or claim.path
+names another place fails with foreign_path before anything runs.
+
+Resume: when the agent finishes without error its section is recorded in
+<run folder>/steps/run-codex.json; a resumed run that has it gets that section back and the
+agent is not started again. Each start is counted in status.json "agent_runs".
 Records that already carry "error" pass through untouched.
 
 Output: each record plus an "agent" section: exit_code, duration_ms, timed_out,
@@ -23,7 +30,8 @@ events (--json), usage, model, sandbox. A failed run also gets "error"
   agent_idle_timeout  printed nothing for runner_idle_timeout_seconds
   aborted             an ABORT file appeared in the run folder       not retryable
   aborted_shutdown    pv-run-codex got SIGTERM/SIGINT                retryable
-  bad_record, checkout_missing, prompt_missing, bad_front_matter, empty_prompt
+  foreign_path, bad_run_id, missing_target, checkout_missing, prompt_missing,
+  bad_front_matter, empty_prompt
 
 Files in the run folder (PV_RUN_ROOT): agent.log (stdout and stderr, written
 as they arrive: tail -f it), last-message.md, events.jsonl (--json),
