@@ -34,7 +34,9 @@ t.test('a rewritten .git pointer, planted config (fsmonitor, include.path, filte
   // what an agent can write: the checkout, including its .git entry (here a whole fake git dir)
   const planted = path.join(dir, '.git');
   await fsp.rm(planted);
-  await git(['init', '-q', planted.replace(/\.git$/, 'decoy')]);
+  const decoy = path.join(dir, 'decoy');
+  await git(['init', '-q', decoy]);
+  await git(['-c', 'user.name=a', '-c', 'user.email=a@b', 'commit', '-q', '--allow-empty', '-m', 'decoy'], { cwd: decoy });
   await fsp.rename(path.join(dir, 'decoy', '.git'), planted);
   await fsp.rm(path.join(dir, 'decoy'), { recursive: true });
   const included = path.join(root.root, 'included.cfg');
