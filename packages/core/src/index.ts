@@ -22,3 +22,4 @@ export * from './tools.js';
 export * from './run-paths.js';
 export * from './run-steps.js';
 export * from './record-paths.js';
+export * from './git-hardening.js';

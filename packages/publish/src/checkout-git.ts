@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { git, isErrno, StepError, type GitOptions } from '@prompt-valet/core';
+import {
+  git, GIT_REPOSITORY_ENV_VARS, HARDENED_GIT_OPTIONS, isErrno, ISOLATED_GIT_CONFIG_ENV, StepError, type GitOptions,
+} from '@prompt-valet/core';
 import { TOKEN_VARS } from './gh.js';
 
 /**
@@ -13,45 +15,17 @@ import { TOKEN_VARS } from './gh.js';
  *   `<repo_dir>/.git/worktrees/<run id>`, derived from the configuration,
  *   never from the checkout's `.git` file (the agent can rewrite it to point
  *   at a repository with hooks or a config of its own).
- * - Only the shared clone's own config and the options below apply: the
- *   system and the user's global config are left out for commands that read
- *   the work tree, so an in-tree `.gitattributes` cannot reach a filter or
- *   diff driver defined there, and hooks, fsmonitor, pagers, external diffs,
- *   credential helpers and submodule recursion are all switched off.
+ * - Only the shared clone's own config and core's HARDENED_GIT_OPTIONS
+ *   apply: for commands that read the work tree the system and the user's
+ *   global config are left out (ISOLATED_GIT_CONFIG_ENV).
  */
-export const HARDENING_OPTIONS: readonly string[] = [
-  'core.hooksPath=/dev/null',
-  'core.fsmonitor=false',
-  'core.untrackedCache=false',
-  'core.pager=cat',
-  'core.attributesFile=/dev/null',
-  'core.excludesFile=/dev/null',
-  'credential.helper=',
-  'submodule.recurse=false',
-  'status.submoduleSummary=false',
-  'diff.ignoreSubmodules=all',
-  'commit.gpgSign=false',
-  'gc.auto=0',
-  'maintenance.auto=false',
-].flatMap((kv) => ['-c', kv]);
-
-/** Variables that would point git at another repository, index or object store than the one named. */
-const REPOSITORY_VARS = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_COMMON_DIR', 'GIT_OBJECT_DIRECTORY',
-  'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_CONFIG', 'GIT_CONFIG_PARAMETERS', 'GIT_CONFIG_COUNT', 'GIT_NAMESPACE'] as const;
 
 /** git never sees the GitHub token, nor another repository's variables. */
 export function publishGitEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const name of [...TOKEN_VARS, ...REPOSITORY_VARS]) env[name] = undefined;
+  for (const name of [...TOKEN_VARS, ...GIT_REPOSITORY_ENV_VARS]) env[name] = undefined;
   return { ...env, ...extra };
 }
-
-/** The config files a work-tree command may read: the shared clone's own only. */
-const ISOLATED_CONFIG_ENV: NodeJS.ProcessEnv = {
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_ATTR_NOSYSTEM: '1',
-};
 
 export interface RunCheckout {
   /** the shared clone `repos_root/<owner>/<repo>` */
@@ -89,9 +63,9 @@ export async function locateRunCheckout(repoDir: string, workTree: string): Prom
 
 /** git on the checkout's work tree and index, hardened as above. */
 export async function worktreeGit(co: RunCheckout, args: string[], opts: Pick<GitOptions, 'input' | 'env'> = {}): Promise<string> {
-  const result = await git(['--git-dir', co.adminDir, '--work-tree', co.workTree, ...HARDENING_OPTIONS, ...args], {
+  const result = await git(['--git-dir', co.adminDir, '--work-tree', co.workTree, ...HARDENED_GIT_OPTIONS, ...args], {
     cwd: co.workTree,
-    env: publishGitEnv({ ...ISOLATED_CONFIG_ENV, ...opts.env }),
+    env: publishGitEnv({ ...ISOLATED_GIT_CONFIG_ENV, ...opts.env }),
     ...(opts.input === undefined ? {} : { input: opts.input }),
   });
   return result.stdout;
@@ -103,7 +77,7 @@ export async function worktreeGit(co: RunCheckout, args: string[], opts: Pick<Gi
  * push may need its credentials set-up; nothing of the checkout is read.
  */
 export async function repoGit(commonDir: string, args: string[]): Promise<string> {
-  const result = await git(['--git-dir', commonDir, ...HARDENING_OPTIONS, ...args], {
+  const result = await git(['--git-dir', commonDir, ...HARDENED_GIT_OPTIONS, ...args], {
     cwd: path.dirname(commonDir),
     env: publishGitEnv(),
   });
