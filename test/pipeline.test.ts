@@ -57,7 +57,8 @@ t.test('a prompt becomes a done file, a commit upstream and a PR', async (t) => 
   t.ok(v.github.requests.every((r) => r.token === 'gh-secret-token-for-tests'), 'gh used the token');
 
   // The token never lands in the run folder.
-  for (const f of fs.readdirSync(runRoot)) {
+  for (const f of fs.readdirSync(runRoot, { recursive: true }) as string[]) {
+    if (!fs.statSync(path.join(runRoot, f)).isFile()) continue; // steps/ holds each step's completion record
     t.notMatch(fs.readFileSync(path.join(runRoot, f), 'utf8'), /gh-secret-token-for-tests/, `${f} holds no token`);
   }
   t.notMatch(stderr, /gh-secret-token-for-tests/, 'no token in the logs');
