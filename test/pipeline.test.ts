@@ -57,7 +57,7 @@ t.test('a prompt becomes a done file, a commit upstream and a PR', async (t) => 
   t.ok(v.github.requests.every((r) => r.token === 'gh-secret-token-for-tests'), 'gh used the token');
 
   // The token never lands in the run folder.
-  // (recursive: the agent's jail folders, jail/{home,codex-home,out}, are in it too)
+  // (recursive: the jail's folders, jail/{home,codex-home,out}, and steps/ are in it too)
   for (const f of fs.readdirSync(runRoot, { recursive: true }).map(String).filter((f) => fs.lstatSync(path.join(runRoot, f)).isFile())) {
     t.notMatch(fs.readFileSync(path.join(runRoot, f), 'utf8'), /gh-secret-token-for-tests/, `${f} holds no token`);
   }

@@ -16,10 +16,24 @@ For each record, holding a lock on the repository (<repos_root>/.locks/<owner>/<
      an earlier checkout in the way is moved to <repos_root>/.trash/).
 pv-publish removes the worktree once the work is pushed; a failed run keeps it.
 
+Paths come from the configuration and the record's ids: the run folder is
+<processed>/<run id> and the checkout <repos_root>/.worktrees/<owner>/<repo>/<run id>; a record
+whose claim.run_root or checkout.dir names another place fails with foreign_path.
+
+Resume: the checkout section is recorded in <run folder>/steps/clone.json before the record is
+emitted. A record of a run that already has it:
+  - agent step completed (steps/run-codex.json): the checkout, holding the agent's work, is
+    reused untouched and the recorded section re-emitted;
+  - otherwise: the old checkout is moved to <repos_root>/.trash/ (never deleted) and a fresh
+    one made at the base commit recorded the first time, so every try starts from the same
+    commit.
+
 Output: the same records with "checkout": {dir, base_sha, branch, repo, reused_branch}, and
 the run's status.json set to "cloned". A record that fails gets "error" {step: "clone", code,
 message, retryable, detail}:
   bad_target, missing_target, missing_claim   the record is unusable           (not retryable)
+  foreign_path, bad_run_id                    the record names places outside
+                                              the valet                        (not retryable)
   repo_missing_auto_clone_off                 no clone, auto-clone is off      (not retryable)
   not_a_git_repo, origin_mismatch, repo_dirty the clone is in the way and
                                               cleanup_non_git_dirs is off      (not retryable)

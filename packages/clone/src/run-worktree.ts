@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { git, GitError, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
+import { checkoutDirFor, git, GitError, HARDENED_GIT_OPTIONS, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
 import { moveAside } from './move-aside.js';
 
 /**
@@ -11,7 +11,7 @@ import { moveAside } from './move-aside.js';
  * pushed (or there was none); a failed run keeps it, so no work is lost.
  */
 export function runWorktreeDir(reposRoot: string, owner: string, repo: string, runId: string): string {
-  return path.join(reposRoot, '.worktrees', owner, repo, runId);
+  return checkoutDirFor({ repos_root: reposRoot }, owner, repo, runId);
 }
 
 interface WorktreeEntry {
@@ -71,6 +71,7 @@ export async function addRunWorktree(t: TargetSection, runId: string, baseSha: s
   if (previous) log.info(`agent branch ${t.agent_branch} exists from an earlier attempt (at ${previous}): resetting it to origin/${t.branch}`);
 
   await fsp.mkdir(path.dirname(dir), { recursive: true });
-  await git(['worktree', 'add', '--quiet', '--force', '-B', t.agent_branch, '--', dir, baseSha], { cwd: repoDir });
+  // No hook of the shared clone runs (post-checkout): its checkouts are where agents work.
+  await git([...HARDENED_GIT_OPTIONS, 'worktree', 'add', '--quiet', '--force', '-B', t.agent_branch, '--', dir, baseSha], { cwd: repoDir });
   return { dir, reused_branch: Boolean(previous), moved_aside: movedAside };
 }

@@ -29,3 +29,6 @@ export * from './webhooks.js';
 export * from './agent-cgroup.js';
 export * from './agent-jail-probe.js';
 export * from './forge-token.js';
+export * from './run-steps.js';
+export * from './record-paths.js';
+export * from './git-hardening.js';

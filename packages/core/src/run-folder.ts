@@ -59,6 +59,8 @@ export interface RunStatus {
   repo?: string;
   branch?: string;
   agent_branch?: string;
+  /** how many times the agent was started for this run (pv-run-codex, just before each start) */
+  agent_runs?: number;
   outcome?: string;
   pr_url?: string;
   /** where the settled prompt went (`finished/…/x.done.md`) */
@@ -80,7 +82,7 @@ export async function readRunStatus(runRoot: string): Promise<RunStatus | undefi
 }
 
 type KnownStatusFields = Pick<RunStatus, 'state' | 'prompt_rel' | 'attempt' | 'created_at' | 'owner' | 'repo' | 'branch'
-  | 'agent_branch' | 'outcome' | 'pr_url' | 'final_path' | 'error' | 'usage' | 'durations_ms'>;
+  | 'agent_branch' | 'agent_runs' | 'outcome' | 'pr_url' | 'final_path' | 'error' | 'usage' | 'durations_ms'>;
 
 export interface StatusUpdate extends Partial<KnownStatusFields> {
   [step: string]: unknown;

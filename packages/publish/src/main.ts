@@ -2,33 +2,68 @@ import { defineTool, EXIT_STATUS_HELP, mapRecords } from '@prompt-valet/core';
 import { publishRun } from './publish-step.js';
 
 export const HELP_EPILOGUE = `Input: records from pv-run-codex (one JSON object per line) with "run_id", "claim",
-"target" (from pv-resolve), "checkout" {dir, base_sha} (from pv-clone) and optionally
-"agent" {last_message}.
+"target" (from pv-resolve) and "checkout" (from pv-clone).
+
+Paths come from the configuration and the record's ids, never from the record: the run
+folder is <processed>/<run id>, the checkout <repos_root>/.worktrees/<owner>/<repo>/<run id>,
+the last message <run folder>/last-message.md. A record whose claim.run_root, claim.path,
+checkout.dir or agent.last_message names another place fails with foreign_path.
 
 For each record, in the run's checkout:
   - nothing changed but the agent's own <watcher.agent_runs_dir>/codex-run-<run id>.md:
     outcome "no_changes", no branch pushed, no PR;
-  - otherwise stages everything, commits "Codex: <prompt file> (run <run id>)" as
-    watcher.commit_author_name/email, pushes target.agent_branch to origin, and (with
+  - otherwise stages everything, commits "Codex: <prompt file> (run <run id>)" with the
+    trailer "Prompt-Valet-Run: <run id>" as watcher.commit_author_name/email, scans the
+    diff and the PR text for secrets, pushes target.agent_branch to origin, and (with
     watcher.publisher: gh) opens a PR into target.branch with
       gh pr create --repo [HOST/]owner/repo --base B --head A --title T --body-file F
     (--draft and --label from front matter, else watcher.pr_draft / watcher.pr_labels).
-    An open PR for the branch is looked up first, so a rerun never opens a second one.
     With publisher: none the branch is pushed and the PR text is only written down.
   - the title is front matter "title", else the prompt's first heading, else its file name;
     the body holds the agent's last message (trimmed), the prompt file, the run id and a
     hidden marker <!-- prompt-valet run_id=… -->.
   - the checkout (git worktree) is removed once the work is pushed or there was none; a
     failed run keeps it.
+
+The checkout is hostile (the agent wrote it): git runs with --git-dir set to the worktree's
+folder inside the shared clone (<repo>/.git/worktrees/<run id>, never the checkout's .git
+file) and --work-tree, hooks off (core.hooksPath=/dev/null), no fsmonitor, pager,
+credential helper or submodule recursion, and for commands that read the work tree no
+system or global config (so a .gitattributes filter or diff driver reaches nothing). Files
+are read from the run folder without following symlinks, at most 64 KiB. A repository the
+agent made inside the checkout is refused (nested_repo).
+
+Secrets: before the push, the lines the diff adds and the PR title and body are scanned for
+the token pv-publish holds (GH_TOKEN, GITHUB_TOKEN, GH_ENTERPRISE_TOKEN,
+GITHUB_ENTERPRISE_TOKEN) and for ghp_/gho_/ghs_/ghu_/ghr_/github_pat_ tokens, AWS key ids
+(AKIA…), private keys (-----BEGIN … PRIVATE KEY-----), sk-… API keys and xoxb-/xoxp- Slack
+tokens. A hit fails the record (secret_detected) naming the file, line and kind, never the
+secret; nothing is pushed.
+
+Resume: every side effect is recorded in <run folder>/publish.json before the next one:
+  committed → pushing (the commit is recorded before the push) → pushed → pr_opened | pr_exists
+A rerun continues from there: git ls-remote tells whether the push landed (pushed again
+only if not), an open PR is looked up by its head branch before one is made, and a commit
+on the remote agent branch carrying this run's trailer counts as this run's (no second
+commit). A finished publish.json is re-emitted as it is. One run → one branch → one PR.
+The push uses --force-with-lease: only an absent branch or this run's own commit is
+replaced, never someone else's work.
+
 gh host: $GH_HOST, else watcher.gh_host, else watcher.git_default_host. gh gets the token
 from its own environment variables (GH_TOKEN, GITHUB_TOKEN, GH_ENTERPRISE_TOKEN); it never
 reaches git, a log, a record or the run folder.
 
 Output: the same records with "publish": {outcome: pr_opened | pr_exists | pushed | no_changes,
-commit, pr_url, branch, title}. Run folder: pr-body.md (the PR body), publish.json (what was
-done), status.json "published". A record that fails gets "error" {step: "publish", …}:
+commit, pr_url, branch, title}. Run folder: pr-body.md (the PR body), publish.json (progress
+and outcome), status.json "published". A record that fails gets "error" {step: "publish", …}:
   bad_target, missing_target, missing_claim, missing_checkout   unusable record (not retryable)
+  foreign_path, bad_run_id                  the record names places outside the valet
+                                                                                 (not retryable)
   checkout_missing, not_a_git_repo          the checkout is gone or broken       (not retryable)
+  nested_repo                               the agent left a git repository in the checkout
+                                                                                 (not retryable)
+  secret_detected                           a secret in the diff or the PR text; nothing pushed
+                                                                                 (not retryable)
   push_rejected                             origin refused the push; the commit stays on the
                                             local branch and in the checkout     (retryable)
   git_failed                                git failed; detail = git's stderr    (retryable for

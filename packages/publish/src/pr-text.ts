@@ -1,16 +1,38 @@
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { firstHeading, isErrno, parsePrompt, RUN_FILES, type PvRecord } from '@prompt-valet/core';
+import { firstHeading, isErrno, parsePrompt, runFile, type Logger, type PvRecord } from '@prompt-valet/core';
+import { readSmallFileNoFollow } from './checkout-git.js';
 
-/** The pull request's title and body, and the commit message, from the record and the run folder. */
+/**
+ * The pull request's title and body, and the commit message. Files are read
+ * from the run folder by their fixed names (never a path a record names),
+ * never through a symlink, and only so much of them.
+ */
 const SUMMARY_MAX_CHARS = 4000;
+/** enough for the summary and a heading; a larger file is cut, not read whole */
+const READ_MAX_BYTES = 64 * 1024;
 
-async function readIfExists(file: string | undefined): Promise<string | undefined> {
+/** The git trailer that marks a commit as this run's, wherever the run resumes. */
+export const RUN_TRAILER = 'Prompt-Valet-Run';
+
+export interface PrTextSources {
+  runId: string;
+  runRoot: string;
+  /** `inbox/<claim.rel>`, derived: the prompt if the run folder has no copy */
+  runningFile?: string;
+  log: Logger;
+}
+
+/** A file's text, or undefined when it is missing; a symlink or a non-file is refused (logged), not followed. */
+async function readRunFile(file: string | undefined, log: Logger): Promise<string | undefined> {
   if (!file) return undefined;
   try {
-    return await fsp.readFile(file, 'utf8');
+    return await readSmallFileNoFollow(file, READ_MAX_BYTES);
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'EISDIR')) return undefined;
+    if (isErrno(err, 'ENOENT')) return undefined;
+    if (isErrno(err, 'ELOOP') || isErrno(err, 'EISDIR')) {
+      log.warn(`${file} is a symbolic link or not a regular file: not read`);
+      return undefined;
+    }
     throw err;
   }
 }
@@ -20,11 +42,10 @@ function promptStem(name: string): string {
 }
 
 /** Front matter `title`, else the prompt's first heading, else its file name. */
-export async function prTitle(rec: PvRecord): Promise<string> {
+export async function prTitle(rec: PvRecord, src: PrTextSources): Promise<string> {
   const fmTitle = rec.target?.front_matter?.title;
   if (typeof fmTitle === 'string' && fmTitle.trim()) return oneLine(fmTitle);
-  const runRoot = rec.claim!.run_root;
-  const text = (await readIfExists(path.join(runRoot, RUN_FILES.prompt))) ?? (await readIfExists(rec.claim?.path));
+  const text = (await readRunFile(runFile(src.runRoot, 'prompt'), src.log)) ?? (await readRunFile(src.runningFile, src.log));
   if (text !== undefined) {
     let body = text;
     try {
@@ -47,10 +68,8 @@ export function runMarker(runId: string): string {
   return `<!-- prompt-valet run_id=${runId} -->`;
 }
 
-export async function prBody(rec: PvRecord): Promise<string> {
-  const runRoot = rec.claim!.run_root;
-  const last = (await readIfExists(typeof rec.agent?.last_message === 'string' ? rec.agent.last_message : undefined))
-    ?? (await readIfExists(path.join(runRoot, RUN_FILES.lastMessage)));
+export async function prBody(rec: PvRecord, src: PrTextSources): Promise<string> {
+  const last = await readRunFile(runFile(src.runRoot, 'lastMessage'), src.log);
   let summary = (last ?? '').trim();
   if (summary.length > SUMMARY_MAX_CHARS) summary = `${summary.slice(0, SUMMARY_MAX_CHARS).trimEnd()}\n\n…(trimmed; the full message is in the run folder)`;
   if (!summary) summary = '_The agent left no final message._';
@@ -59,13 +78,14 @@ export async function prBody(rec: PvRecord): Promise<string> {
     '',
     '---',
     `Prompt: \`${(rec.claim?.prompt_rel as string | undefined) ?? rec.claim?.rel ?? rec.claim?.prompt_name ?? '?'}\``,
-    `Run: \`${rec.run_id}\``,
+    `Run: \`${src.runId}\``,
     '',
-    runMarker(rec.run_id!),
+    runMarker(src.runId),
     '',
   ].join('\n');
 }
 
-export function commitMessage(rec: PvRecord, title: string): string {
-  return `Codex: ${rec.claim?.prompt_name ?? title} (run ${rec.run_id})\n\n${title}\n`;
+export function commitMessage(rec: PvRecord, runId: string, title: string): string {
+  const name = typeof rec.claim?.prompt_name === 'string' ? oneLine(rec.claim.prompt_name) : title;
+  return `Codex: ${name} (run ${runId})\n\n${title}\n\n${RUN_TRAILER}: ${runId}\n`;
 }

@@ -1,47 +1,240 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  checkTargetRecord, git, GitError, isErrno, prSettings, readJsonIfExists, repoLockPath, runFile, StepError, updateRunStatus,
-  withRepoLock, writeFileAtomic, writeJsonAtomic, type Logger, type PublishSection, type PvRecord, type ValetConfig,
+  checkClaimRel, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
+  repoLockPath, runFile, runOfRecord, StepError, updateRunStatus, withRepoLock, writeFileAtomic, writeJsonAtomic,
+  type CheckoutSection, type Logger, type PublishSection, type PvRecord, type TargetSection, type ValetConfig,
 } from '@prompt-valet/core';
+import {
+  locateRunCheckout, repoGit, worktreeGit, type RunCheckout,
+} from './checkout-git.js';
 import { createPr, findOpenPr, ghHostFor, ghRepoArg, TOKEN_VARS } from './gh.js';
-import { commitMessage, prBody, prTitle } from './pr-text.js';
+import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
+import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
 
 /**
- * One record through pv-publish. Order matters for a crash at any point:
- * commit, push, record "pushed" in the run folder, look for an open PR, open
- * one, record the outcome, and only then remove the run's worktree. A rerun
- * redoes whatever did not finish and never opens a second PR.
+ * One record through pv-publish. Every side effect is idempotent and its
+ * progress durable in `publish.json` (docs/lifecycle.md, "A run resumes"):
+ *
+ *   committed → pushing → pushed → pr_opened | pr_exists     (or no_changes)
+ *
+ * The commit is recorded before the push; on resume `git ls-remote` tells
+ * whether the push landed, and the PR is looked up by its head branch before
+ * one is made. A commit on the remote agent branch carrying this run's
+ * trailer is this run's, so a run resumed without its run folder's
+ * progress does not commit again. One run → one branch → at most one PR.
  */
 export interface PublishContext {
   config: ValetConfig;
   env: NodeJS.ProcessEnv;
   log: Logger;
+  /** secret values to block in the diff and PR text besides the token variables in env (the forge token) */
+  knownSecrets?: readonly string[];
 }
 
-/** git never sees the GitHub token. */
-function gitEnvWithoutTokens(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const name of TOKEN_VARS) env[name] = undefined;
-  return env;
+export type PublishProgressOutcome = 'committed' | 'pushing' | PublishSection['outcome'];
+
+/** `publish.json` in the run folder. */
+export interface PublishProgress {
+  outcome: PublishProgressOutcome;
+  run_id: string;
+  at: string;
+  branch: string;
+  title?: string;
+  commit?: string;
+  base_sha?: string;
+  pr_url?: string;
 }
 
-async function g(args: string[], cwd: string) {
-  return (await git(args, { cwd, env: gitEnvWithoutTokens() })).stdout.trim();
+const FINISHED: readonly PublishProgressOutcome[] = ['pr_opened', 'pr_exists', 'no_changes'];
+
+interface Run {
+  runId: string;
+  runRoot: string;
+  target: TargetSection;
+  workTree: string;
+  commonDir: string;
+  reposRoot: string;
+}
+
+async function recordProgress(run: Run, progress: Omit<PublishProgress, 'run_id' | 'at' | 'branch'>): Promise<PublishProgress> {
+  const full: PublishProgress = { ...progress, run_id: run.runId, branch: run.target.agent_branch, at: new Date().toISOString() };
+  await writeJsonAtomic(runFile(run.runRoot, 'publish'), full);
+  return full;
 }
 
 async function dirExists(dir: string): Promise<boolean> {
   try {
-    return (await fsp.stat(dir)).isDirectory();
+    return (await fsp.lstat(dir)).isDirectory();
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return false;
     throw err;
   }
 }
 
-/** Paths changed in the worktree (porcelain -z), the agent's own run file excepted. */
-async function changedPaths(dir: string, ownFile: string | undefined): Promise<string[]> {
-  const out = (await git(['status', '--porcelain=v1', '-z', '--untracked-files=all'], { cwd: dir })).stdout;
+function sectionOf(p: PublishProgress): PublishSection {
+  const outcome = p.outcome === 'committed' || p.outcome === 'pushing' ? 'pushed' : p.outcome;
+  const section: PublishSection = { outcome, branch: p.branch };
+  if (p.commit) section.commit = p.commit;
+  if (p.pr_url) section.pr_url = p.pr_url;
+  if (p.title) section.title = p.title;
+  return section;
+}
+
+export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<PvRecord> {
+  const started = Date.now();
+  const { config, env, log } = ctx;
+  const w = config.watcher;
+  const { target: t } = checkTargetRecord(rec, config.repos_root);
+  const { runId, runRoot } = runOfRecord(rec, config);
+  const workTree = checkoutOfRecord(rec, config, runId);
+  expectPath('agent.last_message', rec.agent?.last_message, runFile(runRoot, 'lastMessage'));
+  const runningFile = typeof rec.claim?.rel === 'string' ? path.join(path.resolve(config.inbox), checkClaimRel(rec.claim.rel)) : undefined;
+  if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
+  // Checked against the operator's limits before anything is pushed: a forged record widens nothing.
+  const { draft, labels } = prSettings(t.front_matter, w);
+  const run: Run = { runId, runRoot, target: t, workTree, commonDir: path.join(path.resolve(t.repo_dir), '.git'), reposRoot: config.repos_root };
+
+  const finish = async (p: PublishProgress): Promise<PvRecord> => {
+    if (await dirExists(workTree)) await removeCheckout(run, log);
+    await updateRunStatus(runRoot, {
+      state: 'published', step: 'publish', outcome: sectionOf(p).outcome,
+      ...(p.pr_url ? { pr_url: p.pr_url } : {}),
+      durations_ms: { publish: Date.now() - started },
+    });
+    return { ...rec, publish: sectionOf(p) };
+  };
+
+  let progress = await readJsonIfExists<PublishProgress>(runFile(runRoot, 'publish'));
+  if (progress && progress.run_id !== runId) progress = undefined;
+  if (progress && (FINISHED.includes(progress.outcome) || (progress.outcome === 'pushed' && w.publisher !== 'gh'))) {
+    log.info(`run ${runId}: published earlier (${progress.outcome}); nothing to do again`);
+    return finish(progress);
+  }
+
+  const src: PrTextSources = { runId, runRoot, log, ...(runningFile ? { runningFile } : {}) };
+  const title = await prTitle(rec, src);
+  const body = await prBody(rec, src);
+  // The forge token wherever it comes from (systemd credential, file, environment) is the first secret to look for.
+  const forge = readForgeToken(env);
+  const knownSecrets = [...TOKEN_VARS.map((v) => env[v] ?? ''), ...(forge ? [forge.token] : []), ...(ctx.knownSecrets ?? [])];
+  const textHit = findSecret(`${title}\n${body}`, 'the PR title and body', knownSecrets);
+  if (textHit) throw secretError(textHit, runFile(runRoot, 'lastMessage'));
+  const bodyFile = runFile(runRoot, 'prBody');
+  await writeFileAtomic(bodyFile, body);
+
+  const baseSha = await recordedBase(rec, runRoot);
+  if (!progress?.commit) {
+    const made = await commitOrFind(run, rec, title, baseSha, ctx);
+    if (made === 'no_changes') {
+      log.info(`run ${runId}: the agent changed nothing; no branch pushed, no PR`);
+      return finish(await recordProgress(run, { outcome: 'no_changes', title }));
+    }
+    progress = await recordProgress(run, { outcome: made.pushed ? 'pushed' : 'committed', commit: made.commit, base_sha: baseSha, title });
+  }
+  const commit = progress.commit!;
+
+  if (progress.outcome !== 'pushed') {
+    const diff = await repoGit(run.commonDir, ['diff', '--no-ext-diff', '--no-textconv', '--no-color', '-U0', baseSha, commit, '--']);
+    const hit = findSecretInDiff(diff, knownSecrets);
+    if (hit) throw secretError(hit, `commit ${commit.slice(0, 12)} of ${t.repo_dir} and ${workTree}`);
+    progress = await recordProgress(run, { outcome: 'pushing', commit, base_sha: baseSha, title });
+    await pushOnce(run, commit, log);
+    progress = await recordProgress(run, { outcome: 'pushed', commit, base_sha: baseSha, title });
+  }
+
+  if (w.publisher !== 'gh') {
+    log.info(`run ${runId}: pushed ${t.agent_branch} (publisher none: PR text in ${bodyFile})`);
+    return finish(progress);
+  }
+  const host = ghHostFor(env, w.gh_host, w.git_default_host);
+  const repoArg = ghRepoArg(host, t.owner, t.repo);
+  const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
+  const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
+  if (existing) {
+    log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
+    return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: existing }));
+  }
+  const url = await createPr(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
+  log.info(`run ${runId}: opened ${url}`);
+  return finish(await recordProgress(run, { outcome: 'pr_opened', commit, title, pr_url: url }));
+}
+
+/**
+ * The commit the agent branch starts from, as pv-clone recorded it in the
+ * run folder (the record's copy only when that is missing). The secret scan
+ * covers everything from here to the commit pushed.
+ */
+async function recordedBase(rec: PvRecord, runRoot: string): Promise<string> {
+  const recorded = (await readStepDone<CheckoutSection>(runRoot, 'clone'))?.base_sha ?? rec.checkout?.base_sha;
+  if (typeof recorded !== 'string' || !/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(recorded)) {
+    throw new StepError('missing_checkout', `no base commit recorded for this run (steps/clone.json or checkout.base_sha): run pv-clone first`);
+  }
+  return recorded;
+}
+
+/** The tip of the agent branch on origin, or undefined when it is not there. */
+async function remoteTip(run: Run): Promise<string | undefined> {
+  const ref = `refs/heads/${run.target.agent_branch}`;
+  const out = await repoGit(run.commonDir, ['ls-remote', '--', 'origin', ref]);
+  const line = out.split('\n').find((l) => l.endsWith(`\t${ref}`));
+  return line?.split('\t')[0];
+}
+
+/** Whether `commit` carries this run's trailer (`Prompt-Valet-Run: <run id>`). */
+async function isRunCommit(commonDir: string, commit: string, runId: string): Promise<boolean> {
+  const out = await repoGit(commonDir, ['log', '-1', `--format=%(trailers:key=${RUN_TRAILER},valueonly)`, commit, '--']);
+  return out.split('\n').some((v) => v.trim() === runId);
+}
+
+/**
+ * Commit the checkout's changes on the agent branch, or find this run's
+ * commit already made: the checkout's HEAD (a crash after the commit, before
+ * publish.json said so) or the remote agent branch (the run resumed without
+ * the progress of an earlier try). `pushed` when the commit is already on
+ * origin.
+ */
+async function commitOrFind(run: Run, rec: PvRecord, title: string, baseSha: string, ctx: PublishContext):
+  Promise<{ commit: string; pushed: boolean } | 'no_changes'> {
+  const remote = await remoteTip(run);
+  if (remote) {
+    await repoGit(run.commonDir, ['fetch', '--quiet', '--no-write-fetch-head', 'origin',
+      `+refs/heads/${run.target.agent_branch}:refs/remotes/origin/${run.target.agent_branch}`]);
+    if (await isRunCommit(run.commonDir, remote, run.runId)) {
+      ctx.log.info(`run ${run.runId}: origin already has this run's commit ${remote.slice(0, 12)} on ${run.target.agent_branch}`);
+      return { commit: remote, pushed: true };
+    }
+  }
+  if (!(await dirExists(run.workTree))) {
+    throw new StepError('checkout_missing', `checkout ${run.workTree} does not exist and nothing was committed for run ${run.runId}`);
+  }
+  const co = await locateRunCheckout(run.target.repo_dir, run.workTree);
+  const head = (await worktreeGit(co, ['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+  const w = ctx.config.watcher;
+  // The agent's own run file (written by pv-run-codex) alone is no change.
+  const ownFile = w.agent_runs_dir ? path.posix.join(w.agent_runs_dir, `codex-run-${run.runId}.md`) : undefined;
+  const changed = (await changedPaths(co)).filter((p) => p !== ownFile);
+  if (changed.length === 0) {
+    if (head === baseSha) return 'no_changes';
+    if (await isRunCommit(run.commonDir, head, run.runId)) return { commit: head, pushed: false };
+  }
+  await moveAgentBranchToHead(co, run.target.agent_branch, head);
+  await worktreeGit(co, ['add', '--all', '--', '.']);
+  await refuseNestedRepositories(co, baseSha);
+  // --allow-empty: commits the agent made itself (isolation none) get a tip carrying the run's trailer.
+  await worktreeGit(co, ['commit', '--quiet', '--no-verify', '--allow-empty', '--cleanup=strip', '-F', '-'], {
+    input: commitMessage(rec, run.runId, title),
+    env: {
+      GIT_AUTHOR_NAME: w.commit_author_name, GIT_AUTHOR_EMAIL: w.commit_author_email,
+      GIT_COMMITTER_NAME: w.commit_author_name, GIT_COMMITTER_EMAIL: w.commit_author_email,
+    },
+  });
+  return { commit: (await worktreeGit(co, ['rev-parse', '--verify', 'HEAD^{commit}'])).trim(), pushed: false };
+}
+
+/** Paths changed in the work tree (porcelain -z), gitlinks included. */
+async function changedPaths(co: RunCheckout): Promise<string[]> {
+  const out = await worktreeGit(co, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=none']);
   const entries = out.split('\0').filter(Boolean);
   const paths: string[] = [];
   for (let i = 0; i < entries.length; i++) {
@@ -49,112 +242,63 @@ async function changedPaths(dir: string, ownFile: string | undefined): Promise<s
     paths.push(e.slice(3));
     if (e[0] === 'R' || e[0] === 'C') i++; // the next entry is the rename's source
   }
-  return paths.filter((p) => p !== ownFile);
-}
-
-export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<PvRecord> {
-  const started = Date.now();
-  const { config, env, log } = ctx;
-  const w = config.watcher;
-  const { runId, target: t, runRoot } = checkTargetRecord(rec, config.repos_root);
-  const dir = rec.checkout?.dir;
-  if (typeof dir !== 'string' || !path.isAbsolute(dir)) throw new StepError('missing_checkout', 'record has no checkout.dir (run pv-clone first)');
-  const ownFile = w.agent_runs_dir ? path.posix.join(w.agent_runs_dir, `codex-run-${runId}.md`) : undefined;
-  const previous = await readJsonIfExists<PublishSection>(runFile(runRoot, 'publish'));
-  const title = await prTitle(rec);
-  const body = await prBody(rec);
-  const bodyFile = runFile(runRoot, 'prBody');
-  await writeFileAtomic(bodyFile, body);
-
-  let commit: string;
-  if (await dirExists(dir)) {
-    const top = await g(['rev-parse', '--show-toplevel'], dir).catch(() => '');
-    if (!top || (await fsp.realpath(top)) !== (await fsp.realpath(dir))) {
-      throw new StepError('not_a_git_repo', `checkout ${dir} is not a git worktree`);
-    }
-    const changed = await changedPaths(dir, ownFile);
-    const headSha = await g(['rev-parse', 'HEAD'], dir);
-    const baseSha = rec.checkout?.base_sha;
-    if (changed.length === 0 && headSha === baseSha) {
-      const section: PublishSection = { outcome: 'no_changes', branch: t.agent_branch, title };
-      await writeJsonAtomic(runFile(runRoot, 'publish'), { ...section, run_id: runId, at: new Date().toISOString() });
-      await removeCheckout(rec, dir, config.repos_root, log);
-      log.info(`run ${runId}: the agent changed nothing; no branch pushed, no PR`);
-      await updateRunStatus(runRoot, { state: 'published', step: 'publish', outcome: 'no_changes', durations_ms: { publish: Date.now() - started } });
-      return { ...rec, publish: section };
-    }
-    const current = await g(['symbolic-ref', '--quiet', 'HEAD'], dir).catch(() => '');
-    if (current !== `refs/heads/${t.agent_branch}`) {
-      // The agent left its branch: bring the work back onto the agent branch.
-      await g(['checkout', '--quiet', '-B', t.agent_branch], dir);
-    }
-    if (changed.length > 0) {
-      await g(['add', '--all'], dir);
-      await git(['-c', 'commit.gpgsign=false', 'commit', '--quiet', '--no-verify', '-F', '-'], {
-        cwd: dir,
-        input: commitMessage(rec, title),
-        env: {
-          ...gitEnvWithoutTokens(),
-          GIT_AUTHOR_NAME: w.commit_author_name, GIT_AUTHOR_EMAIL: w.commit_author_email,
-          GIT_COMMITTER_NAME: w.commit_author_name, GIT_COMMITTER_EMAIL: w.commit_author_email,
-        },
-      });
-    }
-    commit = await g(['rev-parse', 'HEAD'], dir);
-    await pushAgentBranch(dir, t.agent_branch, commit);
-  } else if (previous?.commit && (previous.outcome === 'pushed' || previous.outcome === 'pr_opened' || previous.outcome === 'pr_exists')) {
-    // A rerun after the checkout was already removed: the work is upstream.
-    commit = previous.commit;
-    log.info(`run ${runId}: checkout already removed; ${t.agent_branch} was pushed at ${commit}`);
-  } else {
-    throw new StepError('checkout_missing', `checkout ${dir} does not exist and nothing was pushed for run ${runId}`);
-  }
-
-  const pushed: PublishSection = { outcome: 'pushed', commit, branch: t.agent_branch, title };
-  await writeJsonAtomic(runFile(runRoot, 'publish'), { ...pushed, run_id: runId, at: new Date().toISOString() });
-
-  let section = pushed;
-  if (w.publisher === 'gh') {
-    const host = ghHostFor(env, w.gh_host, w.git_default_host);
-    const repoArg = ghRepoArg(host, t.owner, t.repo);
-    const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
-    const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
-    if (existing) {
-      section = { ...pushed, outcome: 'pr_exists', pr_url: existing };
-      log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
-    } else {
-      // Re-checked against the operator's limits: a forged record widens nothing.
-      const { draft, labels } = prSettings(t.front_matter, w);
-      const url = await createPr(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
-      section = { ...pushed, outcome: 'pr_opened', pr_url: url };
-      log.info(`run ${runId}: opened ${url}`);
-    }
-    await writeJsonAtomic(runFile(runRoot, 'publish'), { ...section, run_id: runId, at: new Date().toISOString() });
-  } else {
-    log.info(`run ${runId}: pushed ${t.agent_branch} (publisher none: PR text in ${bodyFile})`);
-  }
-
-  if (await dirExists(dir)) await removeCheckout(rec, dir, config.repos_root, log);
-  await updateRunStatus(runRoot, {
-    state: 'published', step: 'publish', outcome: section.outcome,
-    ...(section.pr_url ? { pr_url: section.pr_url } : {}),
-    durations_ms: { publish: Date.now() - started },
-  });
-  return { ...rec, publish: section };
+  return paths;
 }
 
 /**
- * Push with a lease on what this clone last saw of the agent branch: an
- * earlier attempt's push of the same branch (ours) is replaced, anything
- * else someone pushed there meanwhile makes the push fail, never lost.
+ * The agent may have left HEAD on another branch or detached: the agent
+ * branch is set to where HEAD is, and HEAD to it, without touching the work
+ * tree or the index.
  */
-async function pushAgentBranch(dir: string, branch: string, commit: string): Promise<void> {
+async function moveAgentBranchToHead(co: RunCheckout, branch: string, head: string): Promise<void> {
   const ref = `refs/heads/${branch}`;
-  const seen = await g(['rev-parse', '--verify', '--quiet', `refs/remotes/origin/${branch}`], dir).catch(() => '');
+  const current = (await worktreeGit(co, ['symbolic-ref', '--quiet', 'HEAD']).catch((err: unknown) => {
+    if (err instanceof GitError) return '';
+    throw err;
+  })).trim();
+  if (current === ref) return;
+  await worktreeGit(co, ['update-ref', '-m', 'prompt-valet: the agent left its branch', ref, head]);
+  await worktreeGit(co, ['symbolic-ref', 'HEAD', ref]);
+}
+
+/**
+ * A repository the agent made inside the checkout would be committed as a
+ * gitlink (a submodule pointing at commits that exist nowhere upstream):
+ * refused, naming it, with the index put back as it was.
+ */
+async function refuseNestedRepositories(co: RunCheckout, baseSha: string): Promise<void> {
+  const gitlinks = (text: string, modeField: number, pathSep: string) => new Set(text.split('\0').filter(Boolean)
+    .filter((e) => e.split(' ')[modeField] === '160000').map((e) => e.slice(e.indexOf(pathSep) + 1)));
+  const staged = gitlinks(await worktreeGit(co, ['ls-files', '--stage', '-z']), 0, '\t');
+  if (staged.size === 0) return;
+  const atBase = gitlinks(await worktreeGit(co, ['ls-tree', '-r', '-z', baseSha]), 0, '\t');
+  const added = [...staged].filter((p) => !atBase.has(p));
+  if (added.length === 0) return;
+  await worktreeGit(co, ['reset', '--quiet']);
+  throw new StepError('nested_repo',
+    `the agent left a git repository inside the checkout (${added.map((p) => JSON.stringify(p)).join(', ')}); it would be pushed as a submodule pointing nowhere: remove its .git or the folder in ${co.workTree} and retry`);
+}
+
+/**
+ * Push the recorded commit unless origin already has it. The lease accepts
+ * only an absent branch or this run's own earlier commit at its tip, so
+ * nothing someone else pushed to the agent branch is overwritten.
+ */
+async function pushOnce(run: Run, commit: string, log: Logger): Promise<void> {
+  const branch = run.target.agent_branch;
+  const ref = `refs/heads/${branch}`;
+  const remote = await remoteTip(run);
+  if (remote === commit) {
+    log.info(`run ${run.runId}: ${branch} is already on origin at ${commit.slice(0, 12)}; not pushed again`);
+    return;
+  }
+  let expected = '';
+  if (remote) {
+    await repoGit(run.commonDir, ['fetch', '--quiet', '--no-write-fetch-head', 'origin', `+${ref}:refs/remotes/origin/${branch}`]);
+    if (await isRunCommit(run.commonDir, remote, run.runId)) expected = remote;
+  }
   try {
-    await git(['push', '--quiet', `--force-with-lease=${ref}:${seen}`, 'origin', `${commit}:${ref}`], {
-      cwd: dir, env: gitEnvWithoutTokens(),
-    });
+    await repoGit(run.commonDir, ['push', '--quiet', '--no-verify', `--force-with-lease=${ref}:${expected}`, 'origin', `${commit}:${ref}`]);
   } catch (err) {
     if (err instanceof GitError && /\[rejected\]|\[remote rejected\]|stale info|non-fast-forward|fetch first|pre-receive hook declined/i.test(`${err.stderr}\n${err.message}`)) {
       throw new StepError('push_rejected',
@@ -163,24 +307,21 @@ async function pushAgentBranch(dir: string, branch: string, commit: string): Pro
     }
     throw err;
   }
-  // The lease of the next push compares with what we pushed now.
-  await g(['update-ref', `refs/remotes/origin/${branch}`, commit], dir).catch(() => '');
 }
 
 /**
- * Remove the run's worktree (under the repository lock, as pv-clone adds
- * them). With no changes the local agent branch goes too; after a push the
- * branch lives on origin, so the local one is deleted as well.
+ * Remove the run's worktree once its work is upstream (or there was none),
+ * under the repository lock, as pv-clone adds them; the local agent branch
+ * goes too. Failing to remove it loses nothing: logged.
  */
-async function removeCheckout(rec: PvRecord, dir: string, reposRoot: string, log: Logger): Promise<void> {
-  const t = rec.target!;
+async function removeCheckout(run: Run, log: Logger): Promise<void> {
+  const t = run.target;
   try {
-    await withRepoLock(repoLockPath(reposRoot, t.owner, t.repo), async () => {
-      await g(['worktree', 'remove', '--force', dir], t.repo_dir);
-      await g(['update-ref', '-d', `refs/heads/${t.agent_branch}`], t.repo_dir);
+    await withRepoLock(repoLockPath(run.reposRoot, t.owner, t.repo), async () => {
+      await repoGit(run.commonDir, ['worktree', 'remove', '--force', '--', run.workTree]);
+      await repoGit(run.commonDir, ['update-ref', '-d', `refs/heads/${t.agent_branch}`]);
     });
   } catch (err) {
-    // The work is safe (pushed, or there was none); a leftover folder is tidied by the next pv-clone.
-    log.warn(`could not remove the checkout ${dir}: ${(err as Error).message}`);
+    log.warn(`could not remove the checkout ${run.workTree}: ${(err as Error).message}`);
   }
 }

@@ -3,47 +3,8 @@ import { execa } from 'execa';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { git, readRunStatus, RUN_FILES, type PvRecord } from '@prompt-valet/core';
-import {
-  binPath, makeOrigin, makeRunRecord, makeValetRoot, originBranches, runBin, startFakeGitHub, startGitServers,
-  type FakeGitHub, type ValetRoot,
-} from '@prompt-valet/testkit';
-
-const TOKEN = 'sekrit-token-4711';
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
-
-async function setup(t: Test, overrides: Record<string, unknown> = {}) {
-  const root: ValetRoot = await makeValetRoot({
-    watcher: { commit_author_name: 'Valet Bot', commit_author_email: 'valet@example.test', pr_labels: ['codex'], ...overrides },
-  }, 'pv-publish-');
-  t.teardown(() => root.cleanup());
-  const origins = path.join(root.root, 'origins');
-  const bare = await makeOrigin(path.join(origins, 'acme', 'widget.git'));
-  const gh: FakeGitHub = await startFakeGitHub({ dir: path.join(root.root, 'gh'), token: TOKEN });
-  t.teardown(() => gh.close());
-  const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
-  /** a record as pv-clone leaves it, with the agent's work done in its checkout */
-  const cloned = async (cloneUrl: string, files: Record<string, string>, more: Partial<Parameters<typeof makeRunRecord>[0]> = {}) => {
-    const rec = await makeRunRecord({ processed: root.processed, reposRoot: root.repos, cloneUrl, ...more });
-    const r = await runBin('pv-clone', ['--config', root.configPath], { input: [rec], env: baseEnv });
-    const out = r.records[0]!;
-    if (out.error) throw new Error(`pv-clone failed: ${JSON.stringify(out.error)}`);
-    const dir = out.checkout!.dir;
-    // what pv-run-codex leaves: the agent's own run file and the last message in the run folder
-    const own = path.join(dir, 'docs', 'AGENT_RUNS', `codex-run-${rec.run_id}.md`);
-    await fsp.mkdir(path.dirname(own), { recursive: true });
-    await fsp.writeFile(own, 'Changed the login button.\n');
-    const last = path.join(rec.claim!.run_root, RUN_FILES.lastMessage);
-    await fsp.writeFile(last, 'Changed the login button.\n');
-    for (const [name, text] of Object.entries(files)) {
-      await fsp.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
-      await fsp.writeFile(path.join(dir, name), text);
-    }
-    return { ...out, agent: { exit_code: 0, duration_ms: 1, timed_out: false, aborted: false, last_message: last } } as PvRecord;
-  };
-  const publish = (input: PvRecord[], env: NodeJS.ProcessEnv = {}) =>
-    runBin('pv-publish', ['--config', root.configPath], { input, env: { ...baseEnv, ...gh.ghEnv(), ...env } });
-  return { root, origins, bare, gh, cloned, publish };
-}
+import { binPath, originBranches, startGitServers } from '@prompt-valet/testkit';
+import { setup, TOKEN } from './fixtures/setup.js';
 
 const exists = (p: string) => fsp.lstat(p).then(() => true, () => false);
 
@@ -139,8 +100,9 @@ t.test('a rerun after a crash between push and PR opens exactly one PR', async (
 
   r = await publish([rec]);
   t.match(r.records[0]!.publish, { outcome: 'pr_opened', commit: pushed });
+  const opened = r.records[0]!.publish!.pr_url;
   r = await publish([rec]);
-  t.match(r.records[0]!.publish, { outcome: 'pr_exists', commit: pushed }, 'a third run finds the PR, worktree already gone');
+  t.match(r.records[0]!.publish, { outcome: 'pr_opened', commit: pushed, pr_url: opened }, 'a third run re-emits what publish.json recorded, worktree already gone');
   t.equal(gh.pullRequests.length, 1, 'exactly one PR');
   t.equal((await originBranches(bare)).get(rec.target!.agent_branch), pushed, 'no new commit');
 });

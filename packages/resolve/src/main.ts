@@ -1,6 +1,7 @@
-import * as path from 'node:path';
-import { defineTool, EXIT_STATUS_HELP, mapRecords, updateRunStatus } from '@prompt-valet/core';
-import { resolveRecord } from './resolve.js';
+import {
+  defineTool, EXIT_STATUS_HELP, mapRecords, markStepDone, pathExists, readStepDone, runOfRecord, updateRunStatus, type TargetSection,
+} from '@prompt-valet/core';
+import { claimOf, resolveRecord } from './resolve.js';
 
 export const main = defineTool({
   name: 'pv-resolve',
@@ -28,6 +29,14 @@ unreadable, unknown or wider than the config (bad_front_matter), or a prompt
 larger than limits.max_prompt_bytes (prompt_too_large, not read) gives the
 record a non-retryable error.
 
+Paths come from the configuration: the run folder is processed/<run id>
+and the prompt inbox/<claim.rel>; a record whose claim.run_root, claim.path
+or claim.inbox names another place fails with foreign_path.
+
+Resume: the target is recorded in <run folder>/steps/resolve.json before
+the record is emitted; a record of a run that already has it gets the
+recorded target back (the same agent branch) and nothing else is done.
+
 ${EXIT_STATUS_HELP}
 
 Example:
@@ -35,10 +44,17 @@ Example:
   async run(ctx) {
     const { config } = ctx.config();
     return mapRecords(ctx, 'resolve', async (rec) => {
+      claimOf(rec);
+      const { runRoot } = runOfRecord(rec, config);
+      // A resumed run keeps the target (and so the agent branch) it had.
+      const recorded = await readStepDone<TargetSection>(runRoot, 'resolve');
+      if (recorded) {
+        ctx.log.debug(`${rec.run_id}: resolve completed earlier; re-emitting its target`);
+        return { ...rec, target: recorded };
+      }
       const target = await resolveRecord(rec, config);
-      // Status goes only into a run folder of this valet's processed/.
-      if (rec.claim?.run_root && path.dirname(path.resolve(rec.claim.run_root)) === path.resolve(config.processed)) {
-        await updateRunStatus(rec.claim.run_root, {
+      if (await pathExists(runRoot)) {
+        await updateRunStatus(runRoot, {
           state: 'resolved',
           step: 'resolve',
           owner: target.owner,
@@ -46,6 +62,7 @@ Example:
           branch: target.branch,
           agent_branch: target.agent_branch,
         });
+        await markStepDone(runRoot, 'resolve', target);
       }
       return { ...rec, target };
     });

@@ -5,14 +5,17 @@ import {
   checkRelativePath,
   checkRepoName,
   cloneUrl,
+  expectPath,
   folderToBranch,
   isErrno,
   parsePrompt,
   parsePromptName,
+  recordRunId,
   PathEscapeError,
   readPromptText,
   resolveInside,
   runFile,
+  runRootFor,
   slugify,
   StepError,
   type NameCheck,
@@ -75,19 +78,29 @@ export function placeOf(rel: string, config: Pick<ValetConfig, 'inbox_mode' | 'g
   return { owner, repo, branch, subdirs, file };
 }
 
-export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise<TargetSection> {
+/** The record's claim, or `not_claimed` when there is nothing to resolve. */
+export function claimOf(rec: PvRecord): NonNullable<PvRecord['claim']> {
   const claim = rec.claim;
   if (!claim || typeof claim.rel !== 'string' || !rec.run_id) {
     throw new StepError('not_claimed', 'record has no claim section (run_id, claim.rel): nothing to resolve');
   }
+  return claim;
+}
+
+export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise<TargetSection> {
+  const claim = claimOf(rec);
   const place = placeOf(claim.rel, config);
+  const runRoot = runRootFor(config, recordRunId(rec));
+  const runningFile = path.join(path.resolve(config.inbox), claim.rel);
+  expectPath('claim.inbox', claim.inbox, config.inbox);
+  expectPath('claim.path', claim.path, runningFile);
   try {
-    await resolveInside(claim.inbox, claim.rel);
+    await resolveInside(config.inbox, claim.rel);
   } catch (err) {
     if (err instanceof PathEscapeError) throw new StepError('path_escape', err.message);
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  const text = await readClaimedPrompt(claim.run_root, claim.path, config.limits.max_prompt_bytes);
+  const text = await readClaimedPrompt(runRoot, runningFile, config.limits.max_prompt_bytes);
   // Checked here once against the operator's limits; later steps re-check target.front_matter.
   const { front_matter } = parsePrompt(text, config.watcher);
   const stem = parsePromptName(place.file)!.stem;
@@ -113,6 +126,7 @@ async function readClaimedPrompt(runRoot: string | undefined, runningPath: strin
     try {
       return await readPromptText(runFile(runRoot, 'prompt'), maxBytes);
     } catch (err) {
+      if (isErrno(err, 'ELOOP')) throw new StepError('symlink_refused', `${runFile(runRoot, 'prompt')} is a symbolic link; not read`);
       if (!isErrno(err, 'ENOENT')) throw err;
     }
   }

@@ -167,3 +167,34 @@ t.test('placeOf and cloneUrl, as data', async (t) => {
   ];
   for (const [proto, host, url] of cases) t.equal(cloneUrl(proto, host, 'o', 'r'), url, proto);
 });
+
+t.test('resume: a run that resolved once gets the recorded target back, the same agent branch', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/again.prompt.md', 'x');
+  const claimed = await runBin('pv-claim', ['--config', r.configPath]);
+  const first = await runBin('pv-resolve', ['--config', r.configPath], { input: claimed.records });
+  const rec = first.records[0]!;
+  t.notOk(rec.error, JSON.stringify(rec.error));
+  t.ok(await fs.stat(path.join(rec.claim!.run_root, 'steps', 'resolve.json')), 'the completion is recorded');
+  // the config changed between tries: a resumed run keeps its branch
+  await r.configure({ watcher: { agent_branch_prefix: 'other/' } });
+  const again = await runBin('pv-resolve', ['--config', r.configPath], { input: claimed.records });
+  t.same(again.records[0]!.target, rec.target);
+  t.match(again.records[0]!.target!.agent_branch, /^codex\//);
+});
+
+t.test('forged records naming places outside the valet fail with foreign_path', async (t) => {
+  const r = await root(t);
+  await r.dropPrompt('widget/main/forged.prompt.md', 'x');
+  const claimed = (await runBin('pv-claim', ['--config', r.configPath])).records[0]!;
+  const elsewhere = path.join(r.root, 'elsewhere');
+  const forged: PvRecord[] = [
+    { ...claimed, claim: { ...claimed.claim!, run_root: elsewhere } },
+    { ...claimed, claim: { ...claimed.claim!, path: '/etc/passwd' } },
+    { ...claimed, claim: { ...claimed.claim!, inbox: elsewhere } },
+  ];
+  const res = await runBin('pv-resolve', ['--config', r.configPath], { input: forged });
+  t.equal(res.records.length, 3);
+  for (const out of res.records) t.match(out.error, { step: 'resolve', code: 'foreign_path', retryable: false });
+  await t.rejects(fs.stat(path.join(claimed.claim!.run_root, 'steps', 'resolve.json')), 'nothing recorded for a forged record');
+});

@@ -16,7 +16,14 @@ agent_max_memory_bytes (the run's cgroup, when one can be made),
 agent_max_file_bytes (RLIMIT_FSIZE).
 Front matter "model", "sandbox" and "timeout" (seconds) override the config.
 
-Input: records from pv-clone (claim.run_root, checkout.dir, target.front_matter).
+Input: records from pv-clone (run_id, target, target.front_matter). The run folder
+(<processed>/<run id>) and the checkout (<repos_root>/.worktrees/<owner>/<repo>/<run id>)
+come from the configuration; a record whose claim.run_root, checkout.dir or claim.path
+names another place fails with foreign_path before anything runs.
+
+Resume: when the agent finishes without error its section is recorded in
+<run folder>/steps/run-codex.json; a resumed run that has it gets that section back and the
+agent is not started again. Each start is counted in status.json "agent_runs".
 Records that already carry "error" pass through untouched.
 
 Output: each record plus an "agent" section: exit_code, duration_ms, timed_out,
@@ -31,7 +38,8 @@ events (--json), usage, model, sandbox, limits, limits_tripped. A failed run als
   aborted             an ABORT file appeared in the run folder       not retryable
   aborted_shutdown    pv-run-codex got SIGTERM/SIGINT                retryable
   resource_limit      the run hit a watcher.agent_max_* limit         not retryable
-  bad_record, checkout_missing, prompt_missing, bad_front_matter, empty_prompt
+  foreign_path, bad_run_id, missing_target, checkout_missing, prompt_missing,
+  bad_front_matter, empty_prompt
 
 Files in the run folder (PV_RUN_ROOT): agent.log (stdout and stderr, written
 as they arrive: tail -f it), last-message.md, events.jsonl (--json),
@@ -88,6 +96,7 @@ export const main = defineTool<{ json?: boolean }>({
           watcher,
           config,
           configPath,
+          roots: config,
           runnerPath,
           json: Boolean(ctx.args.json),
           env: ctx.io.env,

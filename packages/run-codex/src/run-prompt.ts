@@ -3,8 +3,17 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  checkClaimRel,
+  checkoutOfRecord,
   checkOwnerName,
   checkRepoName,
+  countAgentRun,
+  expectPath,
+  markStepDone,
+  readPromptText,
+  readStepDone,
+  runOfRecord,
+  type ValetRoots,
   StepError,
   agentSettings,
   isErrno,
@@ -36,6 +45,8 @@ export interface RunPromptDeps {
   config: ValetConfig;
   /** the configuration file read, if any (its folder is hidden from the agent) */
   configPath: string | undefined;
+  /** where runs and checkouts live: every path is derived from these and the record's ids */
+  roots: ValetRoots;
   /** the runner found on PATH, or undefined when it is missing */
   runnerPath: string | undefined;
   /** keep the agent's JSON event stream (codex exec --json) */
@@ -88,7 +99,13 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (deps.shutdown.aborted) {
     throw new StepError('aborted_shutdown', 'pv-run-codex was stopped before this prompt ran', { retryable: true });
   }
-  const inputs = await readInputs(rec);
+  const inputs = await readInputs(rec, deps.roots, deps.config.limits.max_prompt_bytes);
+  // A resumed run whose agent already finished is not run again (docs/lifecycle.md).
+  const done = await readStepDone<RunCodexSection>(inputs.runRoot, STEP);
+  if (done) {
+    deps.log.info(`${inputs.runId}: the agent finished in an earlier try; not running it again`);
+    return { ...rec, agent: done };
+  }
   if (!deps.runnerPath) {
     throw new StepError(
       'runner_missing',
@@ -145,6 +162,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
   deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
   const usageCounter = new UsageCounter();
+  await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
   const exit = await runAgent({
     command: launch.command,
@@ -204,37 +222,39 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     agent,
   });
   const out: PvRecord = { ...rec, agent };
-  if (!error) return out;
+  if (!error) {
+    await markStepDone(inputs.runRoot, STEP, agent);
+    return out;
+  }
   deps.log.warn(`${inputs.runId}: ${error.message}`);
   return withError(out, error);
 }
 
-async function readInputs(rec: PvRecord): Promise<Inputs> {
-  const runRoot = rec.claim?.run_root;
-  const checkoutDir = rec.checkout?.dir;
-  if (typeof runRoot !== 'string' || !path.isAbsolute(runRoot)) {
-    throw new StepError('bad_record', 'the record has no claim.run_root (an absolute path): feed pv-run-codex what pv-claim, pv-resolve and pv-clone produce');
-  }
-  if (typeof checkoutDir !== 'string' || !path.isAbsolute(checkoutDir)) {
-    throw new StepError('bad_record', 'the record has no checkout.dir (an absolute path): run pv-clone before pv-run-codex');
-  }
+async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: number): Promise<Inputs> {
+  // Paths come from the configuration and the record's ids; a record naming
+  // other places (claim.run_root, checkout.dir, claim.path) fails foreign_path.
+  const { runId, runRoot } = runOfRecord(rec, roots);
+  const checkoutDir = checkoutOfRecord(rec, roots, runId);
+  const claimRel = rec.claim?.rel;
+  const runningFile = typeof claimRel === 'string' ? path.join(path.resolve(roots.inbox), checkClaimRel(claimRel)) : undefined;
+  if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
   try {
-    if (!(await fsp.stat(checkoutDir)).isDirectory()) throw new Error('not a folder');
+    if (!(await fsp.lstat(checkoutDir)).isDirectory()) throw new Error('not a folder');
   } catch {
     throw new StepError('checkout_missing', `the run's checkout ${checkoutDir} does not exist or is not a folder`);
   }
-  const runId = typeof rec.run_id === 'string' && rec.run_id ? rec.run_id : path.basename(runRoot);
 
   // The run folder's copy is what was claimed; the claimed file is the fallback.
-  const candidates = [runFile(runRoot, 'prompt'), rec.claim?.path].filter((p): p is string => typeof p === 'string');
+  const candidates = [runFile(runRoot, 'prompt'), runningFile].filter((p): p is string => typeof p === 'string');
   let text: string | undefined;
   let promptFile = '';
   for (const file of candidates) {
     try {
-      text = await fsp.readFile(file, 'utf8');
+      text = await readPromptText(file, maxPromptBytes);
       promptFile = file;
       break;
     } catch (err) {
+      if (err instanceof StepError || (err as { code?: unknown }).code === 'prompt_too_large') throw err;
       if (!isErrno(err, 'ENOENT')) throw new StepError('prompt_unreadable', `cannot read the prompt ${file}: ${(err as Error).message}`);
     }
   }

@@ -56,11 +56,12 @@ t.test('runner missing with no input still exits 69 (an installation check)', as
 
 t.test('a record without a checkout fails alone; the stream goes on', async (t) => {
   const s = await scratch(t, { turns: [], watcher: { runner_cmd: 'true' } });
-  const noCheckout = { v: 1, run_id: 'x', claim: { run_root: s.runRoot } };
+  // no target: nothing to derive the checkout from
+  const noCheckout = { v: 1, run_id: s.runId, claim: { run_root: s.runRoot } };
   const { code, records } = await s.start({ input: `${JSON.stringify(noCheckout)}\nnot json\n` }).done;
   t.equal(code, 0);
-  t.equal(records[0]!.error?.code, 'bad_record');
-  t.match(records[0]!.error?.message, 'checkout.dir');
+  t.equal(records[0]!.error?.code, 'missing_target');
+  t.match(records[0]!.error?.message, 'target');
   t.equal(records[1]!.error?.code, 'malformed_record');
 });
 

@@ -7,3 +7,4 @@ export * from './run-record.js';
 export * from './valet-root.js';
 export * from './hostile-names.js';
 export * from './pipeline-fixture.js';
+export * from './hang-wrapper.js';

@@ -1,0 +1,192 @@
+// A run resumes; it is never redone (docs/lifecycle.md). The whole valet is
+// SIGKILLed at each step boundary, restarted, and must end with one agent
+// run (two only when the kill hit the agent itself), one agent branch, one
+// PR, one settled prompt and one run folder. Retries after a failed push or
+// gh call retry the publish, never the agent.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { git, readRunStatus } from '@prompt-valet/core';
+import { REPO_ROOT, startPipelineFixture, waitFor, writeHangingWrapper, type HangSpec, type PipelineFixture } from '@prompt-valet/testkit';
+
+// Real pipelines on a shared 2-core machine: a generous bound for the file.
+t.setTimeout(1_800_000);
+
+const CODEX = path.join(REPO_ROOT, 'node_modules', '.bin', 'codex');
+
+/** Live processes of this valet: every pv-* tool, agent and stand-in inherits PV_CONFIG. */
+function valetProcesses(configPath: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      const env = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
+      if (env.includes(`PV_CONFIG=${configPath}`)) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function killValet(v: PipelineFixture): Promise<void> {
+  // Kill until none is left: a process may start a child while we kill.
+  await waitFor('every valet process gone', () => {
+    const left = valetProcesses(v.root.configPath);
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return left.length === 0;
+  }, 30_000, 100);
+}
+
+/** How often an agent started: each codex run's first request to the model carries no tool output. */
+function agentStarts(v: PipelineFixture): number {
+  return v.model.requests.filter((r) => !JSON.stringify(r.body).includes('function_call_output')).length;
+}
+
+async function agentBranches(v: PipelineFixture): Promise<string[]> {
+  const out = (await git(['for-each-ref', '--format=%(refname:short)', 'refs/heads/codex/'], { cwd: v.bare('widget') })).stdout;
+  return out.split('\n').filter(Boolean);
+}
+
+function runFolders(v: PipelineFixture): string[] {
+  return fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.'));
+}
+
+/** What every crash and retry must end with. */
+async function assertOneOfEverything(t: Tap.Test, v: PipelineFixture, maxAgentStarts: number, maxCountedRuns = maxAgentStarts): Promise<void> {
+  const finished = await v.waitForFinished(1, 240_000);
+  t.same(finished, ['widget/main/task.done.md'], 'one settled prompt, done');
+  t.same(fs.readdirSync(path.join(v.root.inbox, 'widget/main')), [], 'nothing left in the inbox');
+  const starts = agentStarts(v);
+  t.ok(starts >= 1 && starts <= maxAgentStarts, `the agent started ${starts} time(s) (at most ${maxAgentStarts})`);
+  t.equal((await agentBranches(v)).length, 1, 'one agent branch upstream');
+  t.equal(v.github.pullRequests.length, 1, 'one PR');
+  const runs = runFolders(v);
+  t.equal(runs.length, 1, 'one run folder: the run was resumed under its own id');
+  const status = await readRunStatus(path.join(v.root.processed, runs[0]!));
+  t.equal(status?.state, 'done');
+  t.ok((status?.agent_runs ?? 0) >= 1 && (status?.agent_runs ?? 0) <= maxCountedRuns,
+    `status.json agent_runs ${status?.agent_runs} (at most ${maxCountedRuns})`);
+}
+
+interface CrashPoint {
+  name: string;
+  /** the stand-in that marks the moment (PATH wrapper, or gh_cmd / runner_cmd), or the agent's own sleep */
+  hang?: Omit<HangSpec, 'dir' | 'marker'> & { via: 'path' | 'gh_cmd' | 'runner_cmd' };
+  /** the prompt's script */
+  script: string;
+  maxAgentStarts: number;
+}
+
+const WORK = 'echo work > work.txt';
+
+const CRASH_POINTS: CrashPoint[] = [
+  {
+    name: 'after claim (pv-clone fetching)', script: WORK, maxAgentStarts: 1,
+    hang: { via: 'path', name: 'git', real: '/usr/bin/git', pattern: 'fetch', when: 'before' },
+  },
+  {
+    name: 'after clone (the agent about to start)', script: WORK, maxAgentStarts: 1,
+    hang: { via: 'runner_cmd', name: 'codex', real: CODEX, pattern: 'exec', when: 'before' },
+  },
+  { name: 'during the agent', script: `sleep 8; ${WORK}`, maxAgentStarts: 2 },
+  {
+    name: 'after the agent (pv-publish starting)', script: WORK, maxAgentStarts: 1,
+    hang: { via: 'path', name: 'git', real: '/usr/bin/git', pattern: 'ls-remote', when: 'before' },
+  },
+  {
+    name: 'after push', script: WORK, maxAgentStarts: 1,
+    hang: { via: 'path', name: 'git', real: '/usr/bin/git', pattern: 'push', when: 'after' },
+  },
+  {
+    name: 'after PR', script: WORK, maxAgentStarts: 1,
+    hang: { via: 'gh_cmd', name: 'gh', real: '/usr/bin/gh', pattern: 'create', when: 'after' },
+  },
+  {
+    name: 'during settle (between the two renames)', script: WORK, maxAgentStarts: 1,
+    hang: { via: 'path', name: 'mv', real: '/usr/bin/mv', pattern: '*.done.md', when: 'after' },
+  },
+];
+
+async function waitForAgentSleeping(v: PipelineFixture): Promise<void> {
+  await waitFor('the agent running its script', () => {
+    for (const id of runFolders(v)) {
+      const log = path.join(v.root.processed, id, 'agent.log');
+      if (fs.existsSync(log) && /sleep 8/.test(fs.readFileSync(log, 'utf8'))) return true;
+    }
+    return false;
+  }, 120_000, 100);
+}
+
+for (const c of CRASH_POINTS) {
+  t.test(`SIGKILL of the whole valet ${c.name}: resumed, one agent run, one branch, one PR`, async (t) => {
+    const v = await startPipelineFixture({ repos: ['widget'], prefix: 'pv-crashpoint-' });
+    t.teardown(() => v.close());
+    const cleanPath = v.env.PATH;
+    const marker = path.join(v.root.root, 'reached');
+    if (c.hang) {
+      const wrapper = await writeHangingWrapper({ ...c.hang, dir: path.join(v.root.root, 'hang-bin'), marker });
+      if (c.hang.via === 'path') v.env.PATH = `${path.dirname(wrapper)}:${cleanPath}`;
+      else await v.root.configure({ watcher: { [c.hang.via]: wrapper } });
+    }
+    await v.root.dropPrompt('widget/main/task.prompt.md', v.prompt(c.script, 'Crash point'));
+    const first = v.startWatcher();
+    t.teardown(() => first.stop('SIGKILL'));
+    if (c.hang) await waitFor(`the valet to reach: ${c.name}`, () => fs.existsSync(marker), 180_000, 100);
+    else await waitForAgentSleeping(v);
+    await killValet(v);
+    await first.exited;
+
+    // the restart runs with the real programs
+    v.env.PATH = cleanPath;
+    if (c.hang?.via === 'gh_cmd') await v.root.configure({ watcher: { gh_cmd: 'gh' } });
+    if (c.hang?.via === 'runner_cmd') await v.root.configure({ watcher: { runner_cmd: CODEX } });
+    const second = v.startWatcher();
+    t.teardown(() => second.stop('SIGKILL'));
+    // A stand-in runner killed before it reached codex was still a start pv-run-codex counted.
+    await assertOneOfEverything(t, v, c.maxAgentStarts, c.hang?.via === 'runner_cmd' ? 2 : c.maxAgentStarts);
+    t.equal(await second.stop(), 0);
+  });
+}
+
+t.test('a gh failure is retried by retrying the publish: the agent ran once', async (t) => {
+  const v = await startPipelineFixture({ repos: ['widget'], prefix: 'pv-crashpoint-' });
+  t.teardown(() => v.close());
+  v.github.failNext('PullRequestCreate', 502);
+  await v.root.dropPrompt('widget/main/task.prompt.md', v.prompt(WORK, 'Retry gh'));
+  const w = v.startWatcher();
+  t.teardown(() => w.stop('SIGKILL'));
+  await assertOneOfEverything(t, v, 1);
+  const status = await readRunStatus(path.join(v.root.processed, runFolders(v)[0]!));
+  t.equal(status?.attempt, 2, 'the retry was a second try of the same run');
+  t.equal(status?.agent_runs, 1);
+  t.equal(await w.stop(), 0);
+});
+
+t.test('a rejected push is retried by retrying the publish: the agent ran once', async (t) => {
+  const v = await startPipelineFixture({ repos: ['widget'], prefix: 'pv-crashpoint-' });
+  t.teardown(() => v.close());
+  // origin refuses the first push only
+  const once = path.join(v.root.root, 'refused-once');
+  fs.writeFileSync(path.join(v.bare('widget'), 'hooks', 'pre-receive'),
+    `#!/bin/sh\nif [ ! -e '${once}' ]; then touch '${once}'; echo 'not now' >&2; exit 1; fi\n`, { mode: 0o755 });
+  await v.root.dropPrompt('widget/main/task.prompt.md', v.prompt(WORK, 'Retry push'));
+  const w = v.startWatcher();
+  t.teardown(() => w.stop('SIGKILL'));
+  await assertOneOfEverything(t, v, 1);
+  t.ok(fs.existsSync(once), 'the first push was refused');
+  t.equal(await w.stop(), 0);
+});
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
+}
