@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { binPath, makeValetRoot, parseRecords, runBin, waitFor, type ValetRoot } from '@prompt-valet/testkit';
+import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 import type { PvRecord } from '@prompt-valet/core';
 import { startWebhookServer, type WebhookServer } from './webhook-server.js';
 
@@ -142,7 +142,8 @@ async function settlePipeline(r: ValetRoot, withNotify: boolean) {
   const steps = ['pv-claim', 'pv-resolve', fake, 'pv-settle', ...(withNotify ? ['pv-notify'] : [])].map((s) =>
     s.endsWith('.cjs') ? `${node} ${JSON.stringify(s)}` : `${node} ${JSON.stringify(binPath(s))} --config ${cfg}`,
   );
-  const res = await execa('bash', ['-o', 'pipefail', '-c', steps.join(' | ')], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
+  // Under a claim lock, as pv-watcher runs a pipeline (docs/lifecycle.md).
+  const res = await execa('bash', ['-o', 'pipefail', '-c', claimLockedCommand(r.processed, steps.join(' | '))], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
   return { code: res.exitCode, stdout: String(res.stdout), stderr: String(res.stderr) };
 }
 

@@ -171,7 +171,7 @@ t.test('placeOf and cloneUrl, as data', async (t) => {
 t.test('resume: a run that resolved once gets the recorded target back, the same agent branch', async (t) => {
   const r = await root(t);
   await r.dropPrompt('widget/main/again.prompt.md', 'x');
-  const claimed = await runBin('pv-claim', ['--config', r.configPath]);
+  const claimed = await runBin('pv-claim', ['--config', r.configPath], { claimLockIn: r.processed });
   const first = await runBin('pv-resolve', ['--config', r.configPath], { input: claimed.records });
   const rec = first.records[0]!;
   t.notOk(rec.error, JSON.stringify(rec.error));
@@ -186,7 +186,7 @@ t.test('resume: a run that resolved once gets the recorded target back, the same
 t.test('forged records naming places outside the valet fail with foreign_path', async (t) => {
   const r = await root(t);
   await r.dropPrompt('widget/main/forged.prompt.md', 'x');
-  const claimed = (await runBin('pv-claim', ['--config', r.configPath])).records[0]!;
+  const claimed = (await runBin('pv-claim', ['--config', r.configPath], { claimLockIn: r.processed })).records[0]!;
   const elsewhere = path.join(r.root, 'elsewhere');
   const forged: PvRecord[] = [
     { ...claimed, claim: { ...claimed.claim!, run_root: elsewhere } },

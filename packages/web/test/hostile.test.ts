@@ -102,7 +102,8 @@ t.test('path traversal in targets and names never leaves the inbox; unknown targ
 });
 
 t.test('sizes, content types, file types and encodings are checked before anything is written', async (t) => {
-  const { root, web } = await setup(t);
+  // An operator who narrowed codex's sandbox: a prompt may not widen it again.
+  const { root, web } = await setup(t, { watcher: { runner_sandbox: 'workspace-write' } });
   const big = `# big\n${'x'.repeat(5000)}\n`;
   let r = await postJson(web, { target: 'widget/main', text: big });
   t.equal(r.status, 413, 'a JSON prompt over web.max_upload_bytes');
