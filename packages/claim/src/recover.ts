@@ -18,7 +18,10 @@ import {
   permissionLine,
   PROMPT_SUFFIX,
   readJsonIfExists,
-  readRunStatus,
+  runFile,
+  updateRunStatus,
+  writeReasonBeside,
+  type SettleSection,
   recordError,
   releaseToPending,
   removeClaimRecord,
@@ -208,12 +211,15 @@ async function recoverHeldClaim(claim: ClaimRecord, opts: RecoverOptions, now: (
     if (opts.dryRun) return { ...base, dry_run: true, recover: { rel: claim.rel, reason: `settle stopped between its moves: ${name}` } };
     const dest = await moveSettledToFinished(src, path.join(opts.finished, dirRel));
     opts.log.notice(`finished settling ${path.join(dirRel, name)} after a crash: ${path.relative(opts.finished, dest)}`);
-    const status = await readRunStatus(runRoot).catch(() => undefined);
-    if (status?.final_path && path.resolve(String(status.final_path)) !== dest) {
-      // status.json named the place settle meant; the move found another free name
-      opts.log.debug(`run ${claim.run_id}: settled at ${dest}, status said ${String(status.final_path)}`);
+    // settle had not recorded its outcome yet (it does after the second move): record it now,
+    // and for an error put the reason (the run's error.md) beside the prompt, as settle would have.
+    const settle: SettleSection = { state: parsed.state, path: dest, recovered: true, settled_at: now().toISOString() };
+    if (parsed.state === 'error') {
+      const reason = await fsp.readFile(runFile(runRoot, 'error'), 'utf8').catch(() => undefined);
+      if (reason !== undefined) settle.reason_path = await writeReasonBeside(dest, reason);
     }
-    return { ...base, settle: { state: parsed.state, path: dest, recovered: true } };
+    await updateRunStatus(runRoot, { state: parsed.state, step: 'claim', settle, final_path: dest }, now());
+    return { ...base, settle };
   }
   return undefined; // already in finished/, or gone: only the record is left
 }

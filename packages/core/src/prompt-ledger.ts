@@ -286,7 +286,7 @@ export async function settlePromptFile(opts: SettleFileOptions): Promise<Settled
   const final = await moveSettledToFinished(inPlace, path.join(opts.finished, path.dirname(runningRel)));
   const out: SettledFile = { path: final };
   if (opts.state === 'error' && opts.reason !== undefined) {
-    out.reason_path = await writeBeside(final, opts.reason);
+    out.reason_path = await writeReasonBeside(final, opts.reason);
   }
   return out;
 }
@@ -305,7 +305,7 @@ export async function moveSettledToFinished(src: string, destDir: string): Promi
 }
 
 /** `finished/…/x.2.error.md` → `finished/…/x.2.error.txt`, never overwriting (a free name when taken). */
-async function writeBeside(final: string, text: string): Promise<string> {
+export async function writeReasonBeside(final: string, text: string): Promise<string> {
   const base = path.basename(final).replace(/\.md$/, '');
   const dir = path.dirname(final);
   const tmp = path.join(dir, `.${base}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { execa } from 'execa';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { git, readRunStatus, RUN_FILES, type PvRecord } from '@prompt-valet/core';
+import { git, readRunStatus, RUN_FILES } from '@prompt-valet/core';
 import { binPath, originBranches, startGitServers } from '@prompt-valet/testkit';
 import { setup, TOKEN } from './fixtures/setup.js';
 
