@@ -7,7 +7,7 @@ import { EX, ToolError } from './exit.js';
  * pv-publish, pv-tree), and only for the one git or gh process that needs
  * it. It is read at the moment of use from
  *
- *   1. `$CREDENTIALS_DIRECTORY/gh-token`: systemd's `LoadCredential=gh-token:…`
+ *   1. `$CREDENTIALS_DIRECTORY/gh_token`: systemd's `LoadCredential=gh_token:…`
  *      (the unit's processes can read it; the agent jail hides /run, where it lives);
  *   2. the file named by PV_FORGE_TOKEN_FILE (for a valet run by hand);
  *   3. GH_TOKEN / GITHUB_TOKEN / GH_ENTERPRISE_TOKEN / GITHUB_ENTERPRISE_TOKEN in
@@ -16,7 +16,7 @@ import { EX, ToolError } from './exit.js';
  * The watcher and pv-run-codex never call this; the agent's environment
  * drops all of the above (run-codex agent-env.ts).
  */
-export const FORGE_CREDENTIAL_NAME = 'gh-token';
+export const FORGE_CREDENTIAL_NAME = 'gh_token';
 export const FORGE_TOKEN_FILE_ENV = 'PV_FORGE_TOKEN_FILE';
 export const FORGE_TOKEN_ENV_VARS = ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] as const;
 

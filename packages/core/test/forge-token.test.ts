@@ -14,10 +14,10 @@ function tempDir(t: Tap.Test): string {
 t.test('the token comes from systemd\'s credential first, then PV_FORGE_TOKEN_FILE, then the environment', async (t) => {
   const dir = tempDir(t);
   fs.mkdirSync(path.join(dir, 'creds'));
-  fs.writeFileSync(path.join(dir, 'creds/gh-token'), 'ghp_from_credential\n');
+  fs.writeFileSync(path.join(dir, 'creds/gh_token'), 'ghp_from_credential\n');
   fs.writeFileSync(path.join(dir, 'token-file'), '  ghp_from_file  \n');
   const env = { CREDENTIALS_DIRECTORY: path.join(dir, 'creds'), PV_FORGE_TOKEN_FILE: path.join(dir, 'token-file'), GH_TOKEN: 'ghp_from_env' };
-  t.same(readForgeToken(env), { token: 'ghp_from_credential', source: 'credential', from: path.join(dir, 'creds/gh-token') });
+  t.same(readForgeToken(env), { token: 'ghp_from_credential', source: 'credential', from: path.join(dir, 'creds/gh_token') });
   t.equal(readForgeToken({ ...env, CREDENTIALS_DIRECTORY: path.join(dir, 'none') })?.token, 'ghp_from_file', 'a missing credential falls through');
   t.equal(readForgeToken({ GH_TOKEN: 'ghp_from_env' })?.source, 'environment');
   t.equal(readForgeToken({}), undefined, 'none configured');

@@ -4,7 +4,7 @@ import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghTokenEnv, readForgeToken, reda
 /**
  * Talking to GitHub through the real `gh`. The token reaches gh only
  * through gh's own environment, for that one command: read at the moment of
- * use from systemd's credential (`$CREDENTIALS_DIRECTORY/gh-token`), the
+ * use from systemd's credential (`$CREDENTIALS_DIRECTORY/gh_token`), the
  * PV_FORGE_TOKEN_FILE file, or (the old way) GH_TOKEN & co. inherited from
  * pv-publish (core forge-token.ts). It is scrubbed from anything gh prints
  * before that reaches a log or a record.

@@ -5,8 +5,8 @@ import { RUN_FILES, type PvRecord } from '@prompt-valet/core';
 import { makeOrigin, makeRunRecord, makeValetRoot, runBin, startFakeGitHub, startGitServers } from '@prompt-valet/testkit';
 
 /**
- * The token from systemd's credential (LoadCredential=gh-token:… →
- * $CREDENTIALS_DIRECTORY/gh-token), with no token anywhere in pv-publish's
+ * The token from systemd's credential (LoadCredential=gh_token:… →
+ * $CREDENTIALS_DIRECTORY/gh_token), with no token anywhere in pv-publish's
  * environment: gh gets it for its own commands, and the PR opens.
  */
 const TOKEN = 'credential-token-0815';
@@ -22,7 +22,7 @@ t.test('pv-publish opens the PR with the token from $CREDENTIALS_DIRECTORY, none
   t.teardown(() => servers.close());
   const creds = path.join(root.root, 'credentials');
   await fsp.mkdir(creds);
-  await fsp.writeFile(path.join(creds, 'gh-token'), `${TOKEN}\n`, { mode: 0o400 });
+  await fsp.writeFile(path.join(creds, 'gh_token'), `${TOKEN}\n`, { mode: 0o400 });
 
   const baseEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
   const rec = await makeRunRecord({ processed: root.processed, reposRoot: root.repos, cloneUrl: servers.http.url('acme/widget.git') });
