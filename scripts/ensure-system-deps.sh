@@ -2,6 +2,9 @@
 # Installs the system packages the tests need when they are missing:
 #   gh        the real GitHub CLI, driven against a local fake GitHub API
 #   chromium  the real browser for pv-web's browser tests
+#   systemd-container, debootstrap  the live suite (test/live/) boots a
+#             Debian 12 with systemd as PID 1 in a container
+#   acl, bubblewrap  ACLs and the agent's jail, used by tests and the install
 # and checks for git and systemd-analyze. Idempotent; quiet when all is there.
 set -euo pipefail
 
@@ -11,6 +14,10 @@ command -v gh >/dev/null 2>&1 || want+=(gh)
 command -v chromium >/dev/null 2>&1 || want+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || want+=(systemd)
 command -v openssl >/dev/null 2>&1 || want+=(openssl)
+command -v systemd-nspawn >/dev/null 2>&1 || want+=(systemd-container)
+command -v debootstrap >/dev/null 2>&1 || want+=(debootstrap)
+command -v setfacl >/dev/null 2>&1 || want+=(acl)
+command -v bwrap >/dev/null 2>&1 || want+=(bubblewrap)
 
 [ ${#want[@]} -eq 0 ] && exit 0
 

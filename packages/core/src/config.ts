@@ -93,6 +93,8 @@ export interface WebConfig {
   port: number;
   token: string;
   token_file: string;
+  /** a Unix socket path: when set, pv-web listens there (mode 0660) instead of on host:port */
+  socket: string;
   max_upload_bytes: number;
 }
 
@@ -229,6 +231,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'web.port': { kind: int(0, 65535), default: 8088 },
   'web.token': { kind: strOrEmpty, default: '', use: use.singleLine },
   'web.token_file': { kind: strOrEmpty, default: '', use: use.pathText },
+  'web.socket': { kind: strOrEmpty, default: '', use: use.pathText },
   'web.max_upload_bytes': { kind: int(1), default: 1048576 },
 
   'file_server.kind': { kind: { type: 'enum', values: ['copyparty', 'none'] }, default: 'none' },

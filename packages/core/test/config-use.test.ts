@@ -64,6 +64,7 @@ const TABLE: Record<string, Row> = {
   'web.port': { good: [0, 65535], bad: [[65536, /from 0 to 65535/]] },
   'web.token': { good: ['', 's3cret'], bad: [['a\nb', /single line/]] },
   'web.token_file': { good: ['', '/etc/pv/token'], bad: [['/x\n', /control characters/]] },
+  'web.socket': { good: ['', '/run/prompt-valet-web/web.sock'], bad: [['/run/x\n', /control characters/], [[], /a string/]] },
   'web.max_upload_bytes': { good: [1], bad: [[0, /whole number >= 1/]] },
   'file_server.kind': { good: ['copyparty'], bad: [['nginx', /one of copyparty, none/]] },
   'file_server.host': { good: ['0.0.0.0'], bad: [['x;y', /host name/]] },

@@ -16,6 +16,8 @@ export interface ConfigChoices {
   inboxMode?: string;
   fileServer?: string;
   fileServerPort?: number;
+  /** web.socket: set by --web, so pv-web listens where only the drop group may connect */
+  webSocket?: string;
   inbox: string;
   processed: string;
   finished: string;
@@ -41,6 +43,7 @@ export function renderConfig(template: string, c: ConfigChoices): string {
   set('inbox_mode', c.inboxMode);
   set('file_server.kind', c.fileServer);
   set('file_server.port', c.fileServerPort);
+  set('web.socket', c.webSocket);
   return doc.toString();
 }
 
@@ -53,7 +56,7 @@ export function choicesFromConfig(text: string): Partial<ConfigChoices> {
   if (doc.errors.length > 0) return {};
   const get = (key: string): unknown => doc.getIn(key.split('.'));
   const out: Partial<ConfigChoices> = {};
-  const str = (key: string, field: 'owner' | 'host' | 'protocol' | 'inboxMode' | 'fileServer') => {
+  const str = (key: string, field: 'owner' | 'host' | 'protocol' | 'inboxMode' | 'fileServer' | 'webSocket') => {
     const v = get(key);
     if (typeof v === 'string') out[field] = v;
   };
@@ -63,6 +66,8 @@ export function choicesFromConfig(text: string): Partial<ConfigChoices> {
   str('watcher.git_protocol', 'protocol');
   str('inbox_mode', 'inboxMode');
   str('file_server.kind', 'fileServer');
+  str('web.socket', 'webSocket');
+  if (out.webSocket === '') delete out.webSocket;
   const port = get('file_server.port');
   if (typeof port === 'number') out.fileServerPort = port;
   return out;

@@ -40,7 +40,10 @@ export function findCopyparty(layout: Layout, cmd: string, envPath: string | und
   return undefined;
 }
 
-/** copyparty.conf: the inbox writable, processed/ read-only, one account. */
+/** Where copyparty keeps its index: the unit's CacheDirectory, never beside the served files. */
+export const COPYPARTY_HIST_DIR = '/var/cache/prompt-valet-copyparty';
+
+/** copyparty.conf: the inbox writable, processed/ and finished/ read-only, one account. */
 export function renderCopypartyConfig(config: ValetConfig, password = randomBytes(18).toString('base64url')): string {
   return `# Written by pv-install for copyparty.service; yours to edit, never overwritten.
 # The account below is the only one; change its password here and restart.
@@ -48,6 +51,7 @@ export function renderCopypartyConfig(config: ValetConfig, password = randomByte
   i: ${config.file_server.host}
   p: ${config.file_server.port}
   no-robots
+  hist: ${COPYPARTY_HIST_DIR}
 
 [accounts]
   ${COPYPARTY_ACCOUNT}: ${password}
@@ -59,6 +63,11 @@ export function renderCopypartyConfig(config: ValetConfig, password = randomByte
 
 [/processed]
   ${config.processed}
+  accs:
+    r: ${COPYPARTY_ACCOUNT}
+
+[/finished]
+  ${config.finished}
   accs:
     r: ${COPYPARTY_ACCOUNT}
 `;

@@ -5,15 +5,20 @@ import { choicesFromConfig, installConfig, renderConfig, type ConfigChoices } fr
 import { deploy, planDeployment } from './deploy.js';
 import { checkDependencies } from './deps.js';
 import { COPYPARTY_DEFAULT_PATH, COPYPARTY_INSTALL_HELP, copypartyConfigPath, findCopyparty, renderCopypartyConfig, COPYPARTY_ACCOUNT } from './file-server.js';
+import { COPYPARTY_USER, ensureAcl, ensureCopypartyUser, ensureGroup, ensureMembers, inboxAclEntries, readOnlyAclEntries } from './access.js';
 import { ensureDir, ensureFile, ensureSymlink } from './fs-actions.js';
-import { LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
+import { GH_TOKEN_CREDENTIAL, LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
 import type { Reporter } from './report.js';
-import { chownCreated, ensureUser, runAction, systemctlIsEnabled, type UserIds } from './system.js';
+import { chownCreated, ensureUser, runAction, systemctlIsActive, systemctlIsEnabled, type UserIds } from './system.js';
 import { CORE_UNITS, COPYPARTY_UNIT, ENABLE_CORE, installUnit, maskUnit, WEB_UNIT, type UnitValues } from './units.js';
 
 export interface InstallOptions {
   source: string;
   user: string;
+  /** the group whose members may drop prompts */
+  dropGroup: string;
+  /** users to add to the drop group */
+  operators: string[];
   web: boolean;
   start: boolean;
   installDeps: boolean;
@@ -21,11 +26,6 @@ export interface InstallOptions {
   env: NodeJS.ProcessEnv;
 }
 
-const SECRETS_TEMPLATE = `# Environment for the Prompt Valet services, read by systemd as root
-# (keep this file mode 0600). pv-publish and gh use the token; the agent
-# never sees it (watcher.runner_secret_env).
-#GH_TOKEN=github_pat_...
-`;
 
 /** Lay the system down; every step reports what it did and a rerun changes nothing. */
 export async function install(r: Reporter, layout: Layout, opts: InstallOptions, log: Logger): Promise<void> {
@@ -48,6 +48,8 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
   for (const dir of ['codex', 'gh']) {
     if (ensureDir(r, d(P('config', dir)), 0o700)) chownCreated(r, d(P('config', dir)), ids);
   }
+  // Root's alone: systemd reads it before it drops privileges.
+  ensureDir(r, d(P('config', 'credentials')), 0o700);
 
   // /srv/repos: a link to the canonical folder, unless the operator already
   // keeps clones there; then the config points at those instead.
@@ -77,9 +79,15 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
     r.emit('warning', configDisk, `--file-server ${opts.choices.fileServer} not applied: the existing config says file_server.kind: ${config.file_server.kind}; edit it and rerun`);
   }
 
-  const secrets = d(P('config', 'secrets.env'));
-  if (fs.existsSync(secrets)) r.emit('unchanged', secrets);
-  else await ensureFile(r, secrets, SECRETS_TEMPLATE, 0o600, 'put GH_TOKEN here');
+  // LoadCredential= refuses to start a unit whose file is missing: an empty
+  // one is laid down and never overwritten (the operator puts the token in).
+  const token = d(P(...GH_TOKEN_CREDENTIAL));
+  if (fs.existsSync(token)) r.emit('unchanged', token);
+  else await ensureFile(r, token, '', 0o600, 'put the GitHub token here');
+  const oldSecrets = d(P('config', 'secrets.env'));
+  if (fs.existsSync(oldSecrets) && /^\s*(GH_TOKEN|GITHUB_TOKEN|GH_ENTERPRISE_TOKEN)=/m.test(fs.readFileSync(oldSecrets, 'utf8'))) {
+    r.emit('warning', oldSecrets, `no longer read by the units: move the token into ${P(...GH_TOKEN_CREDENTIAL)} (0600 root) and delete it`);
+  }
 
   for (const dep of checkDependencies(config, opts.env)) {
     if (dep.ok) {
@@ -103,11 +111,28 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
     if (!copypartyCmd) r.emit('warning', 'copyparty', `not found (file_server.copyparty_cmd: ${config.file_server.copyparty_cmd}); unit left disabled; ${COPYPARTY_INSTALL_HELP}`);
   }
 
+  // Who may drop prompts: the drop group, root, and Copyparty's own user.
+  if (layout.live) {
+    ensureGroup(r, opts.dropGroup);
+    ensureMembers(r, opts.dropGroup, opts.operators);
+    if (config.file_server.kind === 'copyparty') ensureCopypartyUser(r, opts.dropGroup);
+    if (!r.dryRun) {
+      ensureAcl(r, config.inbox, inboxAclEntries(user, opts.dropGroup), `${opts.dropGroup} and ${user} may create and rename`);
+      if (config.file_server.kind === 'copyparty') {
+        for (const dir of [config.processed, config.finished]) ensureAcl(r, dir, readOnlyAclEntries(COPYPARTY_USER), `${COPYPARTY_USER} may read`);
+      }
+    }
+  } else if (opts.operators.length) {
+    r.emit('skipped', `group:${opts.dropGroup}`, 'staging root: no groups, no ACLs');
+  }
+
   const values: UnitValues = {
     PREFIX: layout.prefix,
     CONFIG: layout.configFile,
     USER: user,
     GROUP: user,
+    DROP_GROUP: opts.dropGroup,
+    COPYPARTY_USER,
     INBOX: config.inbox,
     PROCESSED: config.processed,
     FINISHED: config.finished,
@@ -134,8 +159,14 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
     }
     if (opts.start) {
       const ready = fs.existsSync(configDisk) && fs.existsSync(d(P('scripts', 'pv-watcher')));
-      if (ready || r.dryRun) runAction(r, 'systemd', 'systemctl', ['restart', ...enable]);
-      else r.emit('warning', 'systemd', 'not started: config or scripts missing');
+      if (!ready && !r.dryRun) r.emit('warning', 'systemd', 'not started: config or scripts missing');
+      else if (unitsChanged > 0 || r.dryRun) runAction(r, 'systemd', 'systemctl', ['restart', ...enable]);
+      else {
+        // Nothing changed: running units are left alone (a rerun restarts nothing).
+        const stopped = enable.filter((u) => systemctlIsActive(u) !== 'active');
+        for (const u of enable.filter((x) => !stopped.includes(x))) r.emit('unchanged', `unit:${u}`, 'active');
+        if (stopped.length) runAction(r, 'systemd', 'systemctl', ['start', ...stopped]);
+      }
     }
   }
 
@@ -167,8 +198,9 @@ function summary(log: Logger, layout: Layout, config: ValetConfig, copyparty: st
   else {
     log.info(`file_server=copyparty on ${config.file_server.host}:${config.file_server.port}, account ${COPYPARTY_ACCOUNT}, password in ${copypartyConfigPath(layout)}${copyparty ? '' : ' (copyparty not installed: unit left disabled)'}`);
   }
-  log.info(`codex login: sudo -u ${opts.user} CODEX_HOME=${path.posix.join(layout.prefix, 'config', 'codex')} codex login (or OPENAI_API_KEY=… in secrets.env)`);
-  log.info(`GitHub token: GH_TOKEN=… in ${path.posix.join(layout.prefix, 'config', 'secrets.env')} (mode 0600), or \`sudo -u ${opts.user} GH_CONFIG_DIR=${path.posix.join(layout.prefix, 'config', 'gh')} gh auth login\``);
+  log.info(`codex login: sudo -u ${opts.user} CODEX_HOME=${path.posix.join(layout.prefix, 'config', 'codex')} codex login (or OPENAI_API_KEY=… in a drop-in: systemctl edit codex-watcher)`);
+  log.info(`GitHub token: into ${path.posix.join(layout.prefix, ...GH_TOKEN_CREDENTIAL)} (root, mode 0600; the units load it as a credential)`);
+  log.info(`prompts may be dropped by root and members of ${opts.dropGroup} (pv-install --operator USER adds one)`);
   if (!layout.live) log.info('on the target: systemctl daemon-reload && systemctl enable --now codex-watcher.service codex-tree-builder.timer');
   else if (!opts.start) log.info('start with: systemctl start codex-watcher.service codex-tree-builder.timer (or rerun with --start)');
   log.info(`check with: ${path.posix.join(layout.scripts, 'pv-install')} --verify${layout.live ? '' : ` --root ${layout.root}`}`);

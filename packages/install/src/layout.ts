@@ -12,6 +12,8 @@ export const LAYOUT_DIRS = ['inbox', 'processed', 'finished', 'config', 'scripts
 export const OPERATOR_DIRS = ['inbox', 'processed', 'finished', 'repos'] as const;
 /** The path older installs and scripts use for the clones. */
 export const LEGACY_REPOS = '/srv/repos';
+/** systemd's LoadCredential= source for the GitHub token, under the prefix (see units/codex-watcher.service). */
+export const GH_TOKEN_CREDENTIAL = ['config', 'credentials', 'gh_token'] as const;
 export const UNIT_DIR = '/etc/systemd/system';
 /** Marks a file as pv-install's own: it may be replaced or removed by pv-install. */
 export const OWN_MARKER = 'Installed by pv-install';

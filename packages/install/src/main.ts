@@ -2,9 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, defineTool, EX, ToolError } from '@prompt-valet/core';
+import { DEFAULT_DROP_GROUP } from './access.js';
+import { WEB_SOCKET } from './units.js';
 import { DeployError } from './deploy.js';
 import { install } from './install.js';
 import { makeLayout } from './layout.js';
+import { sendReload } from './reload.js';
 import { Reporter } from './report.js';
 import { uninstall } from './uninstall.js';
 import { verifyInstall } from './verify.js';
@@ -14,6 +17,8 @@ interface InstallArgs {
   prefix: string;
   source: string;
   user: string;
+  'drop-group': string;
+  operator: string[];
   owner?: string;
   host?: string;
   protocol?: string;
@@ -26,6 +31,8 @@ interface InstallArgs {
   'dry-run': boolean;
   verify: boolean;
   uninstall: boolean;
+  'check-config': boolean;
+  'reload-pid'?: number;
 }
 
 /** The checkout this pv-install was built in: packages/install/dist/ → ../../.. */
@@ -34,15 +41,21 @@ const DEFAULT_SOURCE = path.resolve(path.dirname(fileURLToPath(import.meta.url))
 export const main = defineTool<InstallArgs>({
   name: 'pv-install',
   summary: 'pv-install — lay Prompt Valet down under /srv/prompt-valet with its systemd units',
-  usage: `pv-install [--root DIR] [--prefix DIR] [--owner NAME] [--file-server copyparty|none] [--web] [--start] [--dry-run]
+  usage: `pv-install [--root DIR] [--prefix DIR] [--owner NAME] [--operator USER]… [--file-server copyparty|none] [--web] [--start] [--dry-run]
   pv-install --verify [--root DIR] [--prefix DIR]
+  pv-install --check-config [--config FILE]
   pv-install --uninstall [--root DIR] [--prefix DIR]`,
   epilogue: `Creates {inbox,processed,finished,config,scripts,logs,repos} under the prefix,
 /srv/repos -> <prefix>/repos, deploys the built tools into <prefix>/scripts
 (they then run with only node), writes config/prompt-valet.yaml from
 configs/prompt-valet.yaml (an existing config is never overwritten: a .new
 goes beside it), writes the units into /etc/systemd/system, and on the live
-system (--root /) creates the service user and enables the units.
+system (--root /) creates the service user and the drop group (its
+members and root may drop prompts anywhere in the inbox: default ACLs),
+adds each --operator to it, and enables the units. --check-config loads
+the config as the watcher does and exits 78 with one line if it is bad;
+with --reload-pid PID it then sends SIGHUP to that pv-watcher once the
+process catches SIGHUP (systemctl reload codex-watcher runs this).
 With --root DIR everything goes under DIR: no user, no chown, no systemctl.
 
 Output: one JSON line per action on stdout,
@@ -66,6 +79,10 @@ Example:
       .option('prefix', { type: 'string', default: '/srv/prompt-valet', describe: 'the valet home on the target' })
       .option('source', { type: 'string', default: DEFAULT_SOURCE, defaultDescription: 'the checkout pv-install was built in', describe: 'the built checkout to install from' })
       .option('user', { type: 'string', default: 'prompt-valet', describe: 'the service user (root allowed)' })
+      .option('drop-group', { type: 'string', default: DEFAULT_DROP_GROUP, describe: 'the group whose members may drop prompts' })
+      .option('operator', { type: 'string', array: true, default: [] as string[], describe: 'add this user to the drop group (repeatable)' })
+      .option('check-config', { type: 'boolean', default: false, describe: 'only check the config (exit 78 if bad)' })
+      .option('reload-pid', { type: 'number', describe: 'with --check-config: then send SIGHUP to this pv-watcher once it can take it (ExecReload=)' })
       .option('owner', { type: 'string', describe: 'default GitHub owner (watcher.git_default_owner)' })
       .option('host', { type: 'string', describe: 'git host (watcher.git_default_host)' })
       .option('protocol', { choices: ['https', 'ssh', 'git', 'http', 'file'], describe: 'watcher.git_protocol' })
@@ -85,6 +102,17 @@ Example:
       }) as never,
   async run(ctx) {
     const a = ctx.args;
+    if (a['check-config']) {
+      // The same loader the watcher's SIGHUP uses: what passes here, reloads.
+      const loaded = ctx.config();
+      ctx.log.info(`${loaded.path ?? 'defaults'}: configuration is valid`);
+      const pid = a['reload-pid'];
+      if (pid === undefined) return EX.OK;
+      if (!Number.isInteger(pid) || pid < 2) throw new ToolError('bad_pid', `--reload-pid: expected a process id, got ${pid}`, EX.USAGE);
+      const outcome = await sendReload(pid);
+      if (outcome === 'sent') return EX.OK;
+      throw new ToolError('not_reloaded', outcome === 'gone' ? `pv-watcher ${pid} is gone: nothing to reload` : `pv-watcher ${pid} does not take SIGHUP yet after 10 s: not reloaded`, EX.TEMPFAIL);
+    }
     const layout = makeLayout(a.root, a.prefix);
     if (a.verify) {
       let failed = 0;
@@ -113,6 +141,8 @@ Example:
       await install(r, layout, {
         source: a.source,
         user: a.user,
+        dropGroup: a['drop-group'],
+        operators: a.operator,
         web: a.web,
         start: a.start,
         installDeps: a['install-deps'],
@@ -124,6 +154,7 @@ Example:
           ...(a['inbox-mode'] !== undefined ? { inboxMode: a['inbox-mode'] } : {}),
           ...(a['file-server'] !== undefined ? { fileServer: a['file-server'] } : {}),
           ...(a.port !== undefined ? { fileServerPort: a.port } : {}),
+          ...(a.web ? { webSocket: WEB_SOCKET } : {}),
         },
       }, ctx.log);
     } catch (err) {

@@ -64,3 +64,7 @@ export function chownCreated(r: Reporter, file: string, ids: UserIds | undefined
 export function systemctlIsEnabled(unit: string): string {
   return runCommand('systemctl', ['is-enabled', unit], 30_000).stdout.trim();
 }
+
+export function systemctlIsActive(unit: string): string {
+  return runCommand('systemctl', ['is-active', unit], 30_000).stdout.trim();
+}

@@ -8,6 +8,8 @@ import type { Reporter } from './report.js';
 export const CORE_UNITS = ['codex-watcher.service', 'codex-tree-builder.service', 'codex-tree-builder.timer'] as const;
 export const COPYPARTY_UNIT = 'copyparty.service';
 export const WEB_UNIT = 'prompt-valet-web.service';
+/** pv-web's socket under the web unit's RuntimeDirectory=. */
+export const WEB_SOCKET = '/run/prompt-valet-web/web.sock';
 /** What `systemctl enable` is given: the tree builder service runs from its timer. */
 export const ENABLE_CORE = ['codex-watcher.service', 'codex-tree-builder.timer'] as const;
 
@@ -16,6 +18,9 @@ export interface UnitValues {
   CONFIG: string;
   USER: string;
   GROUP: string;
+  /** members may drop prompts; pv-web's socket belongs to it */
+  DROP_GROUP: string;
+  COPYPARTY_USER: string;
   INBOX: string;
   PROCESSED: string;
   FINISHED: string;

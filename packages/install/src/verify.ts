@@ -4,9 +4,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { loadConfig, type ValetConfig } from '@prompt-valet/core';
+import { credentialProblem, inboxAclEntries, missingAclEntries } from './access.js';
 import { missingKeys } from './config-file.js';
+import { runCommand } from './system.js';
 import { copypartyConfigPath, findCopyparty, COPYPARTY_INSTALL_HELP } from './file-server.js';
-import { LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
+import { GH_TOKEN_CREDENTIAL, LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
 import { CORE_UNITS, COPYPARTY_UNIT, unitPath, WEB_UNIT } from './units.js';
 
 /**
@@ -82,10 +84,56 @@ export function verifyInstall(layout: Layout, env: NodeJS.ProcessEnv): CheckResu
       if (ok) units.push(COPYPARTY_UNIT);
     }
     add('units', ...verifyUnits(layout, units, scratch));
+    const tokenFile = d(P(...GH_TOKEN_CREDENTIAL));
+    const tokenProblem = layout.live ? credentialProblem(tokenFile) : undefined;
+    const emptyToken = layout.live && !tokenProblem && fs.existsSync(tokenFile) && fs.statSync(tokenFile).size === 0 && config?.watcher.publisher === 'gh';
+    add('credential', !tokenProblem && !emptyToken, tokenProblem ?? (emptyToken ? `${P(...GH_TOKEN_CREDENTIAL)} is empty: put the GitHub token in it` : `${P(...GH_TOKEN_CREDENTIAL)} root 0600, loaded by the units as gh_token`));
+    if (layout.live && config) {
+      const user = unitSetting(layout, 'User') ?? 'prompt-valet';
+      if (user !== 'root') {
+        const readable = runCommand('runuser', ['-u', user, '--', 'test', '-r', tokenFile], 30_000).ok;
+        add('credential not readable by the service', !readable, readable ? `${user} can read ${tokenFile}: chmod 0600 and chown root` : `${user} cannot read it directly`);
+      }
+      add('drop access', ...verifyDropAccess(config.inbox, user));
+      add('jail', ...verifyJail(layout, user));
+    }
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   return results;
+}
+
+/** A `Key=value` of the installed watcher unit's [Service] section. */
+function unitSetting(layout: Layout, key: string): string | undefined {
+  const text = fs.readFileSync(unitPath(layout, 'codex-watcher.service'), 'utf8');
+  const m = new RegExp(`^${key}=(.*)$`, 'm').exec(text);
+  return m?.[1];
+}
+
+/** The inbox carries the drop rule, and the service user really can create in it. */
+function verifyDropAccess(inbox: string, user: string): [boolean, string] {
+  const acl = runCommand('getfacl', ['--omit-header', '--absolute-names', inbox], 30_000).stdout;
+  const dropGroup = /^default:group:([^:]+):rwx$/m.exec(acl)?.[1];
+  if (!dropGroup) return [false, `${inbox} has no default ACL for a drop group: rerun pv-install`];
+  const missing = missingAclEntries(inbox, inboxAclEntries(user, dropGroup));
+  if (missing.length) return [false, `${inbox} lacks ACL entries ${missing.join(', ')}: rerun pv-install`];
+  const writable = runCommand('runuser', ['-u', user, '--', 'test', '-w', inbox], 30_000).ok;
+  return writable ? [true, `root and members of ${dropGroup} may drop prompts; ${user} may claim them`] : [false, `${user} cannot write ${inbox}`];
+}
+
+/** The hardening the watcher unit runs under, to probe the jail with. */
+const JAIL_PROBE_SETTINGS = ['User', 'Group', 'NoNewPrivileges', 'PrivateTmp', 'PrivateDevices', 'ProtectSystem', 'ProtectHome', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs', 'ProtectClock', 'ProtectHostname', 'ProtectProc', 'RestrictSUIDSGID', 'RestrictRealtime', 'LockPersonality', 'RestrictAddressFamilies', 'RestrictNamespaces', 'SystemCallFilter', 'Delegate'];
+
+/** bwrap, as pv-run-codex starts it, works as the service user under the unit's settings. */
+function verifyJail(layout: Layout, user: string): [boolean, string] {
+  const props = JAIL_PROBE_SETTINGS.flatMap((k) => {
+    const v = unitSetting(layout, k);
+    return v === undefined ? [] : ['-p', `${k}=${v}`];
+  });
+  const probe = ['bwrap', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-all', '--die-with-parent', '--new-session', 'true'];
+  const res = runCommand('systemd-run', ['--wait', '--pipe', '--quiet', '--collect', ...props, '--', ...probe], TOOL_TIMEOUT_MS);
+  if (res.ok) return [true, `bwrap runs as ${user} under codex-watcher.service's hardening`];
+  return [false, `bwrap fails as ${user} under the unit's hardening: ${res.stderr.trim().split('\n').slice(-1)[0] ?? ''}`];
 }
 
 function isDir(p: string): boolean {
@@ -146,9 +194,11 @@ export function verifyUnits(layout: Layout, units: string[], scratch: string): [
       const text = fs.readFileSync(unitPath(layout, u), 'utf8');
       fs.mkdirSync(path.join(root, 'etc/systemd/system'), { recursive: true });
       fs.writeFileSync(path.join(root, 'etc/systemd/system', u), text);
-      for (const m of text.matchAll(/^ExecStart=(\S+)/gm)) {
+      for (const m of text.matchAll(/^Exec(?:Start|Reload)=(\S+)/gm)) {
         const prog = m[1]!;
-        const real = resolveInRoot(layout, prog);
+        // A system program (/bin/kill) comes from this machine when the root lacks it.
+        const inRoot = resolveInRoot(layout, prog);
+        const real = fs.existsSync(inRoot) || prog.startsWith(layout.prefix) ? inRoot : prog;
         if (!fs.existsSync(real)) continue; // verify reports it
         fs.mkdirSync(path.join(root, path.dirname(prog)), { recursive: true });
         fs.copyFileSync(real, path.join(root, prog));

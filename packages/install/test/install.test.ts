@@ -42,11 +42,19 @@ t.test('installs the layout, the tools and a config with every key into a stagin
   t.equal(loaded.config.inbox, `${PREFIX}/inbox`);
   const templateFirstLine = fs.readFileSync(path.join(REPO, 'configs/prompt-valet.yaml'), 'utf8').split('\n')[0]!;
   t.ok(text.startsWith(templateFirstLine), 'the template\'s comments are kept');
-  t.equal(fs.statSync(inRoot(root, `${PREFIX}/config/secrets.env`)).mode & 0o777, 0o600, 'secrets.env is 0600');
+  t.equal(fs.statSync(inRoot(root, `${PREFIX}/config/credentials/gh_token`)).mode & 0o777, 0o600, 'the token credential is 0600');
+  t.equal(fs.statSync(inRoot(root, `${PREFIX}/config/credentials`)).mode & 0o777, 0o700, 'in a 0700 folder');
 
   const watcherUnit = fs.readFileSync(inRoot(root, '/etc/systemd/system/codex-watcher.service'), 'utf8');
   t.match(watcherUnit, `ExecStart=${PREFIX}/scripts/pv-watcher --config ${PREFIX}/config/prompt-valet.yaml`);
   t.match(watcherUnit, 'RestartPreventExitStatus=78');
+  t.match(watcherUnit, /^Restart=always$/m, 'any death systemd did not ask for restarts it');
+  t.match(watcherUnit, `ExecReload=${PREFIX}/scripts/pv-install --check-config --reload-pid $MAINPID --config ${PREFIX}/config/prompt-valet.yaml`);
+  t.match(watcherUnit, `LoadCredential=gh_token:${PREFIX}/config/credentials/gh_token`);
+  t.notMatch(watcherUnit, /EnvironmentFile=/, 'no token in the environment');
+  t.match(watcherUnit, /^Delegate=yes$/m);
+  t.notMatch(watcherUnit, /^ProtectControlGroups=/m);
+  t.notMatch(watcherUnit, /^RestrictNamespaces=/m, 'bwrap needs user namespaces');
   t.match(watcherUnit, `ReadWritePaths=${PREFIX}/inbox ${PREFIX}/processed ${PREFIX}/finished ${PREFIX}/repos ${PREFIX}/logs`);
   t.notMatch(watcherUnit, /^MemoryDenyWriteExecute=yes/m);
   t.match(fs.readFileSync(inRoot(root, '/etc/systemd/system/codex-tree-builder.timer'), 'utf8'), /Persistent=true/);
@@ -140,4 +148,53 @@ t.test('--uninstall removes units and scripts, keeps operator data', async (t) =
   t.notOk(fs.existsSync(inRoot(root, '/srv/repos')));
   t.equal(fs.readFileSync(inRoot(root, `${PREFIX}/inbox/x.prompt.md`), 'utf8'), '# keep me\n');
   for (const d of ['inbox', 'processed', 'finished', 'repos', 'config', 'logs']) t.ok(fs.existsSync(inRoot(root, `${PREFIX}/${d}`)), `${d} kept`);
+});
+
+t.test('who may drop prompts: pv-web on a drop-group socket, Copyparty as its own user writing the inbox only', async (t) => {
+  const root = tempRoot(t, 'access');
+  const run = pvInstall(['--root', root, '--web', '--file-server', 'copyparty', '--operator', 'alice']);
+  t.equal(run.status, 0, run.stderr);
+  const config = loadConfig({ path: inRoot(root, `${PREFIX}/config/prompt-valet.yaml`), env: {} }).config;
+  t.equal(config.web.socket, '/run/prompt-valet-web/web.sock', '--web serves pv-web on a socket');
+  const web = fs.readFileSync(inRoot(root, '/etc/systemd/system/prompt-valet-web.service'), 'utf8');
+  t.match(web, /^Group=prompt-valet-drop$/m, 'the socket belongs to the drop group');
+  t.match(web, /^RuntimeDirectory=prompt-valet-web$/m);
+  const copyparty = fs.readFileSync(inRoot(root, '/etc/systemd/system/copyparty.service'), 'utf8');
+  t.match(copyparty, /^User=prompt-valet-copyparty$/m, 'Copyparty runs as its own user');
+  t.match(copyparty, /^SupplementaryGroups=prompt-valet-drop$/m);
+  t.match(copyparty, new RegExp(`^ReadWritePaths=${PREFIX}/inbox$`, 'm'), 'it may write the inbox only');
+  t.match(fs.readFileSync(inRoot(root, `${PREFIX}/config/copyparty.conf`), 'utf8'), /hist: \/var\/cache\/prompt-valet-copyparty/, 'its index is not kept beside the served files');
+  t.ok(run.lines.some((l) => l.action === 'skipped' && /staging root/.test(l.detail)), 'groups and ACLs are left to the live system');
+});
+
+t.test('--check-config: exit 78 and one line naming the key for a bad config, 0 for a good one', async (t) => {
+  const root = tempRoot(t, 'check');
+  t.equal(pvInstall(['--root', root]).status, 0);
+  const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
+  t.equal(pvInstall(['--check-config', '--config', configFile]).status, 0);
+  fs.writeFileSync(configFile, fs.readFileSync(configFile, 'utf8').replace(/max_parallel: \d+/, 'max_parallel: lots'));
+  const bad = pvInstall(['--check-config', '--config', configFile]);
+  t.equal(bad.status, 78);
+  t.match(bad.stderr, /max_parallel/);
+});
+
+t.test('--check-config --reload-pid: SIGHUP only once the watcher catches it (reload right after a start)', async (t) => {
+  const root = tempRoot(t, 'reload');
+  t.equal(pvInstall(['--root', root]).status, 0);
+  const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
+  // Stands for a pv-watcher still loading its modules: no SIGHUP handler for the first 1.5 s.
+  const { spawn } = await import('node:child_process');
+  // env -i: the test runner's NODE_OPTIONS would load a SIGHUP handler of its own into the child.
+  const slow = spawn('/usr/bin/env', ['-i', process.execPath, '-e', 'setTimeout(() => { process.on("SIGHUP", () => { console.log("reloaded"); process.exit(0); }); }, 1500); setTimeout(() => {}, 20000);'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => slow.kill('SIGKILL'));
+  let out = '';
+  slow.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => slow.on('exit', (code, signal) => resolve({ code, signal })));
+  const reload = pvInstall(['--check-config', '--reload-pid', String(slow.pid), '--config', configFile]);
+  t.equal(reload.status, 0, reload.stderr);
+  t.same(await exited, { code: 0, signal: null }, 'the process was not killed by SIGHUP: it handled it');
+  t.equal(out.trim(), 'reloaded');
+  const gone = pvInstall(['--check-config', '--reload-pid', String(slow.pid), '--config', configFile]);
+  t.equal(gone.status, 75, 'a watcher that is gone: not reloaded, temporary failure');
+  t.match(gone.stderr, /is gone/);
 });

@@ -39,7 +39,7 @@ t.test('--verify passes on a good install and names what is broken', async (t) =
   t.equal(pvInstall(['--root', root]).status, 0);
   const good = pvInstall(['--root', root, '--verify']);
   const names = good.lines.map((l) => l.check);
-  t.same(names, ['layout', 'scripts', 'config', 'pv-watcher --once', 'pv-tree --help', 'file server', 'units']);
+  t.same(names, ['layout', 'scripts', 'config', 'pv-watcher --once', 'pv-tree --help', 'file server', 'units', 'credential']);
   for (const l of good.lines.filter((x) => x.check !== 'pv-watcher --once')) t.ok(l.ok, `${l.check}: ${l.detail}`);
   const watcher = check(good.lines, 'pv-watcher --once');
   if (watcherIsPlaceholder) {

@@ -49,6 +49,16 @@ export function accessPolicy(web: WebConfig, host = web.host): AccessPolicy {
   return { token, loopback };
 }
 
+/**
+ * On a Unix socket the file's mode and group decide who may connect; the
+ * Host header is the reverse proxy's public name, so it is not checked. A
+ * configured token is still required.
+ */
+export function socketPolicy(web: WebConfig): AccessPolicy {
+  const { token } = accessPolicy({ ...web, host: '127.0.0.1' }, '127.0.0.1');
+  return { token, loopback: false };
+}
+
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 /** Constant-time comparison: both sides are hashed first, so lengths never differ and never leak. */

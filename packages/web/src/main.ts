@@ -1,6 +1,29 @@
 import { defineTool, EX, ToolError } from '@prompt-valet/core';
-import { accessPolicy } from './auth.js';
+import * as fs from 'node:fs';
+import { accessPolicy, socketPolicy } from './auth.js';
 import { buildServer } from './server.js';
+
+/**
+ * Listen on a Unix socket whose file mode is the access rule: 0660, the
+ * process's group (the drop group under prompt-valet-web.service). A stale
+ * socket file left by a killed pv-web is replaced; anything else at the path
+ * is refused.
+ */
+async function listenOnSocket(app: Awaited<ReturnType<typeof buildServer>>, socket: string): Promise<string> {
+  const st = fs.lstatSync(socket, { throwIfNoEntry: false });
+  if (st && !st.isSocket()) throw new ToolError('cannot_listen', `web.socket: ${socket} exists and is not a socket; move it away`, EX.UNAVAILABLE);
+  if (st) fs.rmSync(socket);
+  const previous = process.umask(0o117);
+  try {
+    await app.listen({ path: socket });
+  } catch (err) {
+    throw new ToolError('cannot_listen', `cannot listen on ${socket}: ${(err as Error).message}`, EX.UNAVAILABLE);
+  } finally {
+    process.umask(previous);
+  }
+  fs.chmodSync(socket, 0o660);
+  return `unix:${socket}`;
+}
 
 interface WebArgs {
   host?: string;
@@ -30,7 +53,9 @@ API (JSON; see the README for requests and answers):
   GET  /api/jobs/JOB                POST /api/runs/ID/abort    POST /api/runs/ID/retry
 The page is at /.
 
-Security: binds web.host (127.0.0.1) by default. Binding any other address
+Security: with web.socket set, listens on that Unix socket (mode 0660, the
+process's group: the drop group under prompt-valet-web.service), and who may
+connect is who may use it. Otherwise binds web.host (127.0.0.1) by default. Binding any other address
 needs web.token or web.token_file (at least 16 characters); with a token
 every API request but /api/health needs "Authorization: Bearer <token>".
 Cross-site requests that change anything are refused.
@@ -54,19 +79,25 @@ Examples:
       ctx.log.error('--port takes a whole number from 0 to 65535');
       return EX.USAGE;
     }
-    const policy = accessPolicy(config.web, host);
+    const socket = ctx.args.host === undefined ? config.web.socket : '';
+    const policy = socket ? socketPolicy(config.web) : accessPolicy(config.web, host);
     const app = await buildServer({ config, policy, log: ctx.log });
-    try {
-      await app.listen({ host, port });
-    } catch (err) {
-      throw new ToolError('cannot_listen', `cannot listen on ${host}:${port}: ${(err as Error).message}`, EX.UNAVAILABLE);
+    let url: string;
+    if (socket) {
+      url = await listenOnSocket(app, socket);
+    } else {
+      try {
+        await app.listen({ host, port });
+      } catch (err) {
+        throw new ToolError('cannot_listen', `cannot listen on ${host}:${port}: ${(err as Error).message}`, EX.UNAVAILABLE);
+      }
+      const addr = app.server.address();
+      const bound = typeof addr === 'object' && addr ? addr.port : port;
+      const shown = host.includes(':') ? `[${host}]` : host;
+      url = `http://${shown}:${bound}`;
     }
-    const addr = app.server.address();
-    const bound = typeof addr === 'object' && addr ? addr.port : port;
-    const shown = host.includes(':') ? `[${host}]` : host;
-    const url = `http://${shown}:${bound}`;
     ctx.io.stdout.write(JSON.stringify({ v: 1, listening: url }) + '\n');
-    ctx.log.notice(`listening on ${url} (${policy.token === undefined ? 'no token: loopback only' : 'token required'})`);
+    ctx.log.notice(`listening on ${url} (${socket ? 'socket mode 0660: its group may connect' : policy.token === undefined ? 'no token: loopback only' : 'token required'})`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         process.off('SIGTERM', onTerm);

@@ -1,0 +1,301 @@
+import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import YAML from 'yaml';
+import { promptScriptResponder, REPO_ROOT, startFakeGitHub, startFakeModel } from '@prompt-valet/testkit';
+import { bootDebian, cannotBootReason, readmeBlock, type Container } from './lib/container.js';
+
+/**
+ * The live suite: a throwaway Debian 12 with systemd as PID 1, the README's
+ * "Install on a server" block run as written (only its placeholders filled
+ * in), then the system used as its users use it. One boot for the file.
+ */
+const PREFIX = '/srv/prompt-valet';
+const INBOX = `${PREFIX}/inbox`;
+const FINISHED = `${PREFIX}/finished`;
+const CLONE = '/root/prompt-valet';
+const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree'];
+
+t.setTimeout(900_000);
+
+if (process.env.PV_LIVE === '0') {
+  t.comment('PV_LIVE=0: the live suite (Debian 12 + systemd) is skipped on purpose');
+  t.pass('live suite skipped: PV_LIVE=0', { skip: 'PV_LIVE=0' });
+} else {
+  const why = cannotBootReason();
+  if (why) t.fail(`live suite cannot boot the Debian 12 container: ${why}`);
+  else t.test('Debian 12 + systemd: install, drop, reload, restart, kill, timer, bad config, uninstall', (tt) => liveSuite(tt));
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitUntil(t: Test, what: string, check: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  t.comment(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+  return false;
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(dir, p));
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return out.sort();
+}
+
+async function liveSuite(t: Test): Promise<void> {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-live-host-'));
+  const model = await startFakeModel([], { respond: promptScriptResponder() });
+  const github = await startFakeGitHub({ dir: path.join(scratch, 'github') });
+  const gitPort = await freePort();
+  let c: Container | undefined;
+  t.teardown(async () => {
+    await c?.stop();
+    await model.close();
+    await github.close();
+    fs.rmSync(scratch, { recursive: true, force: true });
+  });
+
+  try {
+    c = await bootDebian({
+      log: (l) => t.comment(l),
+      // codex as `npm install -g @openai/codex` leaves it (the 420 MB package is bound, not copied).
+      binds: [
+        { from: path.join(REPO_ROOT, 'node_modules'), to: `${CLONE}/node_modules` },
+        { from: path.join(REPO_ROOT, 'node_modules/@openai'), to: '/usr/local/lib/node_modules/@openai' },
+      ],
+      prepare(root) {
+        // The project as a clone has it: the tracked files plus the build (make install rebuilds what changed).
+        const files = spawnSync('git', ['-C', REPO_ROOT, 'ls-files', '-co', '--exclude-standard'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+        const built = spawnSync('sh', ['-c', 'ls -d packages/*/dist packages/*/tsconfig.tsbuildinfo 2>/dev/null'], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+        const list = path.join(scratch, 'files');
+        fs.writeFileSync(list, [...files, ...built].join('\n'));
+        fs.mkdirSync(path.join(root, CLONE.slice(1)), { recursive: true });
+        const tar = spawnSync('bash', ['-c', 'set -o pipefail; tar -C "$1" -cf - -T "$2" | tar -C "$3" -xpf -', 'sh', REPO_ROOT, list, path.join(root, CLONE.slice(1))], { encoding: 'utf8', timeout: 120_000 });
+        if (tar.status !== 0) throw new Error(`copying the project failed: ${tar.stderr}`);
+        fs.mkdirSync(path.join(root, CLONE.slice(1), 'node_modules'), { recursive: true });
+        // Node 20 as NodeSource's package lays it down: node bound in, npm and npx beside it.
+        fs.symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(root, 'usr/bin/npm'));
+        fs.symlinkSync('../lib/node_modules/npm/bin/npx-cli.js', path.join(root, 'usr/bin/npx'));
+        fs.mkdirSync(path.join(root, 'usr/local/lib/node_modules/@openai'), { recursive: true });
+        fs.symlinkSync('../lib/node_modules/@openai/codex/bin/codex.js', path.join(root, 'usr/local/bin/codex'));
+        // The fake GitHub's certificate, trusted as an operator trusts a private CA.
+        fs.copyFileSync(github.certFile, path.join(root, 'usr/local/share/ca-certificates/pv-live-fake-github.crt'));
+        // Copyparty cannot be installed here: a stand-in that stays up as the real one would.
+        fs.writeFileSync(path.join(root, 'usr/local/bin/copyparty'), '#!/bin/sh\n# stand-in for copyparty (not installable on this machine)\nexec sleep infinity\n', { mode: 0o755 });
+      },
+    });
+  } catch (err) {
+    t.fail(`live suite cannot boot the Debian 12 container: ${(err as Error).message}`);
+    return;
+  }
+  const box = c;
+  const sh = (script: string, timeoutMs?: number) => box.sh(script, timeoutMs);
+  const ok = (script: string, what: string, timeoutMs?: number) => {
+    const r = sh(script, timeoutMs);
+    t.equal(r.code, 0, `${what}${r.code === 0 ? '' : `: ${(r.stderr || r.stdout).trim().split('\n').slice(-5).join(' | ')}`}`);
+    return r;
+  };
+  const dumpJournal = () => t.comment(sh('journalctl --no-pager -n 200 -u codex-watcher -u codex-tree-builder -u prompt-valet-web -u copyparty').stdout);
+
+  // --- the system around it: users, an origin with push, trust for the fake GitHub
+  ok(`update-ca-certificates >/dev/null && useradd -m -s /bin/bash alice && useradd -m -s /bin/bash bob
+    set -e; mkdir -p /srv/git/acme && git init -q --bare -b main /srv/git/acme/widget.git
+    w=$(mktemp -d) && cd $w && git init -q -b main && git config user.email o@x && git config user.name o
+    echo '# widget' > README.md && git add . && git commit -qm init
+    for b in ${BRANCHES.join(' ')}; do git push -q /srv/git/acme/widget.git HEAD:refs/heads/$b; done
+    chown -R nobody:nogroup /srv/git
+    systemd-run --unit=git-origin -p User=nobody git daemon --reuseaddr --base-path=/srv/git --export-all --enable=receive-pack --listen=127.0.0.1 --port=${gitPort}`, 'origin served by git daemon inside');
+
+  // --- the README's block, as written; only its placeholders are filled in
+  const block = readmeBlock(fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8'), 'Install on a server');
+  const flags = `--owner acme --operator alice --host 127.0.0.1:${gitPort} --protocol git --file-server copyparty --web --start`;
+  const filled = block.replace('--owner my-org --operator alice --start', flags).replace("'github_pat_…'", "'live-test-token-0123456789'");
+  t.not(filled, block, 'the README block has the placeholders the suite fills in');
+  const install = ok(`cd ${CLONE} && set -euo pipefail\n${filled}`, 'the README install block runs as written', 400_000);
+  if (install.code !== 0) {
+    t.comment(install.stdout + install.stderr);
+    dumpJournal();
+    return;
+  }
+  t.match(install.stdout + install.stderr, /"check":"jail","ok":true/, 'pv-install --verify: the jail works as the service user');
+
+  // --- a second install changes nothing: content, mode, owner, ACL; no unit restarted
+  const snapshot = () => sh(`cd / && find ${PREFIX} /etc/systemd/system -path ${PREFIX}/processed -prune -o -path ${PREFIX}/logs -prune -o -printf '%p %m %u %g %s %T@\\n' | sort; getfacl -R -p ${INBOX} ${PREFIX}/finished 2>/dev/null`).stdout;
+  const invocations = () => sh('for u in codex-watcher prompt-valet-web copyparty codex-tree-builder.timer; do systemctl show -p InvocationID --value $u; done').stdout;
+  // The timer's pass may fire at any minute: run one now so that the inbox already mirrors upstream.
+  ok('systemctl start codex-tree-builder', 'one tree-builder pass before the comparison', 120_000);
+  const before = snapshot();
+  const ids = invocations();
+  const second = ok(`cd ${CLONE} && make install INSTALL_FLAGS="${flags}"`, 'a second make install', 300_000);
+  const changes = second.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { action: string; path: string }).filter((l) => l.action !== 'unchanged');
+  t.same(changes, [], 'the second install reports 0 changes');
+  t.match(second.stderr, /nothing to do/);
+  t.equal(snapshot(), before, 'every file keeps its content, mode, owner and ACL');
+  t.equal(invocations(), ids, 'no unit was restarted');
+
+  // --- what the operator sets for this model provider and forge, as a drop-in
+  const configFile = box.host(`${PREFIX}/config/prompt-valet.yaml`);
+  const doc = YAML.parseDocument(fs.readFileSync(configFile, 'utf8'));
+  doc.setIn(['watcher', 'runner_model'], 'mock-model');
+  doc.setIn(['watcher', 'settle_seconds'], 1);
+  doc.setIn(['watcher', 'rescan_interval_seconds'], 2);
+  doc.setIn(['watcher', 'retry_backoff_seconds'], 0);
+  doc.setIn(['watcher', 'runner_timeout_seconds'], 120);
+  fs.writeFileSync(configFile, doc.toString());
+  fs.writeFileSync(box.host(`${PREFIX}/config/codex/config.toml`), [
+    'model = "mock-model"', 'model_provider = "mock"', '[model_providers.mock]', 'name = "mock"',
+    `base_url = ${JSON.stringify(model.baseUrl)}`, 'wire_api = "responses"', 'env_key = "MOCK_API_KEY"', 'request_max_retries = 0', 'stream_max_retries = 0', '',
+  ].join('\n'));
+  const ghEnv = github.ghEnv();
+  ok(`chown prompt-valet: ${PREFIX}/config/codex/config.toml
+    mkdir -p /etc/systemd/system/codex-watcher.service.d
+    printf '[Service]\\nEnvironment=MOCK_API_KEY=live GH_HOST=${ghEnv.GH_HOST} GH_PROMPT_DISABLED=1 GH_NO_UPDATE_NOTIFIER=1\\n' > /etc/systemd/system/codex-watcher.service.d/provider.conf
+    systemctl daemon-reload && systemctl restart codex-watcher`, 'model provider and forge set in a drop-in');
+
+  // --- prompts dropped by each kind of user
+  const prompt = (script: string) => `# Do it\n\n\`\`\`sh\n${script}\n\`\`\`\n`;
+  ok(`mkdir -p ${INBOX}/widget/b-root && cat > ${INBOX}/widget/b-root/r.prompt.md <<'EOF'\n${prompt('echo root > from-root.txt')}EOF`, 'root drops into a new folder (umask 022)');
+  // Prompt texts are put where every user may read them; each user copies one in with their own tools.
+  const texts = box.host('/var/tmp/prompts');
+  fs.mkdirSync(texts, { recursive: true, mode: 0o755 });
+  for (const who of ['alice', 'files', 'web', 'kill']) {
+    fs.writeFileSync(path.join(texts, `${who}.md`), prompt(who === 'kill' ? 'sleep 8; echo killed > from-kill.txt' : `echo ${who} > from-${who}.txt`), { mode: 0o644 });
+  }
+  ok(`runuser -u alice -- bash -c 'umask 022; mkdir -p ${INBOX}/widget/b-alice && cp /var/tmp/prompts/alice.md ${INBOX}/widget/b-alice/.a.tmp && mv ${INBOX}/widget/b-alice/.a.tmp ${INBOX}/widget/b-alice/a.prompt.md'`, 'alice (drop group) drops into a new folder of hers');
+  const copypartyUpload = (dir: string, name: string, text: string) =>
+    `runuser -u prompt-valet-copyparty -- bash -c 'mkdir -p ${dir} && : > ${dir}/${name} && cat ${text} > ${dir}/${name}.PARTIAL && mv ${dir}/${name}.PARTIAL ${dir}/${name}'`;
+  ok(copypartyUpload(`${INBOX}/widget/b-files`, 'f.prompt.md', '/var/tmp/prompts/files.md'), 'the file server\'s user uploads as Copyparty does');
+  const bobWrite = sh(`runuser -u bob -- bash -c "mkdir -p ${INBOX}/widget/b-bob"`);
+  t.not(bobWrite.code, 0, 'a user outside the drop group cannot write the inbox');
+
+  // pv-web on its socket: alice may, bob may not
+  ok(`mkdir -p ${INBOX}/widget/b-web`, 'the web target folder exists');
+  const webPost = (user: string) => sh(`runuser -u ${user} -- node -e '
+    const http = require("http");
+    const body = JSON.stringify({ target: "widget/b-web", name: "w", text: ${JSON.stringify(prompt('echo web > from-web.txt'))} });
+    const req = http.request({ socketPath: "/run/prompt-valet-web/web.sock", path: "/api/prompts", method: "POST", headers: { "content-type": "application/json", host: "localhost" } }, (res) => { console.log(res.statusCode); res.resume(); });
+    req.on("error", (e) => { console.log(e.code); });
+    req.end(body);'`);
+  t.match(webPost('alice').stdout.trim(), /^20[01]$/, 'pv-web accepts a prompt from a drop group member over its socket');
+  t.match(webPost('bob').stdout.trim(), /EACCES/, 'pv-web\'s socket refuses a user outside the drop group');
+
+  // Claimable with the service user's real permissions: it may read each prompt and rename it in its folder.
+  for (const f of ['b-root/r.prompt.md', 'b-alice/a.prompt.md', 'b-files/f.prompt.md', 'b-web/w.prompt.md']) {
+    const file = `${INBOX}/widget/${f}`;
+    const probe = sh(`runuser -u prompt-valet -- bash -c 'test -r ${file} && test -w ${path.posix.dirname(file)} && test -x ${path.posix.dirname(file)}'`);
+    t.equal(probe.code, 0, `the service user may read ${f} and rename it (${sh(`stat -c '%U %a' ${file}`).stdout.trim()})`);
+  }
+
+  const finished = () => listFiles(box.host(FINISHED));
+  const settled = (folder: string) => finished().filter((f) => f.startsWith(`widget/${folder}/`) && /\.(done|error)\.md$/.test(f));
+  await waitUntil(t, 'the four prompts to settle', () => ['b-root', 'b-alice', 'b-files', 'b-web'].every((b) => settled(b).length >= 1), 120_000);
+  for (const b of ['b-root', 'b-alice', 'b-files', 'b-web']) t.same(settled(b).filter((f) => f.endsWith('.done.md')).length, 1, `${b}: the prompt ends as .done.md`);
+
+  const branches = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.trim().split('\n').filter(Boolean);
+  t.equal(branches.length, 4, `one agent branch upstream per done prompt: ${branches.join(', ')}`);
+  t.equal(github.pullRequests.length, 4, 'one PR per done prompt');
+  t.ok(github.requests.every((r) => r.token === 'live-test-token-0123456789'), 'gh used the token from the credential');
+  t.same(sh('journalctl --no-pager -q -p err -u codex-watcher').stdout.trim(), '', 'journalctl -p err -u codex-watcher is empty after the happy path');
+
+  // The file server's user reads results but cannot change run state.
+  ok(`runuser -u prompt-valet-copyparty -- bash -c 'cat ${FINISHED}/widget/b-root/r.done.md >/dev/null && ls ${PREFIX}/processed >/dev/null'`, 'Copyparty\'s user may read finished/ and processed/');
+  t.not(sh(`runuser -u prompt-valet-copyparty -- touch ${PREFIX}/processed/x ${FINISHED}/x`).code, 0, 'Copyparty\'s user cannot write processed/ or finished/');
+
+  // An operator's 0600 prompt (scp -p): unreadable to the service, it ends as a clear error.
+  // As scp -p leaves it: mode 0600 (the inbox's default ACL overrides a umask, so the mode is what counts).
+  ok(`runuser -u alice -- bash -c 'install -m 0600 /var/tmp/prompts/alice.md ${INBOX}/widget/b-alice/.p.tmp && mv ${INBOX}/widget/b-alice/.p.tmp ${INBOX}/widget/b-alice/private.prompt.md'`, 'alice drops a 0600 prompt');
+  t.not(sh(`runuser -u prompt-valet -- test -r ${INBOX}/widget/b-alice/private.prompt.md`).code, 0, 'the service user cannot read it');
+  await waitUntil(t, 'the 0600 prompt to settle', () => settled('b-alice').some((f) => /private\.error\.md$/.test(f)), 60_000);
+  t.ok(settled('b-alice').some((f) => /private\.error\.md$/.test(f)), 'alice\'s 0600 prompt ends as .error.md');
+  const reason = sh(`cat ${FINISHED}/widget/b-alice/private.error.txt`).stdout;
+  t.match(reason, /0600|chmod|readable/i, 'the reason says what is wrong');
+  if (fs.existsSync(box.host(`${INBOX}/widget/b-alice/private.prompt.md`))) {
+    // Not settled: set it aside (never deleted) so that it does not hold up the queue for the steps below.
+    sh(`mkdir -p /root/unsettled && mv ${INBOX}/widget/b-alice/private.prompt.md /root/unsettled/`);
+  }
+  // --- the timer runs pv-tree; its folders are droppable too
+  ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
+  t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
+  t.ok(fs.existsSync(box.host(`${INBOX}/widget/b-tree`)), 'pv-tree made the folder of an upstream branch');
+  ok(`runuser -u alice -- bash -c "touch ${INBOX}/widget/b-tree/.probe && rm ${INBOX}/widget/b-tree/.probe"`, 'alice may drop into a folder pv-tree made');
+
+  // --- reload, restart
+  const mainPid = () => sh('systemctl show -p MainPID --value codex-watcher').stdout.trim();
+  const pid0 = mainPid();
+  ok('systemctl reload codex-watcher', 'systemctl reload codex-watcher');
+  t.equal(mainPid(), pid0, 'reload keeps the same watcher');
+  const good = fs.readFileSync(configFile, 'utf8');
+  fs.writeFileSync(configFile, good.replace(/max_parallel: \d+/, 'max_parallel: lots'));
+  t.not(sh('systemctl reload codex-watcher').code, 0, 'a bad config: the reload is refused');
+  t.equal(sh('systemctl is-active codex-watcher').stdout.trim(), 'active', 'the old watcher keeps running');
+  t.equal(mainPid(), pid0);
+  fs.writeFileSync(configFile, good);
+  ok('systemctl restart codex-watcher', 'systemctl restart codex-watcher');
+  const pid1 = mainPid();
+  t.not(pid1, pid0, 'restart: a new watcher');
+  ok('systemctl reload codex-watcher', 'reload right after start');
+  await new Promise((r) => setTimeout(r, 3000));
+  t.equal(sh('systemctl is-active codex-watcher').stdout.trim(), 'active', 'a reload right after start leaves it running');
+  t.equal(mainPid(), pid1, 'the same watcher: SIGHUP did not end it');
+
+  // --- kill -9 of the watcher mid-run: restarted, the run completes exactly once
+  ok(`cp /var/tmp/prompts/kill.md ${INBOX}/widget/b-kill/.k.tmp && mv ${INBOX}/widget/b-kill/.k.tmp ${INBOX}/widget/b-kill/k.prompt.md`, 'a slow prompt');
+  await waitUntil(t, 'the slow prompt to run', () => fs.existsSync(box.host(`${INBOX}/widget/b-kill/k.running.md`)), 60_000);
+  const before9 = mainPid();
+  ok(`kill -9 ${before9}`, 'kill -9 the watcher\'s main PID');
+  t.ok(await waitUntil(t, 'systemd to restart the watcher', () => { const p = mainPid(); return p !== '0' && p !== before9 && sh('systemctl is-active codex-watcher').stdout.trim() === 'active'; }, 30_000), 'systemd restarts it');
+  await waitUntil(t, 'the slow prompt to settle', () => settled('b-kill').length >= 1, 180_000);
+  t.same(settled('b-kill'), ['widget/b-kill/k.done.md'], 'the run completes once, as .done.md');
+  const killBranches = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').filter((b) => /^codex\/k/.test(b));
+  t.equal(killBranches.length, 1, 'one agent branch for it');
+  t.equal(github.pullRequests.filter((p) => killBranches.includes(p.head)).length, 1, 'one PR for it');
+
+  // --- a bad config: status 78, no restart loop
+  fs.writeFileSync(configFile, good.replace(/max_parallel: \d+/, 'max_parallel: lots'));
+  sh('systemctl restart codex-watcher');
+  await new Promise((r) => setTimeout(r, 12_000));
+  t.equal(sh('systemctl show -p ExecMainStatus --value codex-watcher').stdout.trim(), '78', 'the watcher exits 78');
+  t.not(sh('systemctl is-active codex-watcher').stdout.trim(), 'active', 'and stays down');
+  t.equal(sh('systemctl show -p NRestarts --value codex-watcher').stdout.trim(), '0', 'not restarted in a loop');
+  const badLines = sh('journalctl --no-pager -q -p err -u codex-watcher -o cat').stdout.trim().split('\n').filter(Boolean);
+  // Exactly these: the 0600 prompt, the refused reload (pv-install --check-config's line and systemd's),
+  // and the exit 78 (systemd may log its result too).
+  const required = [/private\.prompt\.md|prompt_unreadable/, /max_parallel/, /Reload failed for codex-watcher/];
+  const allowed = [...required, /Failed with result|exit-code|status=78/];
+  t.same(badLines.filter((l) => !allowed.some((re) => re.test(l))), [], 'the journal\'s errors are only the expected ones');
+  for (const re of required) t.ok(badLines.some((l) => re.test(l)), `the journal holds ${re}`);
+  fs.writeFileSync(configFile, good);
+  ok('systemctl reset-failed codex-watcher; systemctl start codex-watcher', 'a fixed config starts again');
+
+  // --- make uninstall keeps the operator's data
+  const data = ['inbox', 'processed', 'finished', 'repos', 'config', 'logs'];
+  const counts = () => data.map((d) => `${d}:${sh(`find ${PREFIX}/${d} | wc -l`).stdout.trim()}`);
+  const kept = counts();
+  ok(`cd ${CLONE} && make uninstall`, 'make uninstall');
+  t.notOk(fs.existsSync(box.host('/etc/systemd/system/codex-watcher.service')), 'the units are gone');
+  t.same(counts(), kept, 'inbox, processed, finished, repos, config and logs are kept');
+  t.equal(fs.readFileSync(configFile, 'utf8'), good, 'the config is untouched');
+
+  if (t.counts.fail > 0) dumpJournal();
+}
