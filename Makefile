@@ -23,11 +23,11 @@ build: deps
 	npx tsc -b
 
 # Includes the live suite (test/live/: a Debian 12 booted with systemd as
-# PID 1 in a container); PV_LIVE=0 skips it for a quick loop, and says so.
+# PID 1 in a container); PV_LIVE set to 0 skips it for a quick loop, and says so.
 test: system-deps build
 	npx tap
 
-demo: build
+demo: system-deps build
 	node scripts/demo.mjs $(if $(KEEP),--keep)
 
 bench: build
