@@ -159,7 +159,10 @@ export async function moveNoReplace(src: string, dest: string): Promise<MoveOutc
   const srcNow = await lstatOrUndefined(src);
   let outcome: MoveOutcome;
   if (after && after.ino === before.ino && after.dev === before.dev) outcome = 'moved';
-  else if (after && after.dev !== before.dev && !srcNow && after.size === before.size) outcome = 'moved'; // mv copied across filesystems
+  // rename(2) gives EXDEV across filesystems and across mount points of one filesystem (systemd's
+  // ReadWritePaths= bind mounts): mv then copies and unlinks. The copy is a new inode with the
+  // same size and modification time (mv keeps it), and the source is gone.
+  else if (after && !srcNow && after.size === before.size && Math.trunc(after.mtimeMs) === Math.trunc(before.mtimeMs)) outcome = 'moved';
   else if (srcNow && srcNow.ino === before.ino) outcome = 'taken';
   else outcome = 'gone';
   if (outcome === 'moved') {

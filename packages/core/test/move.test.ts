@@ -1,8 +1,9 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { claimLockPath, inheritedClaimLock, takeLock } from '../src/claim-lock.js';
 import { describeFsError, moveNoReplace, moveToFreeName } from '../src/move.js';
 import { REPO_ROOT_FOR_TESTS } from './paths.js';
@@ -100,4 +101,23 @@ t.test('takeLock: exclusive, dropped when released; inheritedClaimLock needs the
   const again = await takeLock(file);
   t.ok(again, 'free again once released');
   await again!.release();
+});
+
+t.test('a move across two bind mounts of one filesystem (systemd ReadWritePaths=) is a move, not a vanished file', async (t) => {
+  // rename(2) answers EXDEV across mount points even on one filesystem; mv then copies and
+  // unlinks, and the copy has a new inode. A private mount namespace makes such a pair here.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-move-bind-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const d of ['inbox', 'finished', 'mnt-inbox', 'mnt-finished']) fs.mkdirSync(path.join(dir, d));
+  fs.writeFileSync(path.join(dir, 'inbox', 'x.done.md'), 'work\n');
+  const core = pathToFileURL(path.join(REPO_ROOT_FOR_TESTS, 'packages', 'core', 'dist', 'index.js')).href;
+  const script = `import { moveNoReplace } from ${JSON.stringify(core)};
+console.log(await moveNoReplace(${JSON.stringify(path.join(dir, 'mnt-inbox', 'x.done.md'))}, ${JSON.stringify(path.join(dir, 'mnt-finished', 'x.done.md'))}));`;
+  const res = spawnSync('unshare', ['-m', 'sh', '-c',
+    `mount --make-rprivate / && mount --bind "$1/inbox" "$1/mnt-inbox" && mount --bind "$1/finished" "$1/mnt-finished" && exec "$2" --input-type=module -e "$3"`,
+    'sh', dir, process.execPath, script], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(res.status, 0, res.stderr);
+  t.equal(res.stdout.trim(), 'moved');
+  t.notOk(fs.existsSync(path.join(dir, 'inbox', 'x.done.md')), 'the source name is gone');
+  t.equal(fs.readFileSync(path.join(dir, 'finished', 'x.done.md'), 'utf8'), 'work\n', 'the content arrived');
 });
