@@ -10,7 +10,7 @@ import { ensureDir, ensureFile, ensureSymlink } from './fs-actions.js';
 import { GH_TOKEN_CREDENTIAL, LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
 import type { Reporter } from './report.js';
 import { chownCreated, ensureUser, runAction, systemctlIsActive, systemctlIsEnabled, type UserIds } from './system.js';
-import { CORE_UNITS, COPYPARTY_UNIT, ENABLE_CORE, installUnit, maskUnit, WEB_UNIT, type UnitValues } from './units.js';
+import { CORE_UNITS, COPYPARTY_UNIT, ENABLE_CORE, installUnit, maskUnit, statePathValues, WEB_UNIT, type UnitValues } from './units.js';
 
 export interface InstallOptions {
   source: string;
@@ -126,6 +126,12 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
     r.emit('skipped', `group:${opts.dropGroup}`, 'staging root: no groups, no ACLs');
   }
 
+  // ReadWritePaths must name real folders: /srv/repos is a link.
+  const statePaths = statePathValues(
+    layout.prefix,
+    [config.inbox, config.processed, config.finished, realSystemPath(layout, config.repos_root), P('logs')],
+    [P('config'), P('scripts')],
+  );
   const values: UnitValues = {
     PREFIX: layout.prefix,
     CONFIG: layout.configFile,
@@ -136,8 +142,8 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
     INBOX: config.inbox,
     PROCESSED: config.processed,
     FINISHED: config.finished,
-    // ReadWritePaths must name real folders: /srv/repos is a link.
-    STATE_PATHS: [config.inbox, config.processed, config.finished, realSystemPath(layout, config.repos_root), P('logs')].join(' '),
+    STATE_PATHS: statePaths.writable,
+    READONLY_PATHS: statePaths.readOnly,
     COPYPARTY: copypartyCmd ?? (config.file_server.copyparty_cmd.startsWith('/') ? config.file_server.copyparty_cmd : COPYPARTY_DEFAULT_PATH),
   };
   let unitsChanged = 0;

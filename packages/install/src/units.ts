@@ -24,8 +24,10 @@ export interface UnitValues {
   INBOX: string;
   PROCESSED: string;
   FINISHED: string;
-  /** space-separated folders the pipeline writes */
+  /** space-separated folders the pipeline writes (statePathValues) */
   STATE_PATHS: string;
+  /** space-separated folders inside STATE_PATHS kept read-only (may be empty) */
+  READONLY_PATHS: string;
   COPYPARTY: string;
 }
 
@@ -78,4 +80,21 @@ export function maskUnit(r: Reporter, layout: Layout, name: string): void {
     fs.symlinkSync('/dev/null', file);
   }
   r.emit(st ? 'updated' : 'created', file, 'masked (-> /dev/null)');
+}
+
+/**
+ * The folders a unit may write, as ReadWritePaths= and ReadOnlyPaths= values.
+ * systemd makes each ReadWritePaths= entry a bind mount of its own, and
+ * rename(2) fails with EXDEV between two mounts even on one filesystem: mv
+ * then copies, which needs to read the file (a prompt the service cannot read
+ * could not be filed as an error) and is not atomic. So when every state
+ * folder lies under the prefix, the prefix is one writable mount and the
+ * install's own files (config/, scripts/) are made read-only again; a more
+ * specific entry wins. Otherwise (folders moved elsewhere by the config)
+ * each is listed on its own.
+ */
+export function statePathValues(prefix: string, statePaths: string[], readOnlyInPrefix: string[]): { writable: string; readOnly: string } {
+  const inside = (p: string) => p === prefix || p.startsWith(`${prefix}/`);
+  if (statePaths.every(inside)) return { writable: prefix, readOnly: readOnlyInPrefix.join(' ') };
+  return { writable: statePaths.join(' '), readOnly: '' };
 }

@@ -55,7 +55,10 @@ t.test('installs the layout, the tools and a config with every key into a stagin
   t.match(watcherUnit, /^Delegate=yes$/m);
   t.notMatch(watcherUnit, /^ProtectControlGroups=/m);
   t.notMatch(watcherUnit, /^RestrictNamespaces=/m, 'bwrap needs user namespaces');
-  t.match(watcherUnit, `ReadWritePaths=${PREFIX}/inbox ${PREFIX}/processed ${PREFIX}/finished ${PREFIX}/repos ${PREFIX}/logs`);
+  // One writable mount for the state folders (renames between them never cross a mount), config/ and scripts/ read-only.
+  t.match(watcherUnit, new RegExp(`^ReadWritePaths=${PREFIX}$`, 'm'));
+  t.match(watcherUnit, new RegExp(`^ReadOnlyPaths=${PREFIX}/config ${PREFIX}/scripts$`, 'm'));
+  t.match(watcherUnit, new RegExp(`^ReadWritePaths=${PREFIX}/config/codex ${PREFIX}/config/gh$`, 'm'));
   t.notMatch(watcherUnit, /^MemoryDenyWriteExecute=yes/m);
   t.match(fs.readFileSync(inRoot(root, '/etc/systemd/system/codex-tree-builder.timer'), 'utf8'), /Persistent=true/);
   t.match(run.stderr, /file_server=none/);
@@ -197,4 +200,18 @@ t.test('--check-config --reload-pid: SIGHUP only once the watcher catches it (re
   const gone = pvInstall(['--check-config', '--reload-pid', String(slow.pid), '--config', configFile]);
   t.equal(gone.status, 75, 'a watcher that is gone: not reloaded, temporary failure');
   t.match(gone.stderr, /is gone/);
+});
+
+t.test('the state folders share one writable mount when they lie under the prefix', async (t) => {
+  const { statePathValues } = await import('../src/units.js');
+  t.same(statePathValues('/srv/pv', ['/srv/pv/inbox', '/srv/pv/processed', '/srv/pv/finished', '/srv/pv/repos', '/srv/pv/logs'], ['/srv/pv/config', '/srv/pv/scripts']), {
+    writable: '/srv/pv',
+    readOnly: '/srv/pv/config /srv/pv/scripts',
+  });
+  // Moved elsewhere by the config: each folder on its own (documented: inbox and finished should share a mount).
+  t.same(statePathValues('/srv/pv', ['/data/inbox', '/srv/pv/processed', '/srv/pv/finished'], ['/srv/pv/config']), {
+    writable: '/data/inbox /srv/pv/processed /srv/pv/finished',
+    readOnly: '',
+  });
+  t.same(statePathValues('/srv/pv', ['/srv/pvx/inbox'], []).writable, '/srv/pvx/inbox', 'a sibling with the prefix as a name prefix is not inside');
 });
