@@ -211,6 +211,10 @@ async function liveSuite(t: Test): Promise<void> {
   const settled = (folder: string) => finished().filter((f) => f.startsWith(`widget/${folder}/`) && /\.(done|error)\.md$/.test(f));
   await waitUntil(t, 'the four prompts to settle', () => ['b-root', 'b-alice', 'b-files', 'b-web'].every((b) => settled(b).length >= 1), 120_000);
   for (const b of ['b-root', 'b-alice', 'b-files', 'b-web']) t.same(settled(b).filter((f) => f.endsWith('.done.md')).length, 1, `${b}: the prompt ends as .done.md`);
+  // When something is off, the watcher's own words are the first thing to read.
+  if (!['b-root', 'b-alice', 'b-files', 'b-web'].every((b) => settled(b).some((f) => f.endsWith('.done.md')))) {
+    t.comment(sh('journalctl --no-pager -q -u codex-watcher | tail -n 60').stdout);
+  }
 
   const branches = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.trim().split('\n').filter(Boolean);
   t.equal(branches.length, 4, `one agent branch upstream per done prompt: ${branches.join(', ')}`);
@@ -267,6 +271,7 @@ async function liveSuite(t: Test): Promise<void> {
   t.ok(await waitUntil(t, 'systemd to restart the watcher', () => { const p = mainPid(); return p !== '0' && p !== before9 && sh('systemctl is-active codex-watcher').stdout.trim() === 'active'; }, 30_000), 'systemd restarts it');
   await waitUntil(t, 'the slow prompt to settle', () => settled('b-kill').length >= 1, 180_000);
   t.same(settled('b-kill'), ['widget/b-kill/k.done.md'], 'the run completes once, as .done.md');
+  if (settled('b-kill').some((f) => f.endsWith('.error.md'))) t.comment(sh(`cat ${FINISHED}/widget/b-kill/*.error.txt; journalctl --no-pager -q -u codex-watcher | tail -n 40`).stdout);
   const killBranches = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').filter((b) => /^codex\/k/.test(b));
   t.equal(killBranches.length, 1, 'one agent branch for it');
   t.equal(github.pullRequests.filter((p) => killBranches.includes(p.head)).length, 1, 'one PR for it');

@@ -26,6 +26,9 @@ import { SCHEMA_VERSION, type RecordError } from './records.js';
  */
 export const LEDGER_DIR = '.ledger';
 
+/** The ledger's folders ('' is the ledger itself): claims, claim locks, retry entries, reported problems. */
+export const LEDGER_SUBDIRS = ['', 'claims', 'locks', 'pending', 'problems'] as const;
+
 /** A running file with no claim record is left alone this long (by its ctime) before it counts as orphaned. */
 export const ORPHAN_GRACE_SECONDS = 60;
 

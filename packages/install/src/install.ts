@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig, type Logger, type ValetConfig } from '@prompt-valet/core';
+import { LEDGER_DIR, LEDGER_SUBDIRS, loadConfig, type Logger, type ValetConfig } from '@prompt-valet/core';
 import { choicesFromConfig, installConfig, renderConfig, type ConfigChoices } from './config-file.js';
 import { deploy, planDeployment } from './deploy.js';
 import { checkDependencies } from './deps.js';
@@ -47,6 +47,13 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
   }
   for (const dir of ['codex', 'gh']) {
     if (ensureDir(r, d(P('config', dir)), 0o700)) chownCreated(r, d(P('config', dir)), ids);
+  }
+  // The pipeline's ledger in processed/ (claims, claim locks, retry entries): made here for the
+  // service user, so a tool run by root first (a person, an old --verify) cannot leave a folder
+  // the service may not write (the live suite saw every claim lock refused with EACCES).
+  for (const sub of LEDGER_SUBDIRS) {
+    const dir = d(path.posix.join(P('processed'), LEDGER_DIR, sub));
+    if (ensureDir(r, dir, 0o755)) chownCreated(r, dir, ids);
   }
   // Root's alone: systemd reads it before it drops privileges.
   ensureDir(r, d(P('config', 'credentials')), 0o700);

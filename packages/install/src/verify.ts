@@ -60,7 +60,16 @@ export function verifyInstall(layout: Layout, env: NodeJS.ProcessEnv): CheckResu
     if (config) {
       const runConfig = layout.live ? configDisk : stagingConfig(layout, configDisk, config, scratch);
       const toolEnv = { ...env, PATH: `${d(P('scripts'))}:${env.PATH ?? '/usr/bin:/bin'}`, PV_CONFIG: runConfig };
-      add('pv-watcher --once', ...runTool(d(P('scripts', 'pv-watcher')), ['--once', '--config', runConfig], toolEnv));
+      // On the running system the check runs as the service does, as its user: root would make
+      // ledger folders (and claim prompts) the service could not use afterwards.
+      const serviceUser = layout.live ? (unitSetting(layout, 'User') ?? 'prompt-valet') : 'root';
+      const watcher = d(P('scripts', 'pv-watcher'));
+      add(
+        'pv-watcher --once',
+        ...(serviceUser === 'root'
+          ? runTool(watcher, ['--once', '--config', runConfig], toolEnv)
+          : runTool('runuser', ['-u', serviceUser, '--', 'env', `PATH=${toolEnv.PATH}`, `PV_CONFIG=${runConfig}`, watcher, '--once', '--config', runConfig], toolEnv, `pv-watcher --once (as ${serviceUser})`)),
+      );
     } else {
       add('pv-watcher --once', false, 'not run: the config does not load');
     }
@@ -164,9 +173,8 @@ function stagingConfig(layout: Layout, configDisk: string, config: ValetConfig, 
   return file;
 }
 
-function runTool(file: string, args: string[], env: NodeJS.ProcessEnv): [boolean, string] {
+function runTool(file: string, args: string[], env: NodeJS.ProcessEnv, name = `${path.basename(file)} ${args[0]}`): [boolean, string] {
   const res = spawnSync(file, args, { env, encoding: 'utf8', timeout: TOOL_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
-  const name = `${path.basename(file)} ${args[0]}`;
   if (res.error) return [false, `${name}: ${res.error.message}`];
   if (res.status === 0) return [true, `${name} exited 0`];
   const last = (res.stderr ?? '').trim().split('\n')[0] ?? '';

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import type { Logger } from '@prompt-valet/core';
+import { EX, type Logger } from '@prompt-valet/core';
 
 /**
  * Runs `pv-claim --recover`, one at a time: a request while one runs makes
@@ -58,7 +58,12 @@ export class Recovery {
     });
     const n = String(res.stdout ?? '').split('\n').filter((l) => l.trim()).length;
     if (n > 0) this.log.notice(`recovered ${n} claim(s) whose pipeline had died (${why})`);
-    if (res.exitCode !== 0) this.log.error(`pv-claim --recover failed (${why}; exit ${res.exitCode ?? res.signal})`);
+    if (res.exitCode === EX.CONFIG) {
+      // pv-claim said which key is wrong (one line, above); nothing is lost: the next start recovers.
+      this.log.warn(`recovery not run (${why}): the configuration is not valid now; the next start recovers`);
+    } else if (res.exitCode !== 0) {
+      this.log.error(`pv-claim --recover failed (${why}; exit ${res.exitCode ?? res.signal})`);
+    }
     return res.exitCode ?? 1;
   }
 }

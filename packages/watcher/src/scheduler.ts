@@ -129,7 +129,8 @@ export class Scheduler {
         const state = rec.settle?.state ?? (rec.error ? 'error' : 'unsettled');
         const reason = rec.error ? ` ${rec.error.code}: ${rec.error.message}` : rec.publish?.pr_url ? ` ${rec.publish.pr_url}` : '';
         const line = `run ${rec.run_id ?? '?'} ${where} settled ${state}${reason}`;
-        if (state === 'error') log.warn(line);
+        // A prompt that failed is what an operator looks for in journalctl -p err.
+        if (state === 'error') log.error(line);
         else log.notice(line);
       },
       onExit: (code, signal) => {
