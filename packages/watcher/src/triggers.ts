@@ -12,7 +12,8 @@ export interface TriggerOptions {
   rescanMs: number;
   settleMs: number;
   log: Logger;
-  onTrigger: (why: string) => void;
+  /** `rel`: the prompt an event named, relative to the inbox (a hint: the walk stays the truth) */
+  onTrigger: (why: 'event' | 'settled' | 'rescan', rel?: string) => void;
 }
 
 export class Triggers {
@@ -46,8 +47,9 @@ export class Triggers {
         // Our own renames (.running.md, .done.md) and unrelated files are
         // not new work; a rename *into* x.prompt.md is (uploads, retries).
         if (name !== null && !name.endsWith('.prompt.md')) return;
-        this.opts.onTrigger('event');
-        this.afterSettle();
+        const rel = name ?? undefined;
+        this.opts.onTrigger('event', rel);
+        this.afterSettle(rel);
       });
       this.watcher.on('error', (err) => {
         this.opts.log.warn(`inbox watch failed (${err.message}); relying on the rescan every ${this.opts.rescanMs / 1000}s`);
@@ -60,11 +62,11 @@ export class Triggers {
   }
 
   /** Look again once a prompt that just changed has had time to settle. */
-  private afterSettle(): void {
+  private afterSettle(rel: string | undefined): void {
     if (this.opts.settleMs <= 0) return;
     const t = setTimeout(() => {
       this.settleTimers.delete(t);
-      this.opts.onTrigger('settled');
+      this.opts.onTrigger('settled', rel);
     }, this.opts.settleMs + 50);
     t.unref();
     this.settleTimers.add(t);
