@@ -9,7 +9,7 @@ import { binPath, claimLockedCommand, makeValetRoot, shQuote, type ValetRoot } f
 // event named. It is tried first, by the walk's rules; anything else falls
 // back to the walk (oldest first), which stays the truth.
 
-async function root(t: Tap.Test): Promise<ValetRoot> {
+async function root(t: { teardown(fn: () => unknown): void }): Promise<ValetRoot> {
   const r = await makeValetRoot();
   t.teardown(() => r.cleanup());
   return r;
@@ -25,7 +25,7 @@ async function claimWith(r: ValetRoot, line: string, limit = 1, args: string[] =
     .filter((l) => l.trim() !== '')
     .map((l) => {
       const rec = JSON.parse(l) as PvRecord & { candidate?: { rel: string } };
-      return rec.claim?.prompt_rel ?? rec.candidate?.rel ?? '?';
+      return String(rec.claim?.prompt_rel ?? rec.candidate?.rel ?? '?');
     });
 }
 
