@@ -37,8 +37,18 @@ function eventWaiter(dir) {
   };
 }
 
-export async function pickup({ samples, budgetSeconds = Infinity }) {
+/**
+ * `branchFolders`: how many branch folders the inbox holds in all (the one
+ * the prompts go to, plus empty ones in 10-branch repositories, as pv-tree
+ * makes them): the claimer is told the prompt's path by the file event, so
+ * the walk of all of them is no longer on the pickup path.
+ */
+export async function pickup({ samples, budgetSeconds = Infinity, branchFolders = 1 }) {
   const root = await makeBenchRoot({ repos: ['widget'] });
+  for (let i = 1; i < branchFolders; i++) {
+    const repo = `repo${String(Math.floor(i / 10)).padStart(4, '0')}`;
+    fs.mkdirSync(path.join(root.inbox, repo, i % 10 === 0 ? 'main' : `feature~b${i % 10}`), { recursive: true });
+  }
   const dir = path.join(root.inbox, 'widget', 'main');
   const events = eventWaiter(dir);
   const load = [loadAvg()];
@@ -61,7 +71,7 @@ export async function pickup({ samples, budgetSeconds = Infinity }) {
     const started = performance.now();
     for (let i = 0; i < samples; i++) {
       if ((performance.now() - started) / 1000 > budgetSeconds) {
-        say(`pickup: time budget of ${budgetSeconds} s spent after ${i} samples`);
+        say(`pickup (${branchFolders} folders): time budget of ${budgetSeconds} s spent after ${i} samples`);
         break;
       }
       await waitQuiet(watcher.pid);
@@ -78,7 +88,7 @@ export async function pickup({ samples, budgetSeconds = Infinity }) {
         await sleep(10);
       }
       if (fs.existsSync(failed)) errored.push(name);
-      if (i % 25 === 24) say(`pickup: ${i + 1}/${samples}`);
+      if (i % 25 === 24) say(`pickup (${branchFolders} folders): ${i + 1}/${samples}`);
     }
   } finally {
     events.close();
@@ -87,6 +97,7 @@ export async function pickup({ samples, budgetSeconds = Infinity }) {
   load.push(loadAvg());
   await root.cleanup();
   return {
+    branch_folders: branchFolders,
     samples: latencies.length,
     samples_wanted: samples,
     method: 'inotify watch (fs.watch) on the branch folder in the bench process; t0 right after rename(2) returns',

@@ -193,5 +193,5 @@ process.stdout.write(JSON.stringify({
   baseline_serial_ls_remote_ms: stats(baseline),
   git_commands_per_repo_by_pv_tree: idemSummary.git_commands / R,
   processes_per_idempotent_pass: processes,
-  target_idempotent_ms: 600,
+  target_idempotent_ms: 400,
 }) + '\n');

@@ -5,6 +5,7 @@ import {
   claimRecordPath,
   describeOwner,
   firstReportOf,
+  inboxPromptAt,
   FsPermissionError,
   isCompletePrompt,
   isPermissionError,
@@ -205,6 +206,8 @@ export interface ClaimLoopOptions {
   settleSeconds: number;
   limit: number;
   dryRun: boolean;
+  /** a prompt a file event named (relative to the inbox): tried before the walk */
+  hint?: string;
   log: Logger;
   emit: (rec: PvRecord) => Promise<void>;
 }
@@ -213,34 +216,35 @@ export interface ClaimLoopOptions {
  * Claim up to `limit` complete prompts, oldest first. A folder the service
  * user cannot read or write is reported once (processed/.ledger/problems),
  * in one line, and skipped; the other folders go on.
+ *
+ * With a `hint` (the path a file event named) that prompt is tried first,
+ * by the same rules; the inbox is walked only if more are wanted. The walk
+ * stays the truth: a hint that is stale, incomplete or not a prompt at all
+ * costs a few lstat calls and then the walk.
  */
 export async function claimPrompts(opts: ClaimLoopOptions): Promise<number> {
   const reportOnce = async (line: string) => {
     if (await firstReportOf(opts.processed, line)) opts.log.error(line);
     else opts.log.debug(line);
   };
-  const unreadable: string[] = [];
-  const candidates = await listInboxPrompts(opts.inbox, { onProblem: (dir) => unreadable.push(dir) });
-  for (const dir of unreadable) {
-    await reportOnce(`cannot look into ${describeOwner(dir)}: ${serviceUser()} may not read it; nothing in it is claimed until it may (chmod g+rx for a group ${serviceUser()} is in)`);
-  }
   const withEntries = await pendingKeys(opts.processed);
   const refusedDirs = new Set<string>();
+  const tried = new Set<string>();
   let claimed = 0;
-  for (const c of candidates) {
-    if (claimed >= opts.limit) break;
-    if (!isCompletePrompt(c, opts.settleSeconds)) continue;
-    if (refusedDirs.has(path.dirname(c.path))) continue;
+
+  /** Claim one candidate if it is complete and may be claimed; true when it was. */
+  const tryCandidate = async (c: InboxPrompt): Promise<boolean> => {
+    if (!isCompletePrompt(c, opts.settleSeconds)) return false;
+    if (refusedDirs.has(path.dirname(c.path))) return false;
     const pending = withEntries.has(pendingKey(c.rel)) ? await readPendingEntry(opts.processed, c.rel, c.ino) : undefined;
     if (opts.dryRun) {
-      if (pending?.not_before && Date.parse(pending.not_before) > Date.now()) continue;
+      if (pending?.not_before && Date.parse(pending.not_before) > Date.now()) return false;
       await opts.emit({
         v: SCHEMA_VERSION,
         dry_run: true,
         candidate: { rel: c.rel, path: c.path, size: c.size, attempt: (pending?.attempts ?? 0) + 1 },
       });
-      claimed++;
-      continue;
+      return true;
     }
     let outcome: ClaimOutcome;
     try {
@@ -249,16 +253,37 @@ export async function claimPrompts(opts: ClaimLoopOptions): Promise<number> {
       if (!(err instanceof FsPermissionError)) throw err;
       refusedDirs.add(path.dirname(c.path));
       await reportOnce(`cannot claim prompts in ${err.message}`);
-      continue;
+      return false;
     }
     if (!outcome.claimed) {
       opts.log.debug(`skipped ${c.rel}: ${outcome.why}`);
-      continue;
+      return false;
     }
-    claimed++;
     const resumed = outcome.record.claim?.resumed ? ` (resuming, try ${outcome.record.claim.attempt})` : '';
     opts.log.info(`claimed ${c.rel} as run ${outcome.record.run_id}${resumed}`);
     await opts.emit(outcome.record);
+    return true;
+  };
+
+  if (opts.hint !== undefined && opts.limit > 0) {
+    const named = await inboxPromptAt(opts.inbox, opts.hint);
+    if (named) {
+      tried.add(named.rel);
+      if (await tryCandidate(named)) claimed++;
+    }
+    if (claimed >= opts.limit) return claimed;
+  }
+
+  const unreadable: string[] = [];
+  const candidates = await listInboxPrompts(opts.inbox, { onProblem: (dir) => unreadable.push(dir) });
+  for (const dir of unreadable) {
+    await reportOnce(`cannot look into ${describeOwner(dir)}: ${serviceUser()} may not read it; nothing in it is claimed until it may (chmod g+rx for a group ${serviceUser()} is in)`);
+  }
+  for (const c of candidates) {
+    if (claimed >= opts.limit) break;
+    // Tried as the hint a moment ago: claimed (dry run) or not claimable; not twice in one pass.
+    if (tried.has(c.rel)) continue;
+    if (await tryCandidate(c)) claimed++;
   }
   return claimed;
 }

@@ -68,8 +68,11 @@ The claim is held while any process holding the lock lives.
 
 --wait starts the claimer ahead: it loads, then waits for one line on stdin
 before it looks (end of input without a line: exit 0, nothing claimed).
-pv-watcher keeps one such claimer waiting, so a new prompt costs a walk of
-the inbox, not a process start-up.
+The line "go <rel>" names a prompt (relative to the inbox) that a file
+event saw: it is tried first, by the same rules, and the inbox is walked
+only if more are wanted or it was not claimable; "go" alone walks.
+pv-watcher keeps one such claimer waiting, so a new prompt costs a look at
+one file, not a process start-up or a walk of the whole inbox.
 
 --recover takes the claim lock of each claim record: a lock that can be
 taken means the pipeline is gone. Such a claim goes back to pending to be
@@ -91,7 +94,8 @@ Examples:
     // pv-watcher keeps one claimer started and waiting, so a new prompt
     // costs a directory walk, not a process start-up. The config is read
     // after the go line, so a reload in between is seen.
-    if (ctx.args.wait && !(await waitForGoLine(ctx.io.stdin))) return EX.OK;
+    const go = ctx.args.wait ? await waitForGoLine(ctx.io.stdin) : undefined;
+    if (ctx.args.wait && !go) return EX.OK;
     const { config } = ctx.config();
     const inbox = path.resolve(ctx.args.inbox ?? config.inbox);
     const limit = ctx.args.limit ?? Infinity;
@@ -129,6 +133,7 @@ Examples:
       settleSeconds: ctx.args['settle-seconds'] ?? config.watcher.settle_seconds,
       limit,
       dryRun,
+      hint: go?.hint,
       log: ctx.log,
       emit: (rec) => writeRecord(ctx.io.stdout, rec),
     });
@@ -145,24 +150,33 @@ function noLockMessage(processed: string): string {
   );
 }
 
-/** Resolve true at the first line on `input`, false if it ends without one. */
-function waitForGoLine(input: NodeJS.ReadableStream): Promise<boolean> {
+/**
+ * The first line on `input`: `go`, or `go <rel>` naming the prompt a file
+ * event saw (tried before the walk). Undefined if input ends without a line.
+ */
+function waitForGoLine(input: NodeJS.ReadableStream): Promise<{ hint?: string } | undefined> {
   return new Promise((resolve) => {
     let seen = '';
     const onData = (chunk: Buffer | string) => {
       seen += String(chunk);
-      if (seen.includes('\n')) finish(true);
+      if (seen.includes('\n')) finish();
     };
-    const onEnd = () => finish(seen.length > 0);
-    const finish = (go: boolean) => {
+    const onEnd = () => finish();
+    const finish = () => {
       input.off('data', onData);
       input.off('end', onEnd);
       input.off('error', onEnd);
       (input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-      resolve(go);
+      resolve(seen.length > 0 ? parseGoLine(seen.split('\n')[0] ?? '') : undefined);
     };
     input.on('data', onData);
     input.on('end', onEnd);
     input.on('error', onEnd);
   });
+}
+
+/** `go` → {}; `go <rel>` → { hint: rel }; any other line is a plain go (the walk decides). */
+function parseGoLine(line: string): { hint?: string } {
+  const m = /^go (.+)$/.exec(line);
+  return m ? { hint: m[1] } : {};
 }

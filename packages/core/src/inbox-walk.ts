@@ -44,15 +44,47 @@ export async function listInboxPrompts(inbox: string, opts: InboxWalkOptions = {
     rels.map(async (rel) => {
       const p = path.join(inbox, rel);
       try {
-        const st = await fsp.lstat(p);
-        const kind = st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
-        out.push({ path: p, rel, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, changedMs: Math.max(st.mtimeMs, st.ctimeMs), kind });
+        out.push(promptFromStat(p, rel, await fsp.lstat(p)));
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw err; // claimed or moved meanwhile
       }
     }),
   );
   return out.sort((a, b) => a.changedMs - b.changedMs || (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+}
+
+function promptFromStat(p: string, rel: string, st: import('node:fs').Stats): InboxPrompt {
+  const kind = st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return { path: p, rel, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, changedMs: Math.max(st.mtimeMs, st.ctimeMs), kind };
+}
+
+/**
+ * One prompt named by its path relative to the inbox (a file event's name),
+ * judged by the walk's rules: undefined unless `rel` is a plain relative path
+ * (no `..`, no hidden part, no empty part) to a name ending in `suffix` whose
+ * folders are real folders, not symlinks. The walk stays the truth (events
+ * can be missed); this only lets a claimer try the named file first.
+ */
+export async function inboxPromptAt(inbox: string, rel: string, opts: Pick<InboxWalkOptions, 'suffix'> = {}): Promise<InboxPrompt | undefined> {
+  const suffix = opts.suffix ?? PROMPT_SUFFIX.pending;
+  const parts = rel.split('/');
+  const name = parts[parts.length - 1] ?? '';
+  if (path.isAbsolute(rel) || parts.some((p) => p === '' || p.startsWith('.'))) return undefined;
+  if (!name.endsWith(suffix) || name.length <= suffix.length) return undefined;
+  try {
+    let dir = inbox;
+    for (const folder of parts.slice(0, -1)) {
+      dir = path.join(dir, folder);
+      if (!(await fsp.lstat(dir)).isDirectory()) return undefined; // a symlink is not descended, as in the walk
+    }
+    const p = path.join(inbox, rel);
+    const st = await fsp.lstat(p);
+    if (st.isDirectory()) return undefined;
+    return promptFromStat(p, rel, st);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isPermissionError(err)) return undefined; // the walk reports and decides
+    throw err;
+  }
 }
 
 /**

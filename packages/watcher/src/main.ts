@@ -164,10 +164,8 @@ Examples:
           rescanMs: config.watcher.rescan_interval_seconds * 1000,
           settleMs: config.watcher.settle_seconds * 1000,
           log,
-          onTrigger: (why) => {
-            scheduler.trigger();
-            if (why === 'rescan') void recoverForeign().catch((err: unknown) => log.error(`rescan: ${(err as Error).message}`));
-          },
+          onTrigger: (_why, rel) => scheduler.trigger(rel),
+          onRescan: () => void recoverForeign().catch((err: unknown) => log.error(`rescan: ${(err as Error).message}`)),
         });
 
     const reload = () => {

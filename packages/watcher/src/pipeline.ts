@@ -69,7 +69,8 @@ export interface PipelineLike {
   readonly claim: PvRecord | undefined;
   /** the id of the claim lock this pipeline holds */
   readonly lockId: string;
-  go(): void;
+  /** let pv-claim look; `hint`: the prompt a file event named (relative to the inbox), tried before the walk */
+  go(hint?: string): void;
   cancel(): void;
   stopAgent(): number;
   kill(signal?: NodeJS.Signals): void;
@@ -91,7 +92,7 @@ export class Pipeline implements PipelineLike {
   readonly lockId = newLockId();
   private claimSeen = false;
   /** go/cancel asked for before the shell was started */
-  private early: 'go' | 'cancel' | undefined;
+  private early: { go: true; hint?: string } | { go: false } | undefined;
   private killed: NodeJS.Signals | undefined;
 
   constructor(
@@ -123,8 +124,8 @@ export class Pipeline implements PipelineLike {
     this.child = child;
     this.wire(child);
     if (this.killed) this.kill(this.killed);
-    else if (this.early === 'go') this.go();
-    else if (this.early === 'cancel') this.cancel();
+    else if (this.early?.go) this.go(this.early.hint);
+    else if (this.early) this.cancel();
   }
 
   private wire(child: ChildProcess): void {
@@ -173,15 +174,15 @@ export class Pipeline implements PipelineLike {
     });
   }
 
-  /** pv-claim (started with --wait) may look for a prompt now. */
-  go(): void {
-    if (!this.child) this.early = 'go';
-    else this.child.stdin?.end('go\n');
+  /** pv-claim (started with --wait) may look for a prompt now, trying `hint` first. */
+  go(hint?: string): void {
+    if (!this.child) this.early = { go: true, hint };
+    else this.child.stdin?.end(hint === undefined ? 'go\n' : `go ${hint}\n`);
   }
 
   /** pv-claim is not needed after all: it exits without claiming. */
   cancel(): void {
-    if (!this.child) this.early = 'cancel';
+    if (!this.child) this.early = { go: false };
     else this.child.stdin?.end();
   }
 

@@ -12,6 +12,12 @@ import { RunStateLog } from './run-states.js';
 /** How long after a claim the next claimer is started ahead (see onClaim). */
 const PRESTART_AFTER_CLAIM_MS = 1500;
 
+/**
+ * Hints kept at most: past this a burst is better served by the walk each
+ * claimer falls back to (hints only order the work; they are not the truth).
+ */
+const MAX_HINTS = 256;
+
 export interface SchedulerOptions {
   /** starts one pipeline (the real one spawns `pv-claim --wait | … | pv-settle` under a claim lock) */
   factory: PipelineFactory;
@@ -35,6 +41,8 @@ export class Scheduler {
   /** a pipeline started ahead, its pv-claim loaded and waiting for go */
   private warm: PipelineLike | undefined;
   private wanted = false;
+  /** prompts file events named since the last claim started, tried first (oldest event first) */
+  private readonly hints = new Set<string>();
   private stopping = false;
   private failedPipelines = 0;
   private readonly states: RunStateLog;
@@ -71,8 +79,13 @@ export class Scheduler {
     return ids;
   }
 
-  /** Something may be claimable: look as soon as a slot is free. */
-  trigger(): void {
+  /**
+   * Something may be claimable: look as soon as a slot is free. `hint`, the
+   * prompt a file event named, is handed to the claimer to try before it
+   * walks the inbox (a name that cannot go on one line is left to the walk).
+   */
+  trigger(hint?: string): void {
+    if (hint !== undefined && !/[\r\n]/.test(hint) && this.hints.size < MAX_HINTS) this.hints.add(hint);
     this.wanted = true;
     this.pump();
   }
@@ -89,7 +102,11 @@ export class Scheduler {
     this.warm = undefined;
     this.claiming = pipeline;
     this.active.add(pipeline);
-    pipeline.go();
+    const [hint] = this.hints;
+    if (hint !== undefined) this.hints.delete(hint);
+    // Each named prompt gets its claimer (one event may come after this walk passed its folder).
+    if (this.hints.size > 0) this.wanted = true;
+    pipeline.go(hint);
   }
 
   /**

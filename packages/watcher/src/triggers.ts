@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { Logger } from '@prompt-valet/core';
+import { isCompletePrompt, listInboxPrompts, type Logger } from '@prompt-valet/core';
 
 /**
  * When to look for work: filesystem notifications are the fast trigger, a
@@ -12,7 +12,10 @@ export interface TriggerOptions {
   rescanMs: number;
   settleMs: number;
   log: Logger;
-  onTrigger: (why: string) => void;
+  /** `rel`: the prompt an event named, relative to the inbox (a hint: the walk stays the truth) */
+  onTrigger: (why: 'event' | 'settled' | 'rescan', rel?: string) => void;
+  /** every rescan tick, whether or not it found work (pv-watcher looks for abandoned claims) */
+  onRescan?: () => void;
 }
 
 export class Triggers {
@@ -28,15 +31,34 @@ export class Triggers {
   start(): void {
     this.watch();
     // This interval is what keeps a daemon alive between events.
-    this.rescan = setInterval(() => this.opts.onTrigger('rescan'), this.opts.rescanMs);
+    this.rescan = setInterval(() => void this.rescanTick(), this.opts.rescanMs);
   }
 
   update(rescanMs: number, settleMs: number): void {
     this.opts = { ...this.opts, rescanMs, settleMs };
     if (this.rescan) {
       clearInterval(this.rescan);
-      this.rescan = setInterval(() => this.opts.onTrigger('rescan'), rescanMs);
+      this.rescan = setInterval(() => void this.rescanTick(), rescanMs);
     }
+  }
+
+  /**
+   * The periodic full walk, done here rather than by a claimer: only when it
+   * sees a complete prompt (or a folder it cannot read, which pv-claim
+   * reports) is a claimer told to go. An idle inbox then costs one walk per
+   * rescan, not a claimer's walk plus the start of the next waiting claimer.
+   */
+  private async rescanTick(): Promise<void> {
+    this.opts.onRescan?.();
+    let problems = 0;
+    try {
+      const prompts = await listInboxPrompts(this.opts.inbox, { onProblem: () => problems++ });
+      const settleSeconds = this.opts.settleMs / 1000;
+      if (problems === 0 && !prompts.some((p) => isCompletePrompt(p, settleSeconds))) return;
+    } catch (err) {
+      this.opts.log.warn(`rescan of ${this.opts.inbox}: ${(err as Error).message}; letting pv-claim look`);
+    }
+    this.opts.onTrigger('rescan');
   }
 
   private watch(): void {
@@ -46,8 +68,9 @@ export class Triggers {
         // Our own renames (.running.md, .done.md) and unrelated files are
         // not new work; a rename *into* x.prompt.md is (uploads, retries).
         if (name !== null && !name.endsWith('.prompt.md')) return;
-        this.opts.onTrigger('event');
-        this.afterSettle();
+        const rel = name ?? undefined;
+        this.opts.onTrigger('event', rel);
+        this.afterSettle(rel);
       });
       this.watcher.on('error', (err) => {
         this.opts.log.warn(`inbox watch failed (${err.message}); relying on the rescan every ${this.opts.rescanMs / 1000}s`);
@@ -60,11 +83,11 @@ export class Triggers {
   }
 
   /** Look again once a prompt that just changed has had time to settle. */
-  private afterSettle(): void {
+  private afterSettle(rel: string | undefined): void {
     if (this.opts.settleMs <= 0) return;
     const t = setTimeout(() => {
       this.settleTimers.delete(t);
-      this.opts.onTrigger('settled');
+      this.opts.onTrigger('settled', rel);
     }, this.opts.settleMs + 50);
     t.unref();
     this.settleTimers.add(t);

@@ -1,0 +1,42 @@
+import t from 'tap';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Logger } from '@prompt-valet/core';
+import { Triggers } from '../src/triggers.js';
+
+// The periodic rescan walks the inbox in the watcher: a claimer is told to go
+// only when the walk sees a complete prompt (a prompt no event announced is
+// still found), and every tick still reaches onRescan (abandoned claims).
+
+const quiet: Logger = { tool: 'test', error() {}, warn() {}, notice() {}, info() {}, debug() {} };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('a rescan triggers only for a complete prompt, and ticks every time', async (t) => {
+  const inbox = await fs.mkdtemp(path.join(os.tmpdir(), 'pv-rescan-'));
+  t.teardown(() => fs.rm(inbox, { recursive: true, force: true }));
+  const branch = path.join(inbox, 'widget', 'main');
+  await fs.mkdir(branch, { recursive: true });
+  // Present before the watch starts: no event will name them.
+  await fs.writeFile(path.join(branch, 'empty.prompt.md'), '');
+  await fs.writeFile(path.join(branch, 'notes.md'), 'not a prompt');
+
+  const why: string[] = [];
+  let ticks = 0;
+  const triggers = new Triggers({ inbox, rescanMs: 100, settleMs: 0, log: quiet, onTrigger: (w) => why.push(w), onRescan: () => ticks++ });
+  triggers.start();
+  t.teardown(() => triggers.stop());
+  await sleep(450);
+  t.ok(ticks >= 2, `rescans ticked (${ticks})`);
+  t.same(why, [], 'nothing complete: no claimer told to go');
+
+  // Written where the watch cannot see it (then moved in with the watch stopped), so only the walk finds it.
+  triggers.stop();
+  await fs.writeFile(path.join(branch, 'missed.prompt.md'), '# missed by the events\n');
+  why.length = 0;
+  const again = new Triggers({ inbox, rescanMs: 100, settleMs: 0, log: quiet, onTrigger: (w) => why.push(w) });
+  again.start();
+  t.teardown(() => again.stop());
+  await sleep(350);
+  t.ok(why.includes('rescan'), `the walk found the prompt no event named (${why.join(', ')})`);
+});
