@@ -68,7 +68,9 @@ export function verifyInstall(layout: Layout, env: NodeJS.ProcessEnv): CheckResu
         'pv-watcher --once',
         ...(serviceUser === 'root'
           ? runTool(watcher, ['--once', '--config', runConfig], toolEnv)
-          : runTool('runuser', ['-u', serviceUser, '--', 'env', `PATH=${toolEnv.PATH}`, `PV_CONFIG=${runConfig}`, watcher, '--once', '--config', runConfig], toolEnv, `pv-watcher --once (as ${serviceUser})`)),
+          : runTool('runuser', ['-u', serviceUser, '--', 'env', `PATH=${toolEnv.PATH}`, `PV_CONFIG=${runConfig}`, watcher, '--once', '--config', runConfig], toolEnv, `pv-watcher --once (as ${serviceUser})`,
+              // the unit's WorkingDirectory: the caller's own folder may be closed to the service user
+              d(layout.prefix))),
       );
     } else {
       add('pv-watcher --once', false, 'not run: the config does not load');
@@ -173,8 +175,8 @@ function stagingConfig(layout: Layout, configDisk: string, config: ValetConfig, 
   return file;
 }
 
-function runTool(file: string, args: string[], env: NodeJS.ProcessEnv, name = `${path.basename(file)} ${args[0]}`): [boolean, string] {
-  const res = spawnSync(file, args, { env, encoding: 'utf8', timeout: TOOL_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'] });
+function runTool(file: string, args: string[], env: NodeJS.ProcessEnv, name = `${path.basename(file)} ${args[0]}`, cwd?: string): [boolean, string] {
+  const res = spawnSync(file, args, { env, encoding: 'utf8', timeout: TOOL_TIMEOUT_MS, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
   if (res.error) return [false, `${name}: ${res.error.message}`];
   if (res.status === 0) return [true, `${name} exited 0`];
   const last = (res.stderr ?? '').trim().split('\n')[0] ?? '';

@@ -1,5 +1,6 @@
-import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { isCompletePrompt, listInboxPrompts, type Logger } from '@prompt-valet/core';
+import { FolderWatch } from './folder-watch.js';
 
 /**
  * When to look for work: filesystem notifications are the fast trigger, a
@@ -19,7 +20,9 @@ export interface TriggerOptions {
 }
 
 export class Triggers {
-  private watcher: fs.FSWatcher | undefined;
+  private watcher: FolderWatch | undefined;
+  /** folders already reported as not watchable (said once, not at every rescan) */
+  private readonly reported = new Set<string>();
   private rescan: NodeJS.Timeout | undefined;
   private settleTimers = new Set<NodeJS.Timeout>();
   private opts: TriggerOptions;
@@ -50,6 +53,9 @@ export class Triggers {
    */
   private async rescanTick(): Promise<void> {
     this.opts.onRescan?.();
+    // Folders events did not tell about (made while a watch was being set up, or by a
+    // rename of a whole tree) get their watch now.
+    this.watcher?.sync();
     let problems = 0;
     try {
       const prompts = await listInboxPrompts(this.opts.inbox, { onProblem: () => problems++ });
@@ -62,24 +68,23 @@ export class Triggers {
   }
 
   private watch(): void {
-    try {
-      this.watcher = fs.watch(this.opts.inbox, { recursive: true, persistent: false }, (_event, filename) => {
-        const name = filename === null ? null : String(filename);
+    this.watcher = new FolderWatch(
+      this.opts.inbox,
+      (dir, name) => {
         // Our own renames (.running.md, .done.md) and unrelated files are
         // not new work; a rename *into* x.prompt.md is (uploads, retries).
         if (name !== null && !name.endsWith('.prompt.md')) return;
-        const rel = name ?? undefined;
+        const rel = name === null ? undefined : path.relative(this.opts.inbox, path.join(dir, name));
         this.opts.onTrigger('event', rel);
         this.afterSettle(rel);
-      });
-      this.watcher.on('error', (err) => {
-        this.opts.log.warn(`inbox watch failed (${err.message}); relying on the rescan every ${this.opts.rescanMs / 1000}s`);
-        this.watcher?.close();
-        this.watcher = undefined;
-      });
-    } catch (err) {
-      this.opts.log.warn(`cannot watch ${this.opts.inbox} (${(err as Error).message}); relying on the rescan`);
-    }
+      },
+      (message) => {
+        if (this.reported.has(message)) return;
+        this.reported.add(message);
+        this.opts.log.warn(`${message}; prompts there are found by the rescan every ${this.opts.rescanMs / 1000}s`);
+      },
+    );
+    this.watcher.sync();
   }
 
   /** Look again once a prompt that just changed has had time to settle. */
