@@ -38,6 +38,7 @@ events (--json), usage, model, sandbox, limits, limits_tripped. A failed run als
   aborted             an ABORT file appeared in the run folder       not retryable
   aborted_shutdown    pv-run-codex got SIGTERM/SIGINT                retryable
   resource_limit      the run hit a watcher.agent_max_* limit         not retryable
+  jail_failed         bwrap could not set the jail up; the agent did not run   retryable
   foreign_path, bad_run_id, missing_target, checkout_missing, prompt_missing,
   bad_front_matter, empty_prompt
 

@@ -289,6 +289,15 @@ function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
       break;
   }
   if (exit.exitCode === 0) return undefined;
+  // bwrap itself failed: the jail could not be set up, so the agent never ran. Not the
+  // prompt's fault (a mount the unit's namespace lost, say, after the watcher died): retry.
+  // Only when bwrap spoke first: once codex runs, its banner comes first, so an agent
+  // printing "bwrap:" cannot pass its own failure off as the jail's.
+  const firstLine = exit.outputTail.split('\n').find((l) => l.trim() !== '') ?? '';
+  const jailLine = firstLine.startsWith('bwrap: ') ? firstLine : undefined;
+  if (jailLine && exit.outputTail.length < 4096) {
+    return recordError(STEP, 'jail_failed', `the agent jail could not be set up (${jailLine}); the agent did not run`, true, exit.outputTail.split('\n').slice(-40).join('\n'));
+  }
   const errors = agentErrors(exit.outputTail);
   const how = exit.exitCode === null ? `was killed by ${exit.signal ?? 'a signal'}` : `exited with status ${exit.exitCode}`;
   const said = errors.length > 0 ? `: ${errors[errors.length - 1]}` : '';

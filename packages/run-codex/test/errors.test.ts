@@ -92,3 +92,16 @@ t.test('a forged record\'s front matter widens nothing: bad_front_matter, the ag
   });
   t.equal(s.model.requests.length, 0, 'the model was never called');
 });
+
+t.test('bwrap failing to set the jail up is jail_failed, retryable: the agent never ran', async (t) => {
+  const s = await scratch(t, { turns: [] });
+  // A bwrap that fails as it does when a folder it must cover has gone (seen after a watcher crash).
+  const bin = fs.mkdtempSync(path.join(s.root, 'fake-bwrap-'));
+  fs.writeFileSync(path.join(bin, 'bwrap'), '#!/bin/sh\necho "bwrap: Failed to mount tmpfs: No such file or directory" >&2\nexit 1\n', { mode: 0o755 });
+  const { code, records } = await s.start({ env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` } }).done;
+  t.equal(code, 0);
+  const rec = records[0]!;
+  t.equal(rec.error?.code, 'jail_failed');
+  t.equal(rec.error?.retryable, true, 'retried: not the prompt\'s fault');
+  t.match(rec.error?.message, /the agent jail could not be set up \(bwrap: Failed to mount tmpfs/);
+});
