@@ -3,7 +3,7 @@
 // run (two only when the kill hit the agent itself), one agent branch, one
 // PR, one settled prompt and one run folder. Retries after a failed push or
 // gh call retry the publish, never the agent.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { git, readRunStatus } from '@prompt-valet/core';
@@ -60,7 +60,7 @@ function runFolders(v: PipelineFixture): string[] {
 }
 
 /** What every crash and retry must end with. */
-async function assertOneOfEverything(t: Tap.Test, v: PipelineFixture, maxAgentStarts: number, maxCountedRuns = maxAgentStarts): Promise<void> {
+async function assertOneOfEverything(t: Test, v: PipelineFixture, maxAgentStarts: number, maxCountedRuns = maxAgentStarts): Promise<void> {
   const finished = await v.waitForFinished(1, 240_000);
   t.same(finished, ['widget/main/task.done.md'], 'one settled prompt, done');
   t.same(fs.readdirSync(path.join(v.root.inbox, 'widget/main')), [], 'nothing left in the inbox');
@@ -192,7 +192,3 @@ t.test('a rejected push is retried by retrying the publish: the agent ran once',
   t.equal(await w.stop(), 0);
 });
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
-}

@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { isRunId, readPendingEntry, writePendingEntry, type PvRecord } from '@prompt-valet/core';
 import { execa } from 'execa';
 import { binPath, claimLockedCommand, makeValetRoot, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
-async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+async function root(t: Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
   t.teardown(() => r.cleanup());
   return r;

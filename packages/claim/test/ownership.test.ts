@@ -1,7 +1,7 @@
 // Issue 13: the lifecycle must not depend on who owns a prompt file. The
 // service user here is `nobody` (65534), the operator root; Debian's
 // fs.protected_hardlinks = 1 makes link(2) refuse files the caller does not own.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { execa } from 'execa';
@@ -25,7 +25,7 @@ const tool = (r: ValetRoot, name: string, args: string[] = []) =>
   [process.execPath, binPath(name), '--config', r.configPath, ...args].map(shQuote).join(' ');
 
 /** A valet whose folders the service user may write, with the prompt files owned by root. */
-async function valet(t: Tap.Test): Promise<ValetRoot> {
+async function valet(t: Test): Promise<ValetRoot> {
   const r = await makeValetRoot({ watcher: { retry_backoff_seconds: 0 } });
   t.teardown(() => r.cleanup());
   await fs.chmod(r.root, 0o755);

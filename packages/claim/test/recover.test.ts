@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { readPendingEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
-async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+async function root(t: Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
   t.teardown(() => r.cleanup());
   return r;
@@ -21,7 +21,7 @@ const claimCmd = (r: ValetRoot, args: string[] = []) =>
  * pv-claim claims one prompt, then its shell stays (as the later steps
  * would, keeping fd 9 and so the lock), or exits (the lock is free).
  */
-function holderGroup(t: Tap.Test, r: ValetRoot, out: string, stay: boolean): ChildProcess {
+function holderGroup(t: Test, r: ValetRoot, out: string, stay: boolean): ChildProcess {
   const cmd = claimLockedCommand(r.processed, `${claimCmd(r, ['--limit', '1'])} > ${shQuote(out)}${stay ? '; exec sleep 300' : ''}`);
   const child = spawn('sh', ['-c', cmd], { detached: true, stdio: 'ignore' });
   const timer = setTimeout(() => killGroup(child), 120_000);

@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { forgeGitEnv, ForgeTokenError, GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitEnv, gitTalksToRemote, readForgeToken } from '../src/index.js';
 
-function tempDir(t: Tap.Test): string {
+function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-forge-token-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;

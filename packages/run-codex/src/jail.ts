@@ -5,6 +5,7 @@ import {
   createRunCgroup,
   findCgroupBackend,
   StepError,
+  type AppliedLimits,
   type RunCgroup,
   type ValetConfig,
 } from '@prompt-valet/core';
@@ -163,15 +164,7 @@ export function prlimitArgs(limits: JailLimits, jailed: boolean): string[] {
   ];
 }
 
-/** What a run's status records about its confinement. */
-export interface AppliedLimits {
-  isolation: 'bwrap' | 'none';
-  cgroup: 'v2' | 'v1' | 'none';
-  pids_max?: number;
-  memory_max?: number;
-  rlimit_nproc?: number;
-  rlimit_fsize: number;
-}
+export type { AppliedLimits };
 
 export interface AgentLaunch {
   command: string;

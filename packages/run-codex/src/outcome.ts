@@ -2,6 +2,7 @@
  * Reading what the agent said about how it went: its error lines, whether a
  * failure is worth retrying, and the tokens it used.
  */
+import type { TokenUsage } from '@prompt-valet/core';
 
 /** The messages codex reported as errors: `ERROR: …` lines, or error events with --json. */
 export function agentErrors(output: string): string[] {
@@ -50,7 +51,7 @@ export function isTransientFailure(errors: string[]): boolean {
   return errors.some((e) => TRANSIENT.some((re) => re.test(e)));
 }
 
-export type TokenUsage = Record<string, number>;
+export type { TokenUsage };
 
 /** Sums the `usage` of every `turn.completed` event of `codex exec --json`. */
 export class UsageCounter {

@@ -33,9 +33,9 @@ import {
 import { buildAgentEnv } from './agent-env.js';
 import { runAgent, type AgentExit } from './agent-process.js';
 import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
-import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch, type AppliedLimits } from './jail.js';
+import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
-import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter, type TokenUsage } from './outcome.js';
+import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
 
 export const STEP = 'run-codex';
 
@@ -57,26 +57,8 @@ export interface RunPromptDeps {
   log: Logger;
 }
 
-/** What pv-run-codex adds to the record, beyond core's AgentSection. */
-export interface RunCodexSection extends AgentSection {
-  idle_timed_out: boolean;
-  /** `abort_file` (ABORT in the run folder) or `shutdown` (pv-run-codex was stopped) */
-  abort_reason?: 'abort_file' | 'shutdown';
-  signal?: string;
-  model: string;
-  sandbox: string;
-  /** the agent's JSON event stream, with --json */
-  events?: string;
-  /** the last message's copy inside the checkout, relative to it */
-  agent_runs_file?: string;
-  usage?: TokenUsage;
-  /** processes the agent left running, stopped after it exited */
-  leftovers_stopped?: number;
-  /** the jail and the limits this run had (docs/security.md) */
-  limits?: AppliedLimits;
-  /** limits that stopped something: processes, memory, file_size */
-  limits_tripped?: string[];
-}
+/** The agent section pv-run-codex writes: core's AgentSection, every field listed there. */
+export type RunCodexSection = AgentSection;
 
 /** The largest last message taken from the jail; the rest is cut (the agent wrote it). */
 export const LAST_MESSAGE_MAX_BYTES = 1024 * 1024;

@@ -94,12 +94,17 @@ export function parseRecords(stdout: string): PvRecord[] {
     });
 }
 
+/** T without the falsy values `waitFor` keeps polling past. */
+export type Truthy<T> = Exclude<T, undefined | null | false | 0 | ''>;
+
+const isTruthy = <T>(v: T): v is Truthy<T> => Boolean(v);
+
 /** Poll `check` until it returns a truthy value or `timeoutMs` passes (then throw, naming `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 50): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
-    if (v) return v;
+    if (isTruthy(v)) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -13,7 +13,7 @@ function hasChild(pid: number): boolean {
   }
 }
 
-function startWatcher(t: Tap.Test, configPath: string) {
+function startWatcher(t: Test, configPath: string) {
   // Without tap's loader hooks: they install signal handlers of their own.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS')));
   const child = spawn(process.execPath, [binPath('pv-watcher'), '--config', configPath], {

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
@@ -6,7 +6,6 @@ import { bearerToken, isLoopbackHost, tokenMatches } from '../src/auth.js';
 import { safeStem } from '../src/submit.js';
 import { multipart, request, startWeb, type WebServer } from './fixtures/web-server.js';
 
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 const TOKEN = 'web-token-0123456789abcdef';
 
 /** A valet root with the branch folders pv-tree would have made, and pv-web on it. */
