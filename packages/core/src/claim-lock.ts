@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { LEDGER_DIR } from './prompt-ledger.js';
+import { PvError } from './errors.js';
 
 /**
  * Locks the kernel drops (docs/lifecycle.md, "The claim lock"). A flock(2)
@@ -26,11 +27,9 @@ export const CLAIM_LOCK_FD = 9;
 /** The environment variable naming the inherited claim lock's id. */
 export const CLAIM_LOCK_ENV = 'PV_CLAIM_LOCK';
 
-export class LockError extends Error {
-  readonly code = 'lock_failed';
+export class LockError extends PvError {
   constructor(message: string) {
-    super(message);
-    this.name = 'LockError';
+    super('lock_failed', message);
   }
 }
 

@@ -254,7 +254,6 @@ const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.'
 export class ConfigError extends ToolError {
   constructor(message: string) {
     super('bad_config', message, EX.CONFIG);
-    this.name = 'ConfigError';
   }
 }
 

@@ -33,7 +33,6 @@ export interface ForgeToken {
 export class ForgeTokenError extends ToolError {
   constructor(message: string) {
     super('forge_token_unreadable', message, EX.CONFIG);
-    this.name = 'ForgeTokenError';
   }
 }
 

@@ -4,6 +4,7 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fsyncDir, isErrno } from './files.js';
+import { PvError } from './errors.js';
 
 /**
  * Moving a prompt file without ever replacing a name, and without needing to
@@ -25,17 +26,15 @@ export const MAX_FREE_NAMES = 1000;
 const PERMISSION_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 /** A permission problem an operator can cause and fix: one line, no stack trace. */
-export class FsPermissionError extends Error {
-  readonly code = 'permission_denied';
-  /** the operator can fix it; a later try may succeed */
-  readonly retryable = true;
+export class FsPermissionError extends PvError {
   constructor(
     readonly errno: string,
     readonly path: string,
     message: string,
+    cause?: unknown,
   ) {
-    super(message);
-    this.name = 'FsPermissionError';
+    // The operator can fix it: a later try may succeed.
+    super('permission_denied', message, { retryable: true, ...(cause === undefined ? {} : { cause }) });
   }
 }
 
@@ -104,7 +103,7 @@ export function permissionLine(err: unknown): string | undefined {
 /** Turn a permission errno into FsPermissionError naming `p`; anything else is returned unchanged. */
 export function asPermissionError(err: unknown, p: string, action?: string): unknown {
   if (err instanceof FsPermissionError || !isPermissionError(err)) return err;
-  return new FsPermissionError(String((err as NodeJS.ErrnoException).code), p, describeFsError(err, p, action));
+  return new FsPermissionError(String((err as NodeJS.ErrnoException).code), p, describeFsError(err, p, action), err);
 }
 
 function errnoFromMv(stderr: string): string {

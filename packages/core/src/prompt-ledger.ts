@@ -6,6 +6,7 @@ import { moveToFreeName } from './move.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
+import { PvError } from './errors.js';
 
 /**
  * The valet's per-prompt bookkeeping, kept out of the operator's inbox under
@@ -357,11 +358,9 @@ export async function requeuePrompt(opts: RequeueOptions): Promise<string> {
   return dest;
 }
 
-export class RequeueError extends Error {
-  readonly code = 'requeue_refused';
+export class RequeueError extends PvError {
   constructor(message: string) {
-    super(message);
-    this.name = 'RequeueError';
+    super('requeue_refused', message);
   }
 }
 

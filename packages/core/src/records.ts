@@ -5,6 +5,7 @@
  * untouched, so fields this version does not know survive a pipeline.
  */
 import type { Liveness } from './prompt-ledger.js';
+import { PvError, type PvErrorOptions } from './errors.js';
 
 export const SCHEMA_VERSION = 1;
 
@@ -308,15 +309,8 @@ export function recordError(step: string, code: string, message: string, retryab
  * An error a step handler throws to fail one record (not the tool). Anything
  * else thrown by a handler is a bug: the record gets code `internal`.
  */
-export class StepError extends Error {
-  readonly code: string;
-  readonly retryable: boolean;
-  readonly detail?: string;
-  constructor(code: string, message: string, opts: { retryable?: boolean; detail?: string } = {}) {
-    super(message);
-    this.name = 'StepError';
-    this.code = code;
-    this.retryable = opts.retryable ?? false;
-    if (opts.detail !== undefined) this.detail = opts.detail;
+export class StepError extends PvError {
+  constructor(code: string, message: string, opts: PvErrorOptions = {}) {
+    super(code, message, opts);
   }
 }

@@ -61,7 +61,7 @@ export function checkPromptBytes(name: string, bytes: Uint8Array, config: ValetC
   try {
     parsePrompt(text, config.watcher);
   } catch (err) {
-    if (err instanceof FrontMatterError) throw new HttpError(400, err.code, `${name}: ${err.message}`);
+    if (err instanceof FrontMatterError) throw new HttpError(400, err.code, `${name}: ${err.message}`, err);
     throw err;
   }
   return text;
