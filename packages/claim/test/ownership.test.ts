@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { execa } from 'execa';
-import { readPendingEntry, requeuePrompt } from '@prompt-valet/core';
+import { ledgerPaths, pendingKey, readPendingEntry, requeuePrompt, writePendingEntry } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, shQuote, type ValetRoot } from '@prompt-valet/testkit';
 
 const NOBODY = 65534;
@@ -136,4 +136,27 @@ t.test('a finished/ folder the service user cannot write: settle fails in one li
   const fixed = await recover();
   t.match(fixed.records, [{ settle: { state: 'done', recovered: true } }], fixed.stderr);
   t.equal(await fs.readFile(path.join(blocked, 'late.done.md'), 'utf8'), 'late');
+});
+
+t.test('a retry entry the service user may not read surfaces in one line; it never counts as none (which would reset the attempts)', { skip }, async (t) => {
+  const r = await valet(t);
+  const rel = 'widget/main/again.prompt.md';
+  await r.dropPrompt(rel, 'again', { ageMs: 5000 });
+  const { ino } = await fs.stat(path.join(r.inbox, rel));
+  await writePendingEntry(r.processed, { v: 1, prompt_rel: rel, ino, attempts: 2, updated_at: new Date().toISOString() });
+  const entries = ledgerPaths(r.processed).pending;
+  await fs.chown(entries, NOBODY, NOBODY);
+  const entry = path.join(entries, `${pendingKey(rel)}.json`);
+  await fs.chmod(entry, 0o600); // root's, unreadable to nobody
+
+  const res = await asServiceUser(r, tool(r, 'pv-claim'));
+  t.same(res.records, [], 'not claimed as a first attempt');
+  t.not(res.code, 0, 'pv-claim says something is wrong');
+  t.match(res.stderr, new RegExp(`${pendingKey(rel)}\\.json \\(owner root, mode 0600\\): nobody may not read it`));
+  t.notMatch(res.stderr, /internal error|\n\s+at /, 'no stack trace');
+  await t.resolves(fs.stat(path.join(r.inbox, rel)), 'the prompt waits in the inbox');
+
+  await fs.chown(entry, NOBODY, NOBODY);
+  const fixed = await asServiceUser(r, tool(r, 'pv-claim'));
+  t.match(fixed.records, [{ claim: { prompt_rel: rel, attempt: 3 } }], `${fixed.stderr}: the count goes on once it may read it`);
 });

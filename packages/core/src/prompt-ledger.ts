@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
-import { moveToFreeName } from './move.js';
+import { asPermissionError, moveToFreeName } from './move.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
@@ -133,8 +133,10 @@ async function readJsonFolder<T>(dir: string, valid: (v: T) => boolean): Promise
     try {
       const value = await readJsonIfExists<T>(file);
       if (value && valid(value)) out.push({ file, value });
-    } catch {
-      continue;
+    } catch (err) {
+      // Torn by hand: skipped. A file the valet may not read is an operator's problem to fix, said in one line.
+      if (err instanceof SyntaxError) continue;
+      throw asPermissionError(err, file, 'read');
     }
   }
   return out;
@@ -156,10 +158,14 @@ export function claimRecordFile(processed: string, runId: string): string {
 /** The pending entry of the prompt at `promptRel`, only if it describes this very file (inode `ino`). */
 export async function readPendingEntry(processed: string, promptRel: string, ino?: number): Promise<PendingEntry | undefined> {
   let entry: PendingEntry | undefined;
+  const file = pendingFile(processed, promptRel);
   try {
-    entry = await readJsonIfExists<PendingEntry>(pendingFile(processed, promptRel));
-  } catch {
-    return undefined;
+    entry = await readJsonIfExists<PendingEntry>(file);
+  } catch (err) {
+    // An entry torn by hand counts as none. One the valet may not read must
+    // surface: taking it as none would reset the attempt count and the backoff.
+    if (err instanceof SyntaxError) return undefined;
+    throw asPermissionError(err, file, 'read');
   }
   if (!entry || entry.prompt_rel !== promptRel) return undefined;
   if (ino !== undefined && entry.ino !== ino) return undefined;
