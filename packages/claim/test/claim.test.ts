@@ -94,7 +94,7 @@ t.test('two prompts in one folder in the same second: distinct run ids and folde
 });
 
 t.test('partial uploads are not claimed; a fresh file waits for the settle window', async (t) => {
-  const r = await root(t, { watcher: { settle_seconds: 2 } });
+  const r = await root(t, { watcher: { quiet_seconds: 2 } });
   const dir = path.join(r.inbox, 'widget', 'main');
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, 'empty.prompt.md'), '');
