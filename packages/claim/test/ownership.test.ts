@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { execa } from 'execa';
-import { ledgerPaths, pendingKey, readPendingEntry, requeuePrompt, writePendingEntry } from '@prompt-valet/core';
+import { ledgerPaths, retryEntryKey, readRetryEntry, requeuePrompt, writeRetryEntry } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, shQuote, type ValetRoot } from '@prompt-valet/testkit';
 
 const NOBODY = 65534;
@@ -56,7 +56,7 @@ t.test('a prompt owned by root is claimed, retried, claimed again (resumed), set
   const retry = { ...rec, error: { step: 'publish', code: 'network', message: 'push failed', retryable: true } };
   const retried = await asServiceUser(r, tool(r, 'pv-settle'), JSON.stringify(retry) + '\n');
   t.match(retried.records[0]?.settle, { state: 'pending', path: p }, retried.stderr);
-  t.match(await readPendingEntry(r.processed, 'widget/main/rootfile.prompt.md'), { resume_run_id: rec.run_id });
+  t.match(await readRetryEntry(r.processed, 'widget/main/rootfile.prompt.md'), { resume_run_id: rec.run_id });
 
   const again = await asServiceUser(r, tool(r, 'pv-claim'));
   t.equal(again.records[0]?.run_id, rec.run_id, 'the retry resumes the run');
@@ -143,16 +143,16 @@ t.test('a retry entry the service user may not read surfaces in one line; it nev
   const rel = 'widget/main/again.prompt.md';
   await r.dropPrompt(rel, 'again', { ageMs: 5000 });
   const { ino } = await fs.stat(path.join(r.inbox, rel));
-  await writePendingEntry(r.processed, { v: 1, prompt_rel: rel, ino, attempts: 2, updated_at: new Date().toISOString() });
-  const entries = ledgerPaths(r.processed).pending;
+  await writeRetryEntry(r.processed, { v: 1, prompt_rel: rel, ino, attempts: 2, updated_at: new Date().toISOString() });
+  const entries = ledgerPaths(r.processed).retryEntries;
   await fs.chown(entries, NOBODY, NOBODY);
-  const entry = path.join(entries, `${pendingKey(rel)}.json`);
+  const entry = path.join(entries, `${retryEntryKey(rel)}.json`);
   await fs.chmod(entry, 0o600); // root's, unreadable to nobody
 
   const res = await asServiceUser(r, tool(r, 'pv-claim'));
   t.same(res.records, [], 'not claimed as a first attempt');
   t.not(res.code, 0, 'pv-claim says something is wrong');
-  t.match(res.stderr, new RegExp(`${pendingKey(rel)}\\.json \\(owner root, mode 0600\\): nobody may not read it`));
+  t.match(res.stderr, new RegExp(`${retryEntryKey(rel)}\\.json \\(owner root, mode 0600\\): nobody may not read it`));
   t.notMatch(res.stderr, /internal error|\n\s+at /, 'no stack trace');
   await t.resolves(fs.stat(path.join(r.inbox, rel)), 'the prompt waits in the inbox');
 

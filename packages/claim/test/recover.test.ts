@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readPendingEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
+import { readRetryEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
 async function root(t: Test, overrides = {}): Promise<ValetRoot> {
@@ -76,7 +76,7 @@ t.test('a claim whose pipeline was killed with SIGKILL is recovered and resumed 
   t.equal(await fs.readFile(path.join(r.inbox, 'widget/main/a.prompt.md'), 'utf8'), 'prompt a', 'back to pending, intact');
   await t.resolves(fs.lstat(path.join(r.inbox, 'widget/main/b.running.md')), 'the live claim is untouched');
   t.match(await readRunStatus(recA!.claim!.run_root), { state: 'retry' });
-  t.match(await readPendingEntry(r.processed, 'widget/main/a.prompt.md'), {
+  t.match(await readRetryEntry(r.processed, 'widget/main/a.prompt.md'), {
     attempts: 1,
     last_error: { code: 'holder_died' },
     resume_run_id: recA!.run_id,

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readPendingEntry, readRunStatus, requeuePrompt, type PvRecord } from '@prompt-valet/core';
+import { readRetryEntry, readRunStatus, requeuePrompt, type PvRecord } from '@prompt-valet/core';
 import { makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 
 async function root(t: Test, overrides = {}): Promise<ValetRoot> {
@@ -72,7 +72,7 @@ t.test('a retryable failure goes back to pending with a backoff, then errors aft
   const pending = path.join(r.inbox, 'widget/main/c.prompt.md');
   t.match(res.records[0]!.settle, { state: 'pending', path: pending, attempts: 1 });
   t.equal(await fs.readFile(pending, 'utf8'), 'c text');
-  const entry = await readPendingEntry(r.processed, 'widget/main/c.prompt.md');
+  const entry = await readRetryEntry(r.processed, 'widget/main/c.prompt.md');
   t.match(entry, { attempts: 1, last_error: { code: 'network' }, resume_run_id: rec.run_id });
   t.ok(Date.parse(entry!.not_before!) > Date.now() + 3000_000, 'backoff of an hour');
   t.match(await readRunStatus(rec.claim!.run_root), { state: 'retry' });
