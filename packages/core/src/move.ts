@@ -177,9 +177,19 @@ async function canWrite(dir: string): Promise<boolean> {
   }
 }
 
+/** `x` → `x`, then `x.2`, `x.3`, …: the stem of the n-th try. */
+export function freeStemCandidate(stem: string, n: number): string {
+  return n === 1 ? stem : `${stem}.${n}`;
+}
+
 /** `x` + `.done.md` → `x.done.md`, then `x.2.done.md`, `x.3.done.md`, … */
 export function freeNameCandidate(stem: string, suffix: string, n: number): string {
-  return n === 1 ? `${stem}${suffix}` : `${stem}.${n}${suffix}`;
+  return `${freeStemCandidate(stem, n)}${suffix}`;
+}
+
+export interface FreeNameOptions {
+  /** also skip a candidate stem this says is taken (pv-web: a stem in use in any state, or in finished/) */
+  stemTaken?: (candidateStem: string) => Promise<boolean>;
 }
 
 /**
@@ -195,6 +205,7 @@ export async function moveToFreeName(
   stem: string,
   suffix: string,
   beforeEach?: (dest: string) => Promise<void>,
+  opts: FreeNameOptions = {},
 ): Promise<string | undefined> {
   await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
     throw asPermissionError(err, dir, 'create folders in');
@@ -202,10 +213,11 @@ export async function moveToFreeName(
   for (let n = 1; n <= MAX_FREE_NAMES; n++) {
     const dest = path.join(dir, freeNameCandidate(stem, suffix, n));
     if (await lstatOrUndefined(dest)) continue;
+    if (opts.stemTaken && (await opts.stemTaken(freeStemCandidate(stem, n)))) continue;
     await beforeEach?.(dest);
     const outcome = await moveNoReplace(src, dest);
     if (outcome === 'moved') return dest;
     if (outcome === 'gone') return undefined;
   }
-  throw new Error(`no free name for ${stem}${suffix} in ${dir} after ${MAX_FREE_NAMES} tries`);
+  throw new PvError('no_free_name', `no free name for ${stem}${suffix} in ${dir} after ${MAX_FREE_NAMES} tries`);
 }
