@@ -5,6 +5,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { LEDGER_DIR } from './prompt-ledger.js';
 import { PvError } from './errors.js';
+import { expectErrno } from './files.js';
 
 /**
  * Locks the kernel drops (docs/lifecycle.md, "The claim lock"). A flock(2)
@@ -105,13 +106,15 @@ export function inheritedClaimLock(env: NodeJS.ProcessEnv, processed: string): {
   let want: fs.Stats;
   try {
     want = fs.statSync(file);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return undefined;
   }
   let fds: string[];
   try {
     fds = fs.readdirSync('/proc/self/fd');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return undefined;
   }
   // The conventional descriptor first; any other one will do.
@@ -122,7 +125,8 @@ export function inheritedClaimLock(env: NodeJS.ProcessEnv, processed: string): {
       if (st.ino !== want.ino || st.dev !== want.dev) continue;
       const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
       if (/^lock:.*FLOCK\s+ADVISORY\s+WRITE/m.test(info)) return { id, fd: Number(fd) };
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'EBADF', 'ENOENT');
       continue;
     }
   }

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsyncDir, isErrno } from './files.js';
+import { expectErrno, fsyncDir, isErrno } from './files.js';
 import { PvError } from './errors.js';
 
 /**
@@ -50,7 +50,8 @@ export function userName(uid: number): string {
       const [name, , id] = line.split(':');
       if (name && Number(id) === uid) return name;
     }
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'EACCES');
     // no passwd file (a container): the number will do
   }
   return `uid ${uid}`;
@@ -59,7 +60,8 @@ export function userName(uid: number): string {
 export function serviceUser(): string {
   try {
     return os.userInfo().username;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ERR_SYSTEM_ERROR');
     return `uid ${process.getuid?.() ?? '?'}`;
   }
 }
@@ -73,7 +75,8 @@ export function describeOwner(p: string): string {
   try {
     const st = fs.lstatSync(p);
     return `${p} (owner ${userName(st.uid)}, mode ${modeText(st.mode)})`;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
     return p;
   }
 }
@@ -172,7 +175,8 @@ async function canWrite(dir: string): Promise<boolean> {
   try {
     await fsp.access(dir, fs.constants.W_OK | fs.constants.X_OK);
     return true;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'EACCES', 'EPERM', 'EROFS', 'ENOENT');
     return false;
   }
 }

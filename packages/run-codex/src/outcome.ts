@@ -3,6 +3,7 @@
  * failure is worth retrying, and the tokens it used.
  */
 import type { TokenUsage } from '@prompt-valet/core';
+import { expectSyntaxError } from '@prompt-valet/core';
 
 /** The messages codex reported as errors: `ERROR: …` lines, or error events with --json. */
 export function agentErrors(output: string): string[] {
@@ -95,7 +96,8 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
+  } catch (err) {
+    expectSyntaxError(err);
     return undefined;
   }
 }

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  expectErrno,
   checkClaimRel,
   checkoutOfRecord,
   checkOwnerName,
@@ -220,9 +221,11 @@ async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: numb
   const claimRel = rec.claim?.rel;
   const runningFile = typeof claimRel === 'string' ? path.join(path.resolve(roots.inbox), checkClaimRel(claimRel)) : undefined;
   if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
-  try {
-    if (!(await fsp.lstat(checkoutDir)).isDirectory()) throw new Error('not a folder');
-  } catch {
+  const checkout = await fsp.lstat(checkoutDir).catch((err: unknown) => {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
+    return undefined;
+  });
+  if (!checkout?.isDirectory()) {
     throw new StepError('checkout_missing', `the run's checkout ${checkoutDir} does not exist or is not a folder`);
   }
 
@@ -318,7 +321,8 @@ function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined
   const dir = path.join(path.resolve(config.repos_root), owner, repo, '.git');
   try {
     return fs.lstatSync(dir).isDirectory() ? dir : undefined;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
 }

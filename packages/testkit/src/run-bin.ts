@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PvRecord } from '@prompt-valet/core';
+import { expectSyntaxError } from '@prompt-valet/core';
 
 /** The repository's top folder (testkit lives in packages/testkit/dist). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -88,7 +89,8 @@ export function parseRecords(stdout: string): PvRecord[] {
     .map((l) => {
       try {
         return JSON.parse(l) as PvRecord;
-      } catch {
+      } catch (err) {
+        expectSyntaxError(err);
         throw new Error(`stdout line is not a JSON record: ${l.slice(0, 200)}`);
       }
     });

@@ -1,6 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  expectErrno, expectSyntaxError,
   checkRelativePath, isInside, listClaimRecords, listRetryEntries, listRunIds, readRunStatus,
   type RunStatus, type ValetConfig,
 } from '@prompt-valet/core';
@@ -31,7 +32,8 @@ export function decodeJobId(id: string): JobRef {
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(id, 'base64url').toString('utf8'));
-  } catch {
+  } catch (err) {
+    expectSyntaxError(err);
     throw bad();
   }
   if (!Array.isArray(v) || v.length !== 3) throw bad();
@@ -59,7 +61,8 @@ async function inodeAt(p: string | undefined): Promise<number | undefined> {
   if (!p) return undefined;
   try {
     return (await fsp.lstat(p)).ino;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
 }
@@ -109,7 +112,8 @@ async function inboxHasInode(config: ValetConfig, folder: string, ino: number): 
     for (const name of await fsp.readdir(path.join(config.inbox, folder))) {
       if (name.endsWith('.prompt.md') && (await inodeAt(path.join(config.inbox, folder, name))) === ino) return true;
     }
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return false;
   }
   return false;

@@ -3,6 +3,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import {
+  expectErrno,
   FrontMatterError, moveToFreeName, pathExists, parsePrompt, promptName, PROMPT_SUFFIX, PvError, slugify, writeFileAtomic,
   type ValetConfig,
 } from '@prompt-valet/core';
@@ -53,7 +54,8 @@ export function checkPromptBytes(name: string, bytes: Uint8Array, config: ValetC
   let text: string;
   try {
     text = utf8.decode(bytes);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ERR_ENCODING_INVALID_ENCODED_DATA');
     throw new HttpError(400, 'not_utf8', `${name}: not UTF-8 text`);
   }
   if (text.includes('\0')) throw new HttpError(400, 'not_text', `${name}: contains a NUL byte; a prompt is text`);
