@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readRetryEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
+import { expectErrno, readRetryEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
 async function root(t: Test, overrides = {}): Promise<ValetRoot> {
@@ -35,7 +35,8 @@ function holderGroup(t: Test, r: ValetRoot, out: string, stay: boolean): ChildPr
 function killGroup(child: ChildProcess): void {
   try {
     process.kill(-child.pid!, 'SIGKILL');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ESRCH');
     // already gone
   }
 }
@@ -46,7 +47,8 @@ const exited = (child: ChildProcess) =>
 async function recordsIn(file: string): Promise<PvRecord[]> {
   try {
     return parseRecords(await fs.readFile(file, 'utf8'));
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return [];
   }
 }

@@ -3,12 +3,14 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { binPath, makeValetRoot, waitFor } from '@prompt-valet/testkit';
+import { expectErrno } from '@prompt-valet/core';
 
 /** Has `pid` started a child yet? At start that is pv-claim --recover: the watcher is in its start phase. */
 function hasChild(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() !== '';
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ESRCH');
     return false;
   }
 }
