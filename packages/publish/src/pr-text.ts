@@ -78,7 +78,7 @@ export async function prBody(rec: PvRecord, src: PrTextSources): Promise<string>
     summary,
     '',
     '---',
-    `Prompt: \`${(rec.claim?.prompt_rel as string | undefined) ?? rec.claim?.rel ?? rec.claim?.prompt_name ?? '?'}\``,
+    `Prompt: \`${rec.claim?.prompt_rel ?? rec.claim?.rel ?? '?'}\``,
     `Run: \`${src.runId}\``,
     '',
     runMarker(src.runId),
