@@ -2,8 +2,12 @@ import * as fs from 'node:fs';
 import { isErrno } from '@prompt-valet/core';
 import { waitFor } from './run-bin.js';
 
-/** A process that exited between listing /proc and reading it: ENOENT (its folder is gone) or ESRCH. */
-const GONE = ['ENOENT', 'ESRCH'];
+/**
+ * A process that is not the valet's to look at: it exited between listing
+ * /proc and reading it (ENOENT, ESRCH), or it is one whose environment this
+ * test may not read (EACCES, EPERM: init, or another container's).
+ */
+const NOT_OURS = ['ENOENT', 'ESRCH', 'EACCES', 'EPERM'];
 
 function environOf(pid: number): string[] | undefined {
   try {
@@ -11,7 +15,7 @@ function environOf(pid: number): string[] | undefined {
     if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) return undefined; // a zombie runs nothing
     return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
   } catch (err) {
-    if (GONE.some((code) => isErrno(err, code))) return undefined;
+    if (NOT_OURS.some((code) => isErrno(err, code))) return undefined;
     throw err;
   }
 }
