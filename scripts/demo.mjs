@@ -53,7 +53,7 @@ await valet.configure({
     runner_cmd: codex,
     runner_model: 'mock-model',
     runner_timeout_seconds: 120,
-    settle_seconds: 0,
+    quiet_seconds: 0,
     publisher: 'none',
   },
 });

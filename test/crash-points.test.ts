@@ -3,47 +3,18 @@
 // run (two only when the kill hit the agent itself), one agent branch, one
 // PR, one settled prompt and one run folder. Retries after a failed push or
 // gh call retry the publish, never the agent.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { git, readRunStatus } from '@prompt-valet/core';
-import { startPipelineFixture, waitFor, writeHangingWrapper, type HangSpec, type PipelineFixture } from '@prompt-valet/testkit';
+import { killAllOf, startPipelineFixture, valetProcesses, waitFor, writeHangingWrapper, type HangSpec, type PipelineFixture } from '@prompt-valet/testkit';
 
 // Real pipelines on a shared 2-core machine: a generous bound for the file.
 t.setTimeout(1_800_000);
 
 
-/** Live processes of this valet: every pv-* tool, agent and stand-in inherits PV_CONFIG. */
-function valetProcesses(configPath: string): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const env = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (env.includes(`PV_CONFIG=${configPath}`)) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-async function killValet(v: PipelineFixture): Promise<void> {
-  // Kill until none is left: a process may start a child while we kill.
-  await waitFor('every valet process gone', () => {
-    const left = valetProcesses(v.root.configPath);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited meanwhile
-      }
-    }
-    return left.length === 0;
-  }, 30_000, 100);
-}
+/** Kill every process of this valet (as systemd would with the whole unit). */
+const killValet = (v: PipelineFixture): Promise<void> => killAllOf('valet process', () => valetProcesses(v.root.configPath));
 
 /** How often an agent started: each codex run's first request to the model carries no tool output. */
 function agentStarts(v: PipelineFixture): number {
@@ -60,7 +31,7 @@ function runFolders(v: PipelineFixture): string[] {
 }
 
 /** What every crash and retry must end with. */
-async function assertOneOfEverything(t: Tap.Test, v: PipelineFixture, maxAgentStarts: number, maxCountedRuns = maxAgentStarts): Promise<void> {
+async function assertOneOfEverything(t: Test, v: PipelineFixture, maxAgentStarts: number, maxCountedRuns = maxAgentStarts): Promise<void> {
   const finished = await v.waitForFinished(1, 240_000);
   t.same(finished, ['widget/main/task.done.md'], 'one settled prompt, done');
   t.same(fs.readdirSync(path.join(v.root.inbox, 'widget/main')), [], 'nothing left in the inbox');
@@ -192,7 +163,3 @@ t.test('a rejected push is retried by retrying the publish: the agent ran once',
   t.equal(await w.stop(), 0);
 });
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
-}

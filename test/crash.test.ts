@@ -4,27 +4,10 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readRunStatus, takeLock } from '@prompt-valet/core';
-import { startPipelineFixture, waitFor, type PipelineFixture } from '@prompt-valet/testkit';
+import { killAllOf, startPipelineFixture, valetProcesses, waitFor, type PipelineFixture } from '@prompt-valet/testkit';
 
 // Real pipelines on a shared 2-core machine: a generous bound for the file.
 t.setTimeout(900_000);
-
-/** Live processes of this valet: every pv-* tool and agent inherits PV_CONFIG. */
-function valetProcesses(configPath: string): number[] {
-  const out: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      const env = fs.readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0');
-      if (env.includes(`PV_CONFIG=${configPath}`)) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 async function waitForRunning(v: PipelineFixture): Promise<string> {
   return waitFor('a run whose agent is running', async () => {
@@ -47,18 +30,7 @@ t.test('watcher and pipelines SIGKILLed mid-run (as systemd would): the restart 
   await v.root.dropPrompt('widget/main/slow.prompt.md', v.prompt('sleep 3 && echo ok > slow.txt', 'Slow one'));
   const first = v.startWatcher();
   const firstRun = await waitForRunning(v);
-  // Kill until none is left: a process may start a child while we kill.
-  await waitFor('every valet process gone', () => {
-    const left = valetProcesses(v.root.configPath);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited meanwhile
-      }
-    }
-    return left.length === 0;
-  }, 20_000, 100);
+  await killAllOf('valet process', () => valetProcesses(v.root.configPath), 20_000);
   await first.exited;
   t.same(inboxFiles(v), ['slow.running.md'], 'the claim is left behind by the crash');
 
@@ -126,15 +98,7 @@ t.test('SIGTERM during a run: graceful stop, prompt back to pending, no agent le
 });
 
 /** Processes of one pipeline: they (and only they) carry its claim lock's id in their environment. */
-function pipelineProcesses(configPath: string): number[] {
-  return valetProcesses(configPath).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').some((e) => e.startsWith('PV_CLAIM_LOCK='));
-    } catch {
-      return false;
-    }
-  });
-}
+const pipelineProcesses = (configPath: string): number[] => valetProcesses(configPath, (e) => e.startsWith('PV_CLAIM_LOCK='));
 
 t.test('a pipeline SIGKILLed under a live watcher: its lock is free, the watcher recovers and resumes the run under its id', async (t) => {
   const v = await startPipelineFixture({ repos: ['widget'] });
@@ -143,17 +107,7 @@ t.test('a pipeline SIGKILLed under a live watcher: its lock is free, the watcher
   const w = v.startWatcher();
   t.teardown(() => w.stop('SIGKILL'));
   const runId = await waitForRunning(v);
-  await waitFor('every process of the pipelines gone', () => {
-    const left = pipelineProcesses(v.root.configPath);
-    for (const pid of left) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited meanwhile
-      }
-    }
-    return left.length === 0;
-  }, 20_000, 50);
+  await killAllOf('process of the pipelines', () => pipelineProcesses(v.root.configPath), 20_000, 50);
   const finished = await v.waitForFinished(1, 180_000);
   t.same(finished, ['widget/main/slow.done.md']);
   t.equal(w.child.exitCode, null, 'the watcher lived on');

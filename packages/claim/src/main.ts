@@ -35,7 +35,7 @@ export const main = defineTool<ClaimArgs>({
       .option('inbox', { type: 'string', describe: 'inbox folder (default: config inbox)' })
       .option('dry-run', { type: 'boolean', describe: 'list what would be claimed (or recovered); change nothing' })
       .option('recover', { type: 'boolean', describe: 'recover claims whose pipeline died, then exit' })
-      .option('settle-seconds', { type: 'number', describe: 'a prompt must be unchanged this long (default: watcher.settle_seconds)' })
+      .option('settle-seconds', { type: 'number', describe: 'a prompt must be unchanged this long (default: watcher.quiet_seconds)' })
       .option('wait', {
         type: 'boolean',
         describe: 'start, then wait for one line on stdin before looking (a pre-started claimer); end of input: exit without claiming',
@@ -130,7 +130,7 @@ Examples:
       inbox,
       processed: config.processed,
       lockId: lock?.id ?? 'dry-run',
-      settleSeconds: ctx.args['settle-seconds'] ?? config.watcher.settle_seconds,
+      settleSeconds: ctx.args['settle-seconds'] ?? config.watcher.quiet_seconds,
       limit,
       dryRun,
       hint: go?.hint,

@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { isRunId, readPendingEntry, writePendingEntry, type PvRecord } from '@prompt-valet/core';
+import { isRunId, readRetryEntry, writeRetryEntry, type PvRecord } from '@prompt-valet/core';
 import { execa } from 'execa';
 import { binPath, claimLockedCommand, makeValetRoot, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
-async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+async function root(t: Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
   t.teardown(() => r.cleanup());
   return r;
@@ -94,7 +94,7 @@ t.test('two prompts in one folder in the same second: distinct run ids and folde
 });
 
 t.test('partial uploads are not claimed; a fresh file waits for the settle window', async (t) => {
-  const r = await root(t, { watcher: { settle_seconds: 2 } });
+  const r = await root(t, { watcher: { quiet_seconds: 2 } });
   const dir = path.join(r.inbox, 'widget', 'main');
   await fs.mkdir(dir, { recursive: true });
   await fs.writeFile(path.join(dir, 'empty.prompt.md'), '');
@@ -160,25 +160,25 @@ t.test('a prompt waiting for its backoff is skipped; its attempt count is kept',
   const r = await root(t);
   const p = await r.dropPrompt('widget/main/retry.prompt.md', 'again');
   const ino = (await fs.lstat(p)).ino;
-  await writePendingEntry(r.processed, {
+  await writeRetryEntry(r.processed, {
     v: 1, prompt_rel: 'widget/main/retry.prompt.md', ino, attempts: 2,
     not_before: new Date(Date.now() + 3_600_000).toISOString(), updated_at: new Date().toISOString(),
   });
   t.same((await claim(r)).records, [], 'not before its time');
   t.same((await claim(r, ['--dry-run'])).records, [], 'not listed by a dry run either');
-  await writePendingEntry(r.processed, {
+  await writeRetryEntry(r.processed, {
     v: 1, prompt_rel: 'widget/main/retry.prompt.md', ino, attempts: 2,
     not_before: new Date(Date.now() - 1000).toISOString(), updated_at: new Date().toISOString(),
   });
   const res = await claim(r);
   t.equal(res.records[0]!.claim!.attempt, 3, 'third attempt');
-  t.equal(await readPendingEntry(r.processed, 'widget/main/retry.prompt.md'), undefined, 'entry consumed by the claim');
+  t.equal(await readRetryEntry(r.processed, 'widget/main/retry.prompt.md'), undefined, 'entry consumed by the claim');
 });
 
 t.test('a pending entry of another file at the same name is not inherited', async (t) => {
   const r = await root(t);
   await r.dropPrompt('widget/main/x.prompt.md', 'new file');
-  await writePendingEntry(r.processed, {
+  await writeRetryEntry(r.processed, {
     v: 1, prompt_rel: 'widget/main/x.prompt.md', ino: 1, attempts: 2,
     not_before: new Date(Date.now() + 3_600_000).toISOString(), updated_at: new Date().toISOString(),
   });

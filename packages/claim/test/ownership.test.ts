@@ -1,11 +1,11 @@
 // Issue 13: the lifecycle must not depend on who owns a prompt file. The
 // service user here is `nobody` (65534), the operator root; Debian's
 // fs.protected_hardlinks = 1 makes link(2) refuse files the caller does not own.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { execa } from 'execa';
-import { readPendingEntry, requeuePrompt } from '@prompt-valet/core';
+import { ledgerPaths, retryEntryKey, readRetryEntry, requeuePrompt, writeRetryEntry } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, shQuote, type ValetRoot } from '@prompt-valet/testkit';
 
 const NOBODY = 65534;
@@ -25,7 +25,7 @@ const tool = (r: ValetRoot, name: string, args: string[] = []) =>
   [process.execPath, binPath(name), '--config', r.configPath, ...args].map(shQuote).join(' ');
 
 /** A valet whose folders the service user may write, with the prompt files owned by root. */
-async function valet(t: Tap.Test): Promise<ValetRoot> {
+async function valet(t: Test): Promise<ValetRoot> {
   const r = await makeValetRoot({ watcher: { retry_backoff_seconds: 0 } });
   t.teardown(() => r.cleanup());
   await fs.chmod(r.root, 0o755);
@@ -56,7 +56,7 @@ t.test('a prompt owned by root is claimed, retried, claimed again (resumed), set
   const retry = { ...rec, error: { step: 'publish', code: 'network', message: 'push failed', retryable: true } };
   const retried = await asServiceUser(r, tool(r, 'pv-settle'), JSON.stringify(retry) + '\n');
   t.match(retried.records[0]?.settle, { state: 'pending', path: p }, retried.stderr);
-  t.match(await readPendingEntry(r.processed, 'widget/main/rootfile.prompt.md'), { resume_run_id: rec.run_id });
+  t.match(await readRetryEntry(r.processed, 'widget/main/rootfile.prompt.md'), { resume_run_id: rec.run_id });
 
   const again = await asServiceUser(r, tool(r, 'pv-claim'));
   t.equal(again.records[0]?.run_id, rec.run_id, 'the retry resumes the run');
@@ -136,4 +136,27 @@ t.test('a finished/ folder the service user cannot write: settle fails in one li
   const fixed = await recover();
   t.match(fixed.records, [{ settle: { state: 'done', recovered: true } }], fixed.stderr);
   t.equal(await fs.readFile(path.join(blocked, 'late.done.md'), 'utf8'), 'late');
+});
+
+t.test('a retry entry the service user may not read surfaces in one line; it never counts as none (which would reset the attempts)', { skip }, async (t) => {
+  const r = await valet(t);
+  const rel = 'widget/main/again.prompt.md';
+  await r.dropPrompt(rel, 'again', { ageMs: 5000 });
+  const { ino } = await fs.stat(path.join(r.inbox, rel));
+  await writeRetryEntry(r.processed, { v: 1, prompt_rel: rel, ino, attempts: 2, updated_at: new Date().toISOString() });
+  const entries = ledgerPaths(r.processed).retryEntries;
+  await fs.chown(entries, NOBODY, NOBODY);
+  const entry = path.join(entries, `${retryEntryKey(rel)}.json`);
+  await fs.chmod(entry, 0o600); // root's, unreadable to nobody
+
+  const res = await asServiceUser(r, tool(r, 'pv-claim'));
+  t.same(res.records, [], 'not claimed as a first attempt');
+  t.not(res.code, 0, 'pv-claim says something is wrong');
+  t.match(res.stderr, new RegExp(`${retryEntryKey(rel)}\\.json \\(owner root, mode 0600\\): nobody may not read it`));
+  t.notMatch(res.stderr, /internal error|\n\s+at /, 'no stack trace');
+  await t.resolves(fs.stat(path.join(r.inbox, rel)), 'the prompt waits in the inbox');
+
+  await fs.chown(entry, NOBODY, NOBODY);
+  const fixed = await asServiceUser(r, tool(r, 'pv-claim'));
+  t.match(fixed.records, [{ claim: { prompt_rel: rel, attempt: 3 } }], `${fixed.stderr}: the count goes on once it may read it`);
 });

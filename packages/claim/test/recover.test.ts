@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readPendingEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
+import { expectErrno, readRetryEntry, readRunStatus, takeLock, writeClaimRecord, type PvRecord } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, shQuote, waitFor, type ValetRoot } from '@prompt-valet/testkit';
 
-async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+async function root(t: Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
   t.teardown(() => r.cleanup());
   return r;
@@ -21,7 +21,7 @@ const claimCmd = (r: ValetRoot, args: string[] = []) =>
  * pv-claim claims one prompt, then its shell stays (as the later steps
  * would, keeping fd 9 and so the lock), or exits (the lock is free).
  */
-function holderGroup(t: Tap.Test, r: ValetRoot, out: string, stay: boolean): ChildProcess {
+function holderGroup(t: Test, r: ValetRoot, out: string, stay: boolean): ChildProcess {
   const cmd = claimLockedCommand(r.processed, `${claimCmd(r, ['--limit', '1'])} > ${shQuote(out)}${stay ? '; exec sleep 300' : ''}`);
   const child = spawn('sh', ['-c', cmd], { detached: true, stdio: 'ignore' });
   const timer = setTimeout(() => killGroup(child), 120_000);
@@ -35,7 +35,8 @@ function holderGroup(t: Tap.Test, r: ValetRoot, out: string, stay: boolean): Chi
 function killGroup(child: ChildProcess): void {
   try {
     process.kill(-child.pid!, 'SIGKILL');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ESRCH');
     // already gone
   }
 }
@@ -46,7 +47,8 @@ const exited = (child: ChildProcess) =>
 async function recordsIn(file: string): Promise<PvRecord[]> {
   try {
     return parseRecords(await fs.readFile(file, 'utf8'));
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return [];
   }
 }
@@ -76,7 +78,7 @@ t.test('a claim whose pipeline was killed with SIGKILL is recovered and resumed 
   t.equal(await fs.readFile(path.join(r.inbox, 'widget/main/a.prompt.md'), 'utf8'), 'prompt a', 'back to pending, intact');
   await t.resolves(fs.lstat(path.join(r.inbox, 'widget/main/b.running.md')), 'the live claim is untouched');
   t.match(await readRunStatus(recA!.claim!.run_root), { state: 'retry' });
-  t.match(await readPendingEntry(r.processed, 'widget/main/a.prompt.md'), {
+  t.match(await readRetryEntry(r.processed, 'widget/main/a.prompt.md'), {
     attempts: 1,
     last_error: { code: 'holder_died' },
     resume_run_id: recA!.run_id,

@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { git, readRunStatus, type PvRecord } from '@prompt-valet/core';
 import { execa } from 'execa';
 import { binPath, commitToOrigin, makeOrigin, makeRunRecord, makeValetRoot, originBranches, runBin, startGitServers, type ValetRoot } from '@prompt-valet/testkit';
 
-async function setup(t: Tap.Test, overrides: Record<string, unknown> = {}) {
+async function setup(t: Test, overrides: Record<string, unknown> = {}) {
   const root: ValetRoot = await makeValetRoot(overrides, 'pv-clone-');
   t.teardown(() => root.cleanup());
   const origins = path.join(root.root, 'origins');
@@ -21,10 +21,6 @@ const head = async (dir: string) => (await git(['rev-parse', 'HEAD'], { cwd: dir
 const branchOf = async (dir: string) => (await git(['symbolic-ref', '--short', 'HEAD'], { cwd: dir })).stdout.trim();
 const exists = (p: string) => fsp.lstat(p).then(() => true, () => false);
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
-}
 
 t.test('clones a missing repository over file, git:// and http://, each run on its own worktree', async (t) => {
   const { root, origins, bare, record, clone } = await setup(t);

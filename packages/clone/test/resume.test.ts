@@ -1,10 +1,10 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { git, markStepDone, type PvRecord } from '@prompt-valet/core';
 import { commitToOrigin, makeOrigin, makeRunRecord, makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 
-async function setup(t: Tap.Test) {
+async function setup(t: Test) {
   const root: ValetRoot = await makeValetRoot({}, 'pv-clone-resume-');
   t.teardown(() => root.cleanup());
   const bare = await makeOrigin(path.join(root.root, 'origins', 'acme', 'widget.git'), { branches: ['main'] });
@@ -18,10 +18,6 @@ const head = async (dir: string) => (await git(['rev-parse', 'HEAD'], { cwd: dir
 const exists = (p: string) => fsp.lstat(p).then(() => true, () => false);
 const trashOf = (root: ValetRoot) => path.join(root.repos, '.trash', 'worktrees', 'acme', 'widget');
 
-declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
-  namespace Tap { type Test = Parameters<Parameters<typeof t.test>[1]>[0] }
-}
 
 t.test('resumed after the agent finished: the checkout with its work is reused untouched', async (t) => {
   const { root, bare, record, clone } = await setup(t);
@@ -70,7 +66,7 @@ t.test('forged records naming places outside the valet fail with foreign_path be
   const elsewhere = path.join(root.root, 'elsewhere');
   const r = await clone([
     { ...rec, claim: { ...rec.claim!, run_root: elsewhere } },
-    { ...rec, checkout: { dir: elsewhere, base_sha: '0'.repeat(40) } },
+    { ...rec, checkout: { dir: elsewhere, base_sha: '0'.repeat(40), branch: rec.target!.agent_branch, repo: 'existing', reused_branch: false } },
   ]);
   t.equal(r.records.length, 2);
   for (const out of r.records) t.match(out.error, { step: 'clone', code: 'foreign_path', retryable: false });

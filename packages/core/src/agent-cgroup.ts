@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { expectErrno } from './files.js';
 
 /**
  * One cgroup per agent run, so that a fork bomb or a memory hog trips its
@@ -55,11 +56,15 @@ function ownCgroupPath(controller: string | undefined, procCgroup: string): stri
   return undefined;
 }
 
+/** What the kernel answers a cgroup operation it will not do here (no controller, no delegation, a process gone): the run goes on without that limit. */
+export const CGROUP_REFUSALS = ['ENOENT', 'ENOTDIR', 'EACCES', 'EPERM', 'EROFS', 'EINVAL', 'EBUSY', 'ENODEV', 'EOPNOTSUPP', 'ENOSPC', 'ESRCH'];
+
 function writable(dir: string): boolean {
   try {
     fs.accessSync(dir, fs.constants.W_OK);
     return true;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'EACCES', 'EPERM', 'EROFS', 'ENOENT');
     return false;
   }
 }
@@ -67,7 +72,8 @@ function writable(dir: string): boolean {
 function readText(file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
-  } catch {
+  } catch (err) {
+    expectErrno(err, ...CGROUP_REFUSALS);
     return '';
   }
 }
@@ -93,7 +99,8 @@ export function prepareAgentCgroups(): { runs: string } | { reason: string; cgro
     for (const pid of readText(path.join(unit, 'cgroup.procs')).split('\n').filter(Boolean)) {
       try {
         fs.writeFileSync(path.join(supervisor, 'cgroup.procs'), pid);
-      } catch {
+      } catch (err) {
+        expectErrno(err, ...CGROUP_REFUSALS);
         // gone meanwhile
       }
     }
@@ -126,7 +133,8 @@ function v1RunsDir(controller: string, own: string): string | undefined {
   try {
     fs.mkdirSync(dir, { recursive: true });
     return writable(dir) ? dir : undefined;
-  } catch {
+  } catch (err) {
+    expectErrno(err, ...CGROUP_REFUSALS);
     return undefined;
   }
 }
@@ -139,7 +147,8 @@ function sweepStaleRunCgroups(runsDir: string): void {
   let entries: string[];
   try {
     entries = fs.readdirSync(runsDir);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
     return;
   }
   for (const entry of entries) {
@@ -147,7 +156,8 @@ function sweepStaleRunCgroups(runsDir: string): void {
     if (!owner || processAlive(Number(owner))) continue;
     try {
       fs.rmdirSync(path.join(runsDir, entry));
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'EBUSY', 'ENOENT', 'ENOTEMPTY');
       // still busy: a later sweep
     }
   }
@@ -197,7 +207,8 @@ export function createRunCgroup(backend: CgroupBackend, runId: string, limits: R
       fs.mkdirSync(memoryDir, { recursive: true });
       fs.writeFileSync(path.join(memoryDir, 'memory.limit_in_bytes'), String(limits.maxMemoryBytes));
       dirs.push(memoryDir);
-    } catch {
+    } catch (err) {
+      expectErrno(err, ...CGROUP_REFUSALS);
       memoryDir = undefined;
     }
   }
@@ -217,7 +228,8 @@ export function createRunCgroup(backend: CgroupBackend, runId: string, limits: R
 function tryWrite(file: string, text: string): void {
   try {
     fs.writeFileSync(file, text);
-  } catch {
+  } catch (err) {
+    expectErrno(err, ...CGROUP_REFUSALS);
     // an optional knob this kernel lacks
   }
 }
@@ -232,7 +244,8 @@ function killProcs(procsFile: string): void {
   for (const pid of readText(procsFile).split('\n').filter(Boolean)) {
     try {
       process.kill(Number(pid), 'SIGKILL');
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ESRCH');
       // gone
     }
   }

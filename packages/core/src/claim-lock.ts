@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { LEDGER_DIR } from './prompt-ledger.js';
+import { PvError } from './errors.js';
+import { expectErrno } from './files.js';
 
 /**
  * Locks the kernel drops (docs/lifecycle.md, "The claim lock"). A flock(2)
@@ -26,11 +28,9 @@ export const CLAIM_LOCK_FD = 9;
 /** The environment variable naming the inherited claim lock's id. */
 export const CLAIM_LOCK_ENV = 'PV_CLAIM_LOCK';
 
-export class LockError extends Error {
-  readonly code = 'lock_failed';
+export class LockError extends PvError {
   constructor(message: string) {
-    super(message);
-    this.name = 'LockError';
+    super('lock_failed', message);
   }
 }
 
@@ -106,13 +106,15 @@ export function inheritedClaimLock(env: NodeJS.ProcessEnv, processed: string): {
   let want: fs.Stats;
   try {
     want = fs.statSync(file);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return undefined;
   }
   let fds: string[];
   try {
     fds = fs.readdirSync('/proc/self/fd');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return undefined;
   }
   // The conventional descriptor first; any other one will do.
@@ -123,7 +125,8 @@ export function inheritedClaimLock(env: NodeJS.ProcessEnv, processed: string): {
       if (st.ino !== want.ino || st.dev !== want.dev) continue;
       const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
       if (/^lock:.*FLOCK\s+ADVISORY\s+WRITE/m.test(info)) return { id, fd: Number(fd) };
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'EBADF', 'ENOENT');
       continue;
     }
   }

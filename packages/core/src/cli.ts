@@ -1,9 +1,10 @@
 import type { Argv } from 'yargs';
 import { loadConfig, type LoadedConfig } from './config.js';
+import { PvError } from './errors.js';
 import { EX, ToolError } from './exit.js';
 import { createLogger, prepareColour, type Logger } from './log.js';
 import { permissionLine } from './move.js';
-import { DEFAULT_MAX_RECORD_BYTES, readRecords, recordError, StepError, withError, writeRecord, type PvRecord } from './records.js';
+import { DEFAULT_MAX_RECORD_BYTES, readRecords, recordError, withError, writeRecord, type PvRecord, type RecordError } from './records.js';
 
 /**
  * The frame every pv-* tool runs in. A tool exports `main(argv, io)` that
@@ -264,7 +265,7 @@ export interface MapRecordsOptions {
 /**
  * The loop of a step tool: read records, hand each one to `handle`, write
  * what it returns, in order. A record that already failed an earlier step
- * passes through untouched. A StepError thrown by the handler fails just that
+ * passes through untouched. A PvError (StepError, GitError, …) thrown by the handler fails just that
  * record; anything else thrown is a bug, logged with its stack, and the
  * record carries code `internal`. One bad record never stops the stream.
  */
@@ -294,14 +295,16 @@ export async function mapRecords(
   return EX.OK;
 }
 
-export function stepErrorToRecord(step: string, err: unknown, log?: Logger) {
-  if (err instanceof StepError) return recordError(step, err.code, err.message, err.retryable, err.detail);
-  const e = err as Error & { code?: unknown; retryable?: unknown; stderr?: unknown };
-  if (e && typeof e.code === 'string' && typeof e.retryable === 'boolean') {
-    return recordError(step, e.code, e.message, e.retryable, typeof e.stderr === 'string' && e.stderr ? e.stderr : undefined);
-  }
+/**
+ * The record error for what a step threw: a PvError keeps its code,
+ * retryable and detail; a bare permission errno becomes one line an operator
+ * can act on; anything else is a bug (code `internal`, its stack logged).
+ */
+export function stepErrorToRecord(step: string, err: unknown, log?: Logger): RecordError {
+  if (err instanceof PvError) return recordError(step, err.code, err.message, err.retryable, err.detail);
   const line = permissionLine(err);
   if (line) return recordError(step, 'permission_denied', line, true);
+  const e = err instanceof Error ? err : undefined;
   log?.error(`internal error: ${e?.stack ?? String(err)}`);
   return recordError(step, 'internal', `internal error in pv-${step}: ${e?.message ?? String(err)}`, false);
 }

@@ -75,7 +75,8 @@ export interface WatcherConfig {
   max_parallel: number;
   max_attempts: number;
   retry_backoff_seconds: number;
-  settle_seconds: number;
+  /** a prompt counts as complete once unchanged this long (the quiet window; once watcher.settle_seconds) */
+  quiet_seconds: number;
   rescan_interval_seconds: number;
   shutdown_grace_seconds: number;
   publisher: Publisher;
@@ -169,6 +170,15 @@ const webhookEntry: ValueCheck = (v) => {
 };
 
 /** Every key, with its type and default. Sections are dotted prefixes. */
+/**
+ * Keys renamed since they were first shipped: the old name is still read
+ * (checked as the new key), with a one-line warning naming the new one.
+ * "settle" now means only the final step (pv-settle).
+ */
+export const RENAMED_KEYS: Record<string, string> = {
+  'watcher.settle_seconds': 'watcher.quiet_seconds',
+};
+
 export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   inbox: { kind: pathKind, default: '/srv/prompt-valet/inbox', use: use.pathText },
   processed: { kind: pathKind, default: '/srv/prompt-valet/processed', use: use.pathText },
@@ -216,7 +226,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.max_parallel': { kind: int(1, 64), default: 2 },
   'watcher.max_attempts': { kind: int(1), default: 3 },
   'watcher.retry_backoff_seconds': { kind: num(0), default: 60 },
-  'watcher.settle_seconds': { kind: num(0), default: 1 },
+  'watcher.quiet_seconds': { kind: num(0), default: 1 },
   'watcher.rescan_interval_seconds': { kind: num(0.1), default: 60 },
   'watcher.shutdown_grace_seconds': { kind: num(0), default: 30 },
   'watcher.publisher': { kind: { type: 'enum', values: ['gh', 'none'] }, default: 'gh' },
@@ -257,7 +267,6 @@ const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.'
 export class ConfigError extends ToolError {
   constructor(message: string) {
     super('bad_config', message, EX.CONFIG);
-    this.name = 'ConfigError';
   }
 }
 
@@ -354,6 +363,7 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
   }
   const out = defaultConfigObject();
   const given = new Set<string>();
+  const renamed: { old: string; current: string; value: unknown }[] = [];
   for (const [top, value] of Object.entries(raw as Record<string, unknown>)) {
     if (SECTIONS.has(top)) {
       if (value === null) continue; // an empty section keeps its defaults
@@ -363,6 +373,11 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
       for (const [sub, subValue] of Object.entries(value as Record<string, unknown>)) {
         const key = `${top}.${sub}`;
         const spec = CONFIG_SCHEMA[key];
+        const renamedTo = RENAMED_KEYS[key];
+        if (renamedTo) {
+          renamed.push({ old: key, current: renamedTo, value: checkValue(key, CONFIG_SCHEMA[renamedTo]!, subValue, file) });
+          continue;
+        }
         if (!spec) {
           warnings.push(`${file}: unknown key ${key} (ignored)`);
           continue;
@@ -379,6 +394,15 @@ export function normaliseConfig(raw: unknown, file: string, baseDir: string): { 
     }
     out[top] = checkValue(top, spec, value, file);
     given.add(top);
+  }
+
+  for (const { old, current, value } of renamed) {
+    if (given.has(current)) {
+      warnings.push(`${file}: ${old} is deprecated and ignored: ${current} is set`);
+      continue;
+    }
+    warnings.push(`${file}: ${old} is deprecated; call it ${current}`);
+    setPath(out, current, value);
   }
 
   for (const key of ['inbox', 'processed', 'finished', 'repos_root'] as const) {

@@ -1,3 +1,5 @@
+import { PvError } from './errors.js';
+
 /**
  * Exit statuses (sysexits.h). They describe the tool, never the records:
  * a tool that ran exits 0 even when some records carry errors.
@@ -25,13 +27,10 @@ export const EX = {
 export type ExitCode = (typeof EX)[keyof typeof EX];
 
 /** An error a tool reports to a person on stderr and ends with `exitCode`. */
-export class ToolError extends Error {
+export class ToolError extends PvError {
   readonly exitCode: number;
-  readonly code: string;
-  constructor(code: string, message: string, exitCode: number) {
-    super(message);
-    this.name = 'ToolError';
-    this.code = code;
+  constructor(code: string, message: string, exitCode: number, cause?: unknown) {
+    super(code, message, cause === undefined ? {} : { cause });
     this.exitCode = exitCode;
   }
 }

@@ -96,6 +96,20 @@ export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }
 
+/**
+ * In a catch block: go on when `err` carries one of `codes` (an errno such as
+ * ENOENT, or one of Node's ERR_* codes), the case the caller handles; throw
+ * anything else on, so no unforeseen error is hidden.
+ */
+export function expectErrno(err: unknown, ...codes: string[]): void {
+  if (!codes.some((code) => isErrno(err, code))) throw err;
+}
+
+/** In a catch block around JSON.parse: go on for a SyntaxError, throw anything else on. */
+export function expectSyntaxError(err: unknown): void {
+  if (!(err instanceof SyntaxError)) throw err;
+}
+
 export async function pathExists(p: string): Promise<boolean> {
   try {
     await fsp.lstat(p);

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EX, ToolError } from './exit.js';
+import { redactCredentials } from './git.js';
 
 /**
  * The GitHub token, for the steps that talk to the forge only (pv-clone,
@@ -33,7 +34,6 @@ export interface ForgeToken {
 export class ForgeTokenError extends ToolError {
   constructor(message: string) {
     super('forge_token_unreadable', message, EX.CONFIG);
-    this.name = 'ForgeTokenError';
   }
 }
 
@@ -136,4 +136,29 @@ export function gitSubcommand(args: readonly string[]): string | undefined {
 export function gitTalksToRemote(args: readonly string[]): boolean {
   const sub = gitSubcommand(args);
   return sub !== undefined && REMOTE_SUBCOMMANDS.has(sub);
+}
+
+/**
+ * The GitHub host gh talks to: GH_HOST from the environment, else
+ * watcher.gh_host, else watcher.git_default_host (with git_protocol file
+ * that is a folder, so gh_host must be set). `ok: false` carries what was
+ * found, for the caller's one-line error.
+ */
+export function ghHostFor(
+  env: NodeJS.ProcessEnv,
+  watcher: { gh_host: string; git_default_host: string },
+): { ok: true; host: string } | { ok: false; found: string } {
+  const host = env.GH_HOST || watcher.gh_host || watcher.git_default_host;
+  return /^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host) ? { ok: true, host } : { ok: false, found: host };
+}
+
+/** `text` with credentials in URLs redacted and the forge token variables of `env` replaced by `***`. */
+export function scrubSecrets(text: string, env: NodeJS.ProcessEnv): string {
+  let out = redactCredentials(text);
+  for (const name of FORGE_TOKEN_ENV_VARS) {
+    const v = env[name];
+    // A value this short would blank ordinary words; tokens are far longer.
+    if (v && v.length >= 4) out = out.split(v).join('***');
+  }
+  return out;
 }

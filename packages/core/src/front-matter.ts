@@ -2,6 +2,7 @@ import YAML from 'yaml';
 import { SANDBOX_LEVELS, type Sandbox, type WatcherConfig } from './config.js';
 import type { FrontMatter } from './records.js';
 import { labelName, modelName, singleLine } from './value-checks.js';
+import { PvError } from './errors.js';
 
 /**
  * Optional YAML front matter at the top of a prompt:
@@ -37,12 +38,9 @@ export type FrontMatterPolicy = Pick<
 >;
 
 /** A prompt's front matter that cannot be used. Fails that prompt, never retried. */
-export class FrontMatterError extends Error {
-  readonly code = 'bad_front_matter';
-  readonly retryable = false;
-  constructor(message: string) {
-    super(message);
-    this.name = 'FrontMatterError';
+export class FrontMatterError extends PvError {
+  constructor(message: string, cause?: unknown) {
+    super('bad_front_matter', message, cause === undefined ? {} : { cause });
   }
 }
 
@@ -70,7 +68,7 @@ export function parsePrompt(text: string, policy?: FrontMatterPolicy): ParsedPro
   try {
     data = YAML.parse(yaml);
   } catch (err) {
-    throw new FrontMatterError(`front matter is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    throw new FrontMatterError(`front matter is not valid YAML: ${(err as Error).message.split('\n')[0]}`, err);
   }
   return { front_matter: checkFrontMatter(data ?? {}, policy), body };
 }

@@ -1,4 +1,5 @@
 import { GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitTalksToRemote, readForgeToken, type ForgeToken } from './forge-token.js';
+import { PvError } from './errors.js';
 
 /**
  * Running git for every tool: never prompts for credentials (it fails
@@ -18,21 +19,22 @@ export interface GitOptions {
   input?: string;
 }
 
-export class GitError extends Error {
-  readonly code = 'git_failed';
+/** A git command that failed; its stderr (redacted) is the record's detail. */
+export class GitError extends PvError {
   /** the command, with credentials redacted */
   readonly command: string;
   readonly exitCode: number | undefined;
   /** git's own stderr, with credentials redacted */
   readonly stderr: string;
-  readonly retryable: boolean;
-  constructor(command: string, exitCode: number | undefined, stderr: string, timedOut: boolean) {
-    super(`${command}: ${gitReason(stderr) || (timedOut ? 'timed out' : `exit ${exitCode}`)}`);
-    this.name = 'GitError';
+  constructor(command: string, exitCode: number | undefined, stderr: string, timedOut: boolean, cause?: unknown) {
+    super('git_failed', `${command}: ${gitReason(stderr) || (timedOut ? 'timed out' : `exit ${exitCode}`)}`, {
+      retryable: timedOut || isRetryableGitFailure(stderr),
+      ...(stderr ? { detail: stderr } : {}),
+      ...(cause === undefined ? {} : { cause }),
+    });
     this.command = command;
     this.exitCode = exitCode;
     this.stderr = stderr;
-    this.retryable = timedOut || isRetryableGitFailure(stderr);
   }
 }
 
@@ -145,7 +147,7 @@ export async function git(args: string[], opts: GitOptions = {}): Promise<GitRes
     const command = redactCredentials(`git ${args.join(' ')}`);
     if (result.exitCode === undefined && !result.timedOut && result.cause) {
       const cause = result.cause as NodeJS.ErrnoException;
-      throw new GitError(command, undefined, cause.code === 'ENOENT' ? 'git is not installed (not found on PATH)' : String(cause.message), false);
+      throw new GitError(command, undefined, cause.code === 'ENOENT' ? 'git is not installed (not found on PATH)' : String(cause.message), false, cause);
     }
     throw new GitError(command, result.exitCode, redactCredentials(stderr), Boolean(result.timedOut));
   }

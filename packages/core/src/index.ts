@@ -1,6 +1,7 @@
 export * from './cli.js';
 export * from './clone-url.js';
 export * from './config.js';
+export * from './errors.js';
 export * from './exit.js';
 export * from './files.js';
 export * from './front-matter.js';

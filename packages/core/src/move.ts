@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fsyncDir, isErrno } from './files.js';
+import { expectErrno, fsyncDir, isErrno } from './files.js';
+import { PvError } from './errors.js';
 
 /**
  * Moving a prompt file without ever replacing a name, and without needing to
@@ -25,17 +26,15 @@ export const MAX_FREE_NAMES = 1000;
 const PERMISSION_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 /** A permission problem an operator can cause and fix: one line, no stack trace. */
-export class FsPermissionError extends Error {
-  readonly code = 'permission_denied';
-  /** the operator can fix it; a later try may succeed */
-  readonly retryable = true;
+export class FsPermissionError extends PvError {
   constructor(
     readonly errno: string,
     readonly path: string,
     message: string,
+    cause?: unknown,
   ) {
-    super(message);
-    this.name = 'FsPermissionError';
+    // The operator can fix it: a later try may succeed.
+    super('permission_denied', message, { retryable: true, ...(cause === undefined ? {} : { cause }) });
   }
 }
 
@@ -51,7 +50,8 @@ export function userName(uid: number): string {
       const [name, , id] = line.split(':');
       if (name && Number(id) === uid) return name;
     }
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'EACCES');
     // no passwd file (a container): the number will do
   }
   return `uid ${uid}`;
@@ -60,7 +60,8 @@ export function userName(uid: number): string {
 export function serviceUser(): string {
   try {
     return os.userInfo().username;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ERR_SYSTEM_ERROR');
     return `uid ${process.getuid?.() ?? '?'}`;
   }
 }
@@ -74,7 +75,8 @@ export function describeOwner(p: string): string {
   try {
     const st = fs.lstatSync(p);
     return `${p} (owner ${userName(st.uid)}, mode ${modeText(st.mode)})`;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
     return p;
   }
 }
@@ -104,7 +106,7 @@ export function permissionLine(err: unknown): string | undefined {
 /** Turn a permission errno into FsPermissionError naming `p`; anything else is returned unchanged. */
 export function asPermissionError(err: unknown, p: string, action?: string): unknown {
   if (err instanceof FsPermissionError || !isPermissionError(err)) return err;
-  return new FsPermissionError(String((err as NodeJS.ErrnoException).code), p, describeFsError(err, p, action));
+  return new FsPermissionError(String((err as NodeJS.ErrnoException).code), p, describeFsError(err, p, action), err);
 }
 
 function errnoFromMv(stderr: string): string {
@@ -176,14 +178,25 @@ async function canWrite(dir: string): Promise<boolean> {
   try {
     await fsp.access(dir, fs.constants.W_OK | fs.constants.X_OK);
     return true;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'EACCES', 'EPERM', 'EROFS', 'ENOENT');
     return false;
   }
 }
 
+/** `x` → `x`, then `x.2`, `x.3`, …: the stem of the n-th try. */
+export function freeStemCandidate(stem: string, n: number): string {
+  return n === 1 ? stem : `${stem}.${n}`;
+}
+
 /** `x` + `.done.md` → `x.done.md`, then `x.2.done.md`, `x.3.done.md`, … */
 export function freeNameCandidate(stem: string, suffix: string, n: number): string {
-  return n === 1 ? `${stem}${suffix}` : `${stem}.${n}${suffix}`;
+  return `${freeStemCandidate(stem, n)}${suffix}`;
+}
+
+export interface FreeNameOptions {
+  /** also skip a candidate stem this says is taken (pv-web: a stem in use in any state, or in finished/) */
+  stemTaken?: (candidateStem: string) => Promise<boolean>;
 }
 
 /**
@@ -199,6 +212,7 @@ export async function moveToFreeName(
   stem: string,
   suffix: string,
   beforeEach?: (dest: string) => Promise<void>,
+  opts: FreeNameOptions = {},
 ): Promise<string | undefined> {
   await fsp.mkdir(dir, { recursive: true }).catch((err: unknown) => {
     throw asPermissionError(err, dir, 'create folders in');
@@ -206,10 +220,11 @@ export async function moveToFreeName(
   for (let n = 1; n <= MAX_FREE_NAMES; n++) {
     const dest = path.join(dir, freeNameCandidate(stem, suffix, n));
     if (await lstatOrUndefined(dest)) continue;
+    if (opts.stemTaken && (await opts.stemTaken(freeStemCandidate(stem, n)))) continue;
     await beforeEach?.(dest);
     const outcome = await moveNoReplace(src, dest);
     if (outcome === 'moved') return dest;
     if (outcome === 'gone') return undefined;
   }
-  throw new Error(`no free name for ${stem}${suffix} in ${dir} after ${MAX_FREE_NAMES} tries`);
+  throw new PvError('no_free_name', `no free name for ${stem}${suffix} in ${dir} after ${MAX_FREE_NAMES} tries`);
 }

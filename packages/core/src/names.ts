@@ -1,5 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { PvError } from './errors.js';
 
 /**
  * Validation of every name that comes from the filesystem or a record before
@@ -130,11 +131,9 @@ export async function resolveInside(root: string, rel: string): Promise<string> 
   }
 }
 
-export class PathEscapeError extends Error {
-  readonly code = 'path_escape';
+export class PathEscapeError extends PvError {
   constructor(message: string) {
-    super(message);
-    this.name = 'PathEscapeError';
+    super('path_escape', message);
   }
 }
 

@@ -2,6 +2,8 @@ import * as path from 'node:path';
 import { writeFileAtomic } from './files.js';
 import { backoffSeconds, releaseToPending, settlePromptFile } from './prompt-ledger.js';
 import type { PublishSection, RecordError, SettleSection } from './records.js';
+
+type PublishOutcome = PublishSection['outcome'];
 import { runFile, updateRunStatus, type RunState } from './run-folder.js';
 
 /**
@@ -10,7 +12,7 @@ import { runFile, updateRunStatus, type RunState } from './run-folder.js';
  * functions so a prompt's fate follows one rule (docs/lifecycle.md).
  */
 export type Fate =
-  | { state: 'done'; outcome?: string }
+  | { state: 'done'; outcome?: PublishOutcome }
   | { state: 'error'; error: RecordError }
   /** back to pending; `attempts` is how many attempts count so far */
   | { state: 'pending'; error: RecordError; attempts: number; notBefore?: Date };
@@ -23,7 +25,7 @@ export interface RetryPolicy {
   retry_backoff_seconds: number;
 }
 
-export function decideFate(error: RecordError | undefined, attempt: number, policy: RetryPolicy, outcome?: string, now = new Date()): Fate {
+export function decideFate(error: RecordError | undefined, attempt: number, policy: RetryPolicy, outcome?: PublishOutcome, now = new Date()): Fate {
   if (!error) return outcome === undefined ? { state: 'done' } : { state: 'done', outcome };
   if (error.code === ABORTED_SHUTDOWN) return { state: 'pending', error, attempts: Math.max(0, attempt - 1) };
   if (!error.retryable) return { state: 'error', error };

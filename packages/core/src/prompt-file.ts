@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { PvError } from './errors.js';
 
 /**
  * Read a prompt file, never through a symlink and never more than
@@ -7,12 +8,9 @@ import * as fsp from 'node:fs/promises';
  * its text is read, so a 2 GB file costs a stat, not 2 GB of memory. At most
  * maxBytes + 1 bytes are read even if the file grows after the stat.
  */
-export class PromptTooLargeError extends Error {
-  readonly code = 'prompt_too_large';
-  readonly retryable = false;
+export class PromptTooLargeError extends PvError {
   constructor(file: string, size: number, maxBytes: number) {
-    super(`${file}: the prompt is ${size} bytes, more than limits.max_prompt_bytes (${maxBytes}); not read`);
-    this.name = 'PromptTooLargeError';
+    super('prompt_too_large', `${file}: the prompt is ${size} bytes, more than limits.max_prompt_bytes (${maxBytes}); not read`);
   }
 }
 

@@ -2,10 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
-import { moveToFreeName } from './move.js';
+import { asPermissionError, moveToFreeName } from './move.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
+import { PvError } from './errors.js';
 
 /**
  * The valet's per-prompt bookkeeping, kept out of the operator's inbox under
@@ -13,7 +14,7 @@ import { SCHEMA_VERSION, type RecordError } from './records.js';
  *
  *   claims/<run id>.json            one per claim: which lock holds `x.running.md`
  *   locks/<lock id>.lock            the claim locks (core claim-lock.ts)
- *   pending/<sha256 of rel>.json    a prompt that went back to pending: attempts
+ *   pending/<sha256 of rel>.json    retry entries: a prompt that went back to pending: attempts
  *                                   so far, backoff, last error, the run to resume
  *   problems/<sha256>.txt           permission problems already reported
  *
@@ -53,7 +54,7 @@ export interface ClaimRecord {
 /** Who holds a claim (docs/lifecycle.md, "Liveness kinds"). */
 export type Liveness = { kind: 'local'; lock: string } | { kind: 'dispatched'; stream: string; seq: number };
 
-export interface PendingEntry {
+export interface RetryEntry {
   v: number;
   prompt_rel: string;
   ino: number;
@@ -71,21 +72,22 @@ export interface PendingEntry {
 export interface LedgerPaths {
   root: string;
   claims: string;
-  pending: string;
+  /** retry entries (the folder keeps its first name, `pending`) */
+  retryEntries: string;
 }
 
 export function ledgerPaths(processed: string): LedgerPaths {
   const root = path.join(processed, LEDGER_DIR);
-  return { root, claims: path.join(root, 'claims'), pending: path.join(root, 'pending') };
+  return { root, claims: path.join(root, 'claims'), retryEntries: path.join(root, 'pending') };
 }
 
-/** File name of a prompt's pending entry: a hash, because a relative path can be longer than a file name may be. */
-export function pendingKey(promptRel: string): string {
+/** File name of a prompt's retry entry: a hash, because a relative path can be longer than a file name may be. */
+export function retryEntryKey(promptRel: string): string {
   return createHash('sha256').update(promptRel).digest('hex');
 }
 
-function pendingFile(processed: string, promptRel: string): string {
-  return path.join(ledgerPaths(processed).pending, `${pendingKey(promptRel)}.json`);
+function retryEntryFile(processed: string, promptRel: string): string {
+  return path.join(ledgerPaths(processed).retryEntries, `${retryEntryKey(promptRel)}.json`);
 }
 
 // ---- claim records ---------------------------------------------------------
@@ -135,8 +137,10 @@ async function readJsonFolder<T>(dir: string, valid: (v: T) => boolean): Promise
     try {
       const value = await readJsonIfExists<T>(file);
       if (value && valid(value)) out.push({ file, value });
-    } catch {
-      continue;
+    } catch (err) {
+      // Torn by hand: skipped. A file the valet may not read is an operator's problem to fix, said in one line.
+      if (err instanceof SyntaxError) continue;
+      throw asPermissionError(err, file, 'read');
     }
   }
   return out;
@@ -153,39 +157,43 @@ export function claimRecordFile(processed: string, runId: string): string {
   return path.join(ledgerPaths(processed).claims, `${runId}.json`);
 }
 
-// ---- pending entries -------------------------------------------------------
+// ---- retry entries -------------------------------------------------------
 
-/** The pending entry of the prompt at `promptRel`, only if it describes this very file (inode `ino`). */
-export async function readPendingEntry(processed: string, promptRel: string, ino?: number): Promise<PendingEntry | undefined> {
-  let entry: PendingEntry | undefined;
+/** The retry entry of the prompt at `promptRel`, only if it describes this very file (inode `ino`). */
+export async function readRetryEntry(processed: string, promptRel: string, ino?: number): Promise<RetryEntry | undefined> {
+  let entry: RetryEntry | undefined;
+  const file = retryEntryFile(processed, promptRel);
   try {
-    entry = await readJsonIfExists<PendingEntry>(pendingFile(processed, promptRel));
-  } catch {
-    return undefined;
+    entry = await readJsonIfExists<RetryEntry>(file);
+  } catch (err) {
+    // An entry torn by hand counts as none. One the valet may not read must
+    // surface: taking it as none would reset the attempt count and the backoff.
+    if (err instanceof SyntaxError) return undefined;
+    throw asPermissionError(err, file, 'read');
   }
   if (!entry || entry.prompt_rel !== promptRel) return undefined;
   if (ino !== undefined && entry.ino !== ino) return undefined;
   return entry;
 }
 
-export async function writePendingEntry(processed: string, entry: PendingEntry): Promise<void> {
-  await fsp.mkdir(ledgerPaths(processed).pending, { recursive: true });
-  await writeJsonAtomic(pendingFile(processed, entry.prompt_rel), entry);
+export async function writeRetryEntry(processed: string, entry: RetryEntry): Promise<void> {
+  await fsp.mkdir(ledgerPaths(processed).retryEntries, { recursive: true });
+  await writeJsonAtomic(retryEntryFile(processed, entry.prompt_rel), entry);
 }
 
-export async function removePendingEntry(processed: string, promptRel: string): Promise<void> {
-  await fsp.rm(pendingFile(processed, promptRel), { force: true });
+export async function removeRetryEntry(processed: string, promptRel: string): Promise<void> {
+  await fsp.rm(retryEntryFile(processed, promptRel), { force: true });
 }
 
-/** Every pending entry (for pv-status and pv-web). */
-export async function listPendingEntries(processed: string): Promise<PendingEntry[]> {
-  return (await readJsonFolder<PendingEntry>(ledgerPaths(processed).pending, () => true)).map(({ value }) => value);
+/** Every retry entry (for pv-status and pv-web). */
+export async function listRetryEntries(processed: string): Promise<RetryEntry[]> {
+  return (await readJsonFolder<RetryEntry>(ledgerPaths(processed).retryEntries, () => true)).map(({ value }) => value);
 }
 
-/** Hashes of the prompts that have a pending entry: one readdir instead of one open per candidate. */
-export async function pendingKeys(processed: string): Promise<Set<string>> {
+/** Hashes of the prompts that have a retry entry: one readdir instead of one open per candidate. */
+export async function retryEntryKeys(processed: string): Promise<Set<string>> {
   try {
-    const names = await fsp.readdir(ledgerPaths(processed).pending);
+    const names = await fsp.readdir(ledgerPaths(processed).retryEntries);
     return new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -'.json'.length)));
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return new Set();
@@ -228,7 +236,7 @@ export interface ReleaseOptions {
 /**
  * Put a claimed prompt back to pending: `x.running.md` → `x.prompt.md`, or
  * `x.2.prompt.md`, … when the operator dropped a new `x.prompt.md` meanwhile
- * (never overwritten). The pending entry is written before each name is
+ * (never overwritten). The retry entry is written before each name is
  * tried, so no claimer ever sees the prompt without its attempts, backoff
  * and run to resume. Returns the new absolute path.
  */
@@ -240,7 +248,7 @@ export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
   const dest = await moveToFreeName(opts.runningPath, path.dirname(opts.runningPath), parsed.stem, PROMPT_SUFFIX.pending, async (candidate) => {
     // A name taken in the instant between the write and the move: the entry
     // names our inode, so the newcomer is not affected by it.
-    const entry: PendingEntry = {
+    const entry: RetryEntry = {
       v: SCHEMA_VERSION,
       prompt_rel: path.relative(opts.inbox, candidate),
       ino: opts.ino,
@@ -251,7 +259,7 @@ export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
     if (opts.lastError) entry.last_error = opts.lastError;
     if (opts.runId) entry.last_run_id = opts.runId;
     if (opts.resumeRunId) entry.resume_run_id = opts.resumeRunId;
-    await writePendingEntry(opts.processed, entry);
+    await writeRetryEntry(opts.processed, entry);
   });
   if (!dest) throw new Error(`${runningRel} vanished while going back to pending`);
   return dest;
@@ -352,19 +360,17 @@ export async function requeuePrompt(opts: RequeueOptions): Promise<string> {
   const relDir = path.dirname(opts.finishedRel);
   const destDir = relDir === '.' ? opts.inbox : await resolveInside(opts.inbox, relDir);
   // The stem of a unique settled name (`x.2`) is kept: it is still unique.
-  // A fresh run: no pending entry of an earlier file may apply to it.
+  // A fresh run: no retry entry of an earlier file may apply to it.
   const dest = await moveToFreeName(src, destDir, parsed.stem, PROMPT_SUFFIX.pending, (candidate) =>
-    removePendingEntry(opts.processed, path.relative(opts.inbox, candidate)),
+    removeRetryEntry(opts.processed, path.relative(opts.inbox, candidate)),
   );
   if (!dest) throw new RequeueError(`${opts.finishedRel} vanished while being requeued`);
   return dest;
 }
 
-export class RequeueError extends Error {
-  readonly code = 'requeue_refused';
+export class RequeueError extends PvError {
   constructor(message: string) {
-    super(message);
-    this.name = 'RequeueError';
+    super('requeue_refused', message);
   }
 }
 
@@ -388,3 +394,19 @@ export async function firstReportOf(processed: string, line: string): Promise<bo
     return true;
   }
 }
+
+// ---- old names -------------------------------------------------------------
+// "Pending" is a prompt's state; the ledger file that keeps its attempts and
+// backoff is a retry entry. The old names stay until pv-claim moves over.
+/** @deprecated use RetryEntry */
+export type PendingEntry = RetryEntry;
+/** @deprecated use readRetryEntry */
+export const readPendingEntry = readRetryEntry;
+/** @deprecated use writeRetryEntry */
+export const writePendingEntry = writeRetryEntry;
+/** @deprecated use removeRetryEntry */
+export const removePendingEntry = removeRetryEntry;
+/** @deprecated use retryEntryKey */
+export const pendingKey = retryEntryKey;
+/** @deprecated use retryEntryKeys */
+export const pendingKeys = retryEntryKeys;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { ValetConfig } from './config.js';
 import { listInboxPrompts } from './inbox-walk.js';
 import { readRunStatus, RUN_FILES, type RunStatus } from './run-folder.js';
+import { expectErrno } from './files.js';
 
 /**
  * A read-only view of the queue, from the filesystem alone: the inbox for
@@ -56,7 +57,8 @@ export async function lastLine(file: string, maxBytes = 8192): Promise<string | 
     await fh.read(buf, 0, buf.length, start);
     const lines = buf.toString('utf8').split('\n').map((l) => l.trimEnd()).filter(Boolean);
     return lines.at(-1);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
     return undefined;
   } finally {
     await fh?.close();
@@ -113,7 +115,8 @@ export async function listRunIds(processed: string): Promise<string[]> {
       .map((d) => d.name)
       .sort()
       .reverse();
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
     return [];
   }
 }

@@ -4,6 +4,9 @@
  * tool adds the section it owns and passes every other field through
  * untouched, so fields this version does not know survive a pipeline.
  */
+import type { Liveness } from './prompt-ledger.js';
+import { PvError, type PvErrorOptions } from './errors.js';
+
 export const SCHEMA_VERSION = 1;
 
 /** Why a record failed a step. A later step passes it through untouched. */
@@ -34,10 +37,19 @@ export interface ClaimSection {
   prompt_name: string;
   /** the run folder under `processed/` (PV_RUN_ROOT) */
   run_root: string;
+  /** the prompt's name relative to the inbox, e.g. `repo/main/x.prompt.md` */
+  prompt_rel: string;
   /** 1 for the first try; kept across retries */
   attempt: number;
   claimed_at: string;
-  [k: string]: unknown;
+  /** what keeps the claim alive: the claim lock pv-claim ran under */
+  liveness?: Liveness;
+  /** the running file's inode, so a later step knows it is the same file */
+  ino?: number;
+  /** the claim's entry in the ledger (processed/.claims/<run id>.json) */
+  ledger?: string;
+  /** how many times this run was continued after a crash or a retry */
+  resumed?: number;
 }
 
 /** Where the prompt goes. Owned by pv-resolve. */
@@ -53,7 +65,8 @@ export interface TargetSection {
   agent_branch: string;
   /** the prompt's optional YAML front matter */
   front_matter: FrontMatter;
-  [k: string]: unknown;
+  /** folders between the branch folder and the prompt, e.g. `["docs"]` */
+  subdirs: string[];
 }
 
 export interface FrontMatter {
@@ -73,7 +86,20 @@ export interface CheckoutSection {
   dir: string;
   /** commit of origin/<base> the agent branch starts from */
   base_sha: string;
-  [k: string]: unknown;
+  /** the agent branch checked out there */
+  branch: string;
+  /** what was done to the shared clone first */
+  repo: 'cloned' | 'existing' | 'replaced';
+  /** true when the agent branch already existed (a resumed run) */
+  reused_branch: boolean;
+  /** where a folder in the clone's place was moved */
+  moved_to?: string;
+  /** a stash made of local changes found in the clone */
+  stashed?: string;
+  /** stale worktree folders moved out of the run's way */
+  moved_aside?: string[];
+  /** on resume after the agent finished: whether the checkout was still there */
+  reused_checkout?: boolean;
 }
 
 /** What the agent did. Owned by pv-run-codex. */
@@ -82,18 +108,52 @@ export interface AgentSection {
   duration_ms: number;
   timed_out: boolean;
   aborted: boolean;
+  idle_timed_out: boolean;
+  /** `abort_file` (ABORT in the run folder) or `shutdown` (pv-run-codex was stopped) */
+  abort_reason?: 'abort_file' | 'shutdown';
+  signal?: string;
+  model: string;
+  sandbox: string;
+  /** the agent's JSON event stream, with --json */
+  events?: string;
   /** last message file inside the run folder */
   last_message?: string;
+  /** the last message's copy inside the checkout, relative to it */
+  agent_runs_file?: string;
   log?: string;
-  [k: string]: unknown;
+  /** token counts by kind, summed over the run's turns */
+  usage?: TokenUsage;
+  /** processes the agent left running, stopped after it exited */
+  leftovers_stopped?: number;
+  /** the jail and the limits this run had (docs/security.md) */
+  limits?: AppliedLimits;
+  /** limits that stopped something: processes, memory, file_size */
+  limits_tripped?: string[];
+}
+
+/** Token counts by kind (input_tokens, output_tokens, …) as codex reports them. */
+export type TokenUsage = Record<string, number>;
+
+/** What a run's status records about its confinement. */
+export interface AppliedLimits {
+  isolation: 'bwrap' | 'none';
+  cgroup: 'v2' | 'v1' | 'none';
+  pids_max?: number;
+  memory_max?: number;
+  rlimit_nproc?: number;
+  rlimit_fsize: number;
 }
 
 /** What was published. Owned by pv-publish. */
 export interface PublishSection {
   outcome: 'pr_opened' | 'pr_exists' | 'pushed' | 'no_changes';
+  /** the agent branch pushed */
+  branch: string;
+  /** carries the trailer `Prompt-Valet-Run: <run id>` */
   commit?: string;
+  /** the pull request's title */
+  title?: string;
   pr_url?: string;
-  [k: string]: unknown;
 }
 
 /** The prompt's fate. Owned by pv-settle. */
@@ -101,7 +161,19 @@ export interface SettleSection {
   state: 'done' | 'error' | 'pending';
   /** where the prompt file is now */
   path: string;
-  [k: string]: unknown;
+  /** for done: what pv-publish did */
+  outcome?: PublishSection['outcome'];
+  /** for pending: tries so far */
+  attempts?: number;
+  /** for pending: not claimed again before this time (ISO 8601) */
+  not_before?: string;
+  /** for error: the reason file written beside the prompt */
+  reason_path?: string;
+  settled_at?: string;
+  /** settled by pv-claim --recover, after a crash between settle's two moves */
+  recovered?: true;
+  /** the run was settled earlier; this record repeats that */
+  already?: true;
 }
 
 export interface PvRecord {
@@ -237,15 +309,8 @@ export function recordError(step: string, code: string, message: string, retryab
  * An error a step handler throws to fail one record (not the tool). Anything
  * else thrown by a handler is a bug: the record gets code `internal`.
  */
-export class StepError extends Error {
-  readonly code: string;
-  readonly retryable: boolean;
-  readonly detail?: string;
-  constructor(code: string, message: string, opts: { retryable?: boolean; detail?: string } = {}) {
-    super(message);
-    this.name = 'StepError';
-    this.code = code;
-    this.retryable = opts.retryable ?? false;
-    if (opts.detail !== undefined) this.detail = opts.detail;
+export class StepError extends PvError {
+  constructor(code: string, message: string, opts: PvErrorOptions = {}) {
+    super(code, message, opts);
   }
 }

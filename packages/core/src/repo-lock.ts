@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { takeLock } from './claim-lock.js';
+import { PvError } from './errors.js';
 
 /**
  * A lock per repository clone, shared by every tool that changes the clone
@@ -14,12 +15,9 @@ export function repoLockPath(reposRoot: string, owner: string, repo: string): st
   return path.join(reposRoot, '.locks', owner, `${repo}.lock`);
 }
 
-export class RepoLockError extends Error {
-  readonly code = 'repo_lock_timeout';
-  readonly retryable = true;
+export class RepoLockError extends PvError {
   constructor(message: string) {
-    super(message);
-    this.name = 'RepoLockError';
+    super('repo_lock_timeout', message, { retryable: true });
   }
 }
 

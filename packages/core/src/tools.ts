@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { expectErrno } from './files.js';
 
 /**
  * Where the other pv-* executables are, for tools that start them (pv-watcher
@@ -17,7 +18,8 @@ export function locateTool(name: string, opts: { env?: NodeJS.ProcessEnv; selfBi
     let real = selfBin;
     try {
       real = fs.realpathSync(selfBin);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ENOTDIR', 'ELOOP');
       // not a file we can resolve; use it as given
     }
     dirs.push(path.dirname(real));
@@ -30,7 +32,8 @@ export function locateTool(name: string, opts: { env?: NodeJS.ProcessEnv; selfBi
       try {
         fs.accessSync(candidate, fs.constants.X_OK);
         if (fs.statSync(candidate).isFile()) return path.resolve(candidate);
-      } catch {
+      } catch (err) {
+        expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
         // try the next place
       }
     }

@@ -1,3 +1,4 @@
+import { expectErrno } from './files.js';
 /**
  * notify.webhooks entries. An entry is a URL, optionally prefixed by the
  * kind of service that receives it (`slack:https://…`); without a prefix
@@ -47,7 +48,8 @@ export function parseWebhook(entry: string): WebhookParse {
   let url: URL;
   try {
     url = new URL(text);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ERR_INVALID_URL');
     return { ok: false, reason: `not a URL (expected http:// or https://, optionally prefixed by ${WEBHOOK_KINDS.map((k) => `${k}:`).join(', ')})` };
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {

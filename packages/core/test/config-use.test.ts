@@ -1,5 +1,5 @@
 import t from 'tap';
-import { CONFIG_SCHEMA, ConfigError, normaliseConfig } from '../src/config.js';
+import { CONFIG_SCHEMA, ConfigError, normaliseConfig, RENAMED_KEYS } from '../src/config.js';
 
 /**
  * Every key, with values that pass and values that would pass a type check
@@ -50,6 +50,8 @@ const TABLE: Record<string, Row> = {
   'watcher.max_parallel': { good: [1, 64], bad: [[0, /from 1 to 64/], [65, /from 1 to 64/]] },
   'watcher.max_attempts': { good: [1], bad: [[0, /whole number >= 1/]] },
   'watcher.retry_backoff_seconds': { good: [0], bad: [[-5, /number >= 0/]] },
+  'watcher.quiet_seconds': { good: [0, 2.5], bad: [[-1, /number >= 0/]] },
+  // Renamed: read as watcher.quiet_seconds, checked the same, named as written.
   'watcher.settle_seconds': { good: [0, 2.5], bad: [[-1, /number >= 0/]] },
   'watcher.rescan_interval_seconds': { good: [0.1], bad: [[0, /number >= 0.1/]] },
   'watcher.shutdown_grace_seconds': { good: [0], bad: [[Infinity, /number >= 0/]] },
@@ -85,8 +87,8 @@ function rawWith(key: string, value: unknown): Record<string, unknown> {
   return sub === undefined ? { [top!]: value } : { [top!]: { [sub]: value } };
 }
 
-t.test('the table covers every key of the schema', async (t) => {
-  t.same(Object.keys(TABLE).sort(), Object.keys(CONFIG_SCHEMA).sort());
+t.test('the table covers every key of the schema, and every renamed key', async (t) => {
+  t.same(Object.keys(TABLE).sort(), [...Object.keys(CONFIG_SCHEMA), ...Object.keys(RENAMED_KEYS)].sort());
 });
 
 for (const [key, row] of Object.entries(TABLE)) {

@@ -128,6 +128,7 @@ const BAD: [string, unknown, RegExp][] = [
   ['tree_builder.scan_interval_seconds', 0, /scan_interval_seconds: got number 0, expected a whole number >= 1/],
   ['tree_builder.eager_repos', 'yes', /eager_repos: got string "yes", expected true or false/],
   ['watcher.max_parallel', 2.5, /max_parallel: got number 2.5, expected a whole number from 1 to 64/],
+  ['watcher.quiet_seconds', -1, /quiet_seconds: got number -1, expected a number >= 0/],
   ['watcher.settle_seconds', -1, /settle_seconds: got number -1, expected a number >= 0/],
   ['watcher.git_protocol', 'ftp', /git_protocol: got string "ftp", expected one of https, ssh, git, http, file/],
   ['watcher.runner_cmd', '', /runner_cmd: got string "", expected a non-empty string/],
@@ -186,6 +187,16 @@ t.test('legacy git_host/git_protocol and the watcher keys set differently: the l
   t.equal(config.watcher.git_protocol, 'git');
   t.same(warnings, ['x.yaml: git_protocol (git) and watcher.git_protocol (https) differ; using git_protocol']);
   t.throws(() => normaliseConfig({ git_protocol: 'smtp' }, 'x.yaml', '/'), /git_protocol: got string "smtp", expected one of , https/);
+});
+
+t.test('watcher.settle_seconds, the old name of the quiet window, is still read, with one line naming the new key', async (t) => {
+  const old = normaliseConfig({ watcher: { settle_seconds: 7 } }, 'x.yaml', '/');
+  t.equal(old.config.watcher.quiet_seconds, 7);
+  t.same(old.warnings, ['x.yaml: watcher.settle_seconds is deprecated; call it watcher.quiet_seconds']);
+  const both = normaliseConfig({ watcher: { settle_seconds: 7, quiet_seconds: 3 } }, 'x.yaml', '/');
+  t.equal(both.config.watcher.quiet_seconds, 3, 'the new key wins');
+  t.same(both.warnings, ['x.yaml: watcher.settle_seconds is deprecated and ignored: watcher.quiet_seconds is set']);
+  t.same(normaliseConfig({ watcher: { quiet_seconds: 3 } }, 'x.yaml', '/').warnings, [], 'the new key alone: no warning');
 });
 
 t.test('notify.webhooks: each entry must be an http(s) URL; the error names the entry', async (t) => {

@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { forgeGitEnv, ForgeTokenError, GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitEnv, gitTalksToRemote, readForgeToken } from '../src/index.js';
+import { forgeGitEnv, ForgeTokenError, ghHostFor, GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitEnv, gitTalksToRemote, readForgeToken, scrubSecrets } from '../src/index.js';
 
-function tempDir(t: Tap.Test): string {
+function tempDir(t: Test): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-forge-token-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
@@ -72,4 +72,21 @@ t.test('the helper as environment (pv-tree\'s ls-remote workers) answers the sam
   });
   t.match(r.stdout, /^password=ghp_env_helper$/m, r.stderr);
   t.same(forgeGitEnv({}), {}, 'nothing without a token');
+});
+
+t.test('ghHostFor: GH_HOST, else watcher.gh_host, else git_default_host; a folder is not a host', async (t) => {
+  const w = { gh_host: '', git_default_host: 'github.com' };
+  t.same(ghHostFor({}, w), { ok: true, host: 'github.com' });
+  t.same(ghHostFor({}, { ...w, gh_host: 'ghe.example.com' }), { ok: true, host: 'ghe.example.com' });
+  t.same(ghHostFor({ GH_HOST: '127.0.0.1:8443' }, { ...w, gh_host: 'ghe.example.com' }), { ok: true, host: '127.0.0.1:8443' });
+  t.same(ghHostFor({}, { gh_host: '', git_default_host: '/srv/origins' }), { ok: false, found: '/srv/origins' });
+});
+
+t.test('scrubSecrets: forge tokens from the environment and credentials in URLs become ***', async (t) => {
+  const text = 'push to https://x-access-token:ghp_abcdef@github.com/a/b failed; token ghp_abcdef; GITHUB_TOKEN=other-secret';
+  t.equal(
+    scrubSecrets(text, { GH_TOKEN: 'ghp_abcdef', GITHUB_TOKEN: 'other-secret', HOME: '/root' }),
+    'push to https://***@github.com/a/b failed; token ***; GITHUB_TOKEN=***',
+  );
+  t.equal(scrubSecrets('a b c', { GH_TOKEN: 'a' }), 'a b c', 'a one-letter value is not a token');
 });

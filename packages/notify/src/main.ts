@@ -87,9 +87,9 @@ export const main = defineTool<NotifyArgs>({
     }
 
     const drainMs = (ctx.args['drain-seconds'] ?? config.notify.drain_seconds) * 1000;
-    const pending = senders.reduce((sum, s) => sum + s.inFlight, 0);
-    if (pending > 0) {
-      ctx.log.debug(`end of input: waiting up to ${drainMs / 1000} s for ${pending} notification(s)`);
+    const inFlight = senders.reduce((sum, s) => sum + s.inFlight, 0);
+    if (inFlight > 0) {
+      ctx.log.debug(`end of input: waiting up to ${drainMs / 1000} s for ${inFlight} notification(s)`);
       let timer: NodeJS.Timeout | undefined;
       const drained = await Promise.race([
         Promise.all(senders.map((s) => s.idle())).then(() => true),

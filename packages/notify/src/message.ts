@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { PvRecord, WebhookKind } from '@prompt-valet/core';
+import { expectErrno } from '@prompt-valet/core';
 
 /**
  * What a notification says about one settled prompt. Built from a record,
@@ -48,7 +49,8 @@ function httpUrl(v: unknown): string | undefined {
   try {
     const u = new URL(s);
     return u.protocol === 'https:' || u.protocol === 'http:' ? u.href : undefined;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ERR_INVALID_URL');
     return undefined;
   }
 }

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -12,27 +12,22 @@ function settledRecord(i: number, over: Partial<PvRecord> = {}): PvRecord {
   return {
     v: 1,
     run_id: `20261130T040000Z-run${i}`,
-    claim: { inbox: '/srv/prompt-valet/inbox', rel: `widget/main/p${i}.running.md`, path: `/srv/prompt-valet/inbox/widget/main/p${i}.running.md`, prompt_name: `p${i}.prompt.md`, run_root: '/x', attempt: 1, claimed_at: '2026-11-30T04:00:00.000Z' },
-    target: { owner: 'acme', repo: 'widget', branch: 'feature/x', repo_dir: '/r', clone_url: 'file:///o', agent_branch: 'codex/p-1', front_matter: {} },
-    agent: { exit_code: 0, duration_ms: 1000, timed_out: false, aborted: false, usage: { input_tokens: 100, output_tokens: 23, total_tokens: 123 } },
-    publish: { outcome: 'pr_opened', pr_url: `https://github.com/acme/widget/pull/${i}` },
+    claim: { inbox: '/srv/prompt-valet/inbox', rel: `widget/main/p${i}.running.md`, path: `/srv/prompt-valet/inbox/widget/main/p${i}.running.md`, prompt_name: `p${i}.prompt.md`, prompt_rel: `widget/main/p${i}.prompt.md`, run_root: '/x', attempt: 1, claimed_at: '2026-11-30T04:00:00.000Z' },
+    target: { owner: 'acme', repo: 'widget', branch: 'feature/x', repo_dir: '/r', clone_url: 'file:///o', agent_branch: 'codex/p-1', front_matter: {}, subdirs: [] },
+    agent: { exit_code: 0, duration_ms: 1000, timed_out: false, idle_timed_out: false, aborted: false, model: 'gpt-5.1-codex-mini', sandbox: 'workspace-write', usage: { input_tokens: 100, output_tokens: 23, total_tokens: 123 } },
+    publish: { outcome: 'pr_opened', branch: 'codex/p-1', pr_url: `https://github.com/acme/widget/pull/${i}` },
     settle: { state: 'done', path: `/srv/prompt-valet/finished/widget/main/p${i}.done.md`, outcome: 'pr_opened', settled_at: '2026-11-30T04:02:05.000Z' },
     ...over,
   };
 }
 
-async function withServer(t: Tap.Test, reply: Parameters<typeof startWebhookServer>[0]): Promise<WebhookServer> {
+async function withServer(t: Test, reply: Parameters<typeof startWebhookServer>[0]): Promise<WebhookServer> {
   const s = await startWebhookServer(reply);
   t.teardown(() => s.close());
   return s;
 }
 
-type Tap = typeof t;
-declare namespace Tap {
-  type Test = typeof t;
-}
-
-async function valet(t: Tap.Test, notify: Record<string, unknown>): Promise<ValetRoot> {
+async function valet(t: Test, notify: Record<string, unknown>): Promise<ValetRoot> {
   const r = await makeValetRoot({ notify });
   t.teardown(() => r.cleanup());
   return r;

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghTokenEnv, readForgeToken, redactCredentials, StepError } from '@prompt-valet/core';
+import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghHostFor, ghTokenEnv, readForgeToken, scrubSecrets, StepError } from '@prompt-valet/core';
 
 /**
  * Talking to GitHub through the real `gh`. The token reaches gh only
@@ -25,23 +25,14 @@ export function ghRepoArg(host: string, owner: string, repo: string): string {
   return host === 'github.com' ? `${owner}/${repo}` : `${host}/${owner}/${repo}`;
 }
 
-/** The host gh talks to: GH_HOST from the environment, else watcher.gh_host, else watcher.git_default_host. */
-export function ghHostFor(env: NodeJS.ProcessEnv, ghHost: string, gitDefaultHost: string): string {
-  const host = env.GH_HOST || ghHost || gitDefaultHost;
-  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) {
+/** The host gh opens the PR on (core ghHostFor), or a StepError naming the keys to set. */
+export function ghHostForPr(env: NodeJS.ProcessEnv, watcher: { gh_host: string; git_default_host: string }): string {
+  const found = ghHostFor(env, watcher);
+  if (!found.ok) {
     throw new StepError('gh_host_unknown',
-      `cannot tell which GitHub host to open the PR on (${JSON.stringify(host)} is not a host name): set watcher.gh_host or GH_HOST`);
+      `cannot tell which GitHub host to open the PR on (${JSON.stringify(found.found)} is not a host name): set watcher.gh_host or GH_HOST`);
   }
-  return host;
-}
-
-export function scrubSecrets(text: string, env: NodeJS.ProcessEnv): string {
-  let out = redactCredentials(text);
-  for (const name of TOKEN_VARS) {
-    const v = env[name];
-    if (v && v.length >= 4) out = out.split(v).join('***');
-  }
-  return out;
+  return found.host;
 }
 
 /** The token for this gh command, from the credential or file when the environment has none. */

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { firstHeading, isErrno, parsePrompt, runFile, type Logger, type PvRecord } from '@prompt-valet/core';
+import { firstHeading, FrontMatterError, isErrno, type Logger, parsePrompt, type PvRecord, runFile } from '@prompt-valet/core';
 import { readSmallFileNoFollow } from './checkout-git.js';
 
 /**
@@ -50,7 +50,8 @@ export async function prTitle(rec: PvRecord, src: PrTextSources): Promise<string
     let body = text;
     try {
       body = parsePrompt(text).body;
-    } catch {
+    } catch (err) {
+      if (!(err instanceof FrontMatterError)) throw err;
       // bad front matter was pv-resolve's to report; the heading may still be there
     }
     const heading = firstHeading(body);
@@ -77,7 +78,7 @@ export async function prBody(rec: PvRecord, src: PrTextSources): Promise<string>
     summary,
     '',
     '---',
-    `Prompt: \`${(rec.claim?.prompt_rel as string | undefined) ?? rec.claim?.rel ?? rec.claim?.prompt_name ?? '?'}\``,
+    `Prompt: \`${rec.claim?.prompt_rel ?? rec.claim?.rel ?? '?'}\``,
     `Run: \`${src.runId}\``,
     '',
     runMarker(src.runId),

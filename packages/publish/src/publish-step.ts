@@ -8,7 +8,7 @@ import {
 import {
   locateRunCheckout, repoGit, worktreeGit, type RunCheckout,
 } from './checkout-git.js';
-import { createPr, findOpenPr, ghHostFor, ghRepoArg, TOKEN_VARS } from './gh.js';
+import { createPr, findOpenPr, ghHostForPr, ghRepoArg, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
 import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
 
@@ -147,7 +147,7 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     log.info(`run ${runId}: pushed ${t.agent_branch} (publisher none: PR text in ${bodyFile})`);
     return finish(progress);
   }
-  const host = ghHostFor(env, w.gh_host, w.git_default_host);
+  const host = ghHostForPr(env, w);
   const repoArg = ghRepoArg(host, t.owner, t.repo);
   const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
   const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);

@@ -40,7 +40,7 @@ t.test('changes over http:// are committed, pushed and opened as a PR through th
   const pr = gh.pullRequests[0]!;
   t.match(pr, { owner: 'acme', repo: 'widget', base: 'main', head: rec.target!.agent_branch, title: 'Make login work', draft: true, labels: ['codex'] });
   t.match(pr.body, 'Changed the login button.');
-  t.match(pr.body, rec.claim!.rel);
+  t.match(pr.body, `Prompt: \`${rec.claim!.prompt_rel}\``, 'names the prompt as the operator dropped it');
   t.match(pr.body, `<!-- prompt-valet run_id=${rec.run_id} -->`);
   t.ok(gh.requests.length > 0 && gh.requests.every((q) => q.token === TOKEN), 'gh used the token from its environment');
 

@@ -1,11 +1,11 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { cloneUrl, HOSTILE_NAMES, type PvRecord } from '@prompt-valet/core';
 import { HOSTILE_INBOX_PATHS, makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 import { placeOf } from '../src/resolve.js';
 
-async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+async function root(t: Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
   t.teardown(() => r.cleanup());
   return r;

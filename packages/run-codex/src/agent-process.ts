@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { once } from 'node:events';
 import { AGENT_MARKER_VAR } from './agent-env.js';
 import { processesWithEnv, signalGroup, signalPids } from './process-sweep.js';
+import { expectErrno } from '@prompt-valet/core';
 
 /**
  * Running the agent under limits. The agent gets its own process group
@@ -212,7 +213,8 @@ export function inheritedFds(): number[] {
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc/self/fdinfo');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return [9];
   }
   for (const entry of entries) {
@@ -222,7 +224,8 @@ export function inheritedFds(): number[] {
       const flags = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
       // O_CLOEXEC is 02000000 (octal) in fdinfo's flags.
       if (flags && (parseInt(flags[1]!, 8) & 0o2000000) === 0) found.push(fd);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'EBADF');
       // closed meanwhile (the readdir's own descriptor, for one)
     }
   }

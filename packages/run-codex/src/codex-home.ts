@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replaceFileNoFollow } from './safe-files.js';
+import { expectErrno } from '@prompt-valet/core';
 
 /**
  * Each run gets a CODEX_HOME of its own (`processed/<run id>/jail/codex-home`):
@@ -27,7 +28,8 @@ export function fillRunCodexHome(operatorHome: string | undefined, runHome: stri
     let data: Buffer;
     try {
       data = fs.readFileSync(path.join(operatorHome, name));
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ENOTDIR');
       continue;
     }
     replaceFileNoFollow(path.join(runHome, name), data);

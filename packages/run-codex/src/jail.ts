@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
+  CGROUP_REFUSALS, expectErrno,
   BWRAP_CMD,
   createRunCgroup,
   findCgroupBackend,
   StepError,
+  type AppliedLimits,
   type RunCgroup,
   type ValetConfig,
 } from '@prompt-valet/core';
@@ -86,7 +88,8 @@ export function hiddenPaths(inputs: Pick<JailInputs, 'config' | 'configPath' | '
     try {
       const r = fs.realpathSync(p);
       if (r !== '/' && fs.statSync(r).isDirectory()) real.add(r);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ENOTDIR');
       // missing: nothing to hide
     }
   }
@@ -105,7 +108,8 @@ export function coveredFiles(inputs: Pick<JailInputs, 'config' | 'configPath' | 
     const file = fs.realpathSync(inputs.configPath);
     const hidden = hiddenPaths(inputs);
     return hidden.some((dir) => file.startsWith(dir + '/')) ? [] : [file];
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return [];
   }
 }
@@ -163,15 +167,7 @@ export function prlimitArgs(limits: JailLimits, jailed: boolean): string[] {
   ];
 }
 
-/** What a run's status records about its confinement. */
-export interface AppliedLimits {
-  isolation: 'bwrap' | 'none';
-  cgroup: 'v2' | 'v1' | 'none';
-  pids_max?: number;
-  memory_max?: number;
-  rlimit_nproc?: number;
-  rlimit_fsize: number;
-}
+export type { AppliedLimits };
 
 export interface AgentLaunch {
   command: string;
@@ -193,7 +189,8 @@ export function planAgentLaunch(inputs: JailInputs, runner: string, runnerArgs: 
   if (backend) {
     try {
       cgroup = createRunCgroup(backend, runId, { maxProcesses: w.agent_max_processes, maxMemoryBytes: w.agent_max_memory_bytes });
-    } catch {
+    } catch (err) {
+      expectErrno(err, ...CGROUP_REFUSALS);
       cgroup = undefined;
     }
   }
@@ -220,7 +217,8 @@ export function planAgentLaunch(inputs: JailInputs, runner: string, runnerArgs: 
 function lstatOrUndefined(p: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(p);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
 }

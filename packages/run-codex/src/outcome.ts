@@ -2,6 +2,8 @@
  * Reading what the agent said about how it went: its error lines, whether a
  * failure is worth retrying, and the tokens it used.
  */
+import type { TokenUsage } from '@prompt-valet/core';
+import { expectSyntaxError } from '@prompt-valet/core';
 
 /** The messages codex reported as errors: `ERROR: …` lines, or error events with --json. */
 export function agentErrors(output: string): string[] {
@@ -50,7 +52,7 @@ export function isTransientFailure(errors: string[]): boolean {
   return errors.some((e) => TRANSIENT.some((re) => re.test(e)));
 }
 
-export type TokenUsage = Record<string, number>;
+export type { TokenUsage };
 
 /** Sums the `usage` of every `turn.completed` event of `codex exec --json`. */
 export class UsageCounter {
@@ -94,7 +96,8 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
   try {
     const v: unknown = JSON.parse(text);
     return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
+  } catch (err) {
+    expectSyntaxError(err);
     return undefined;
   }
 }

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { expectErrno } from '@prompt-valet/core';
 
 /**
  * Finding every process an agent started. Killing the agent's process group
@@ -15,7 +16,8 @@ export function processesWithEnv(name: string, value: string): number[] {
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return found;
   }
   for (const entry of entries) {
@@ -25,7 +27,8 @@ export function processesWithEnv(name: string, value: string): number[] {
     let environ: Buffer;
     try {
       environ = fs.readFileSync(`/proc/${pid}/environ`);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ESRCH', 'EACCES', 'EPERM');
       continue;
     }
     // A variable may be the first entry, so look for it after a NUL or at 0.
@@ -39,7 +42,8 @@ function isZombie(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ESRCH');
     return true;
   }
 }
@@ -49,7 +53,8 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   try {
     process.kill(-pgid, signal);
     return true;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ESRCH', 'EPERM');
     return false;
   }
 }
@@ -58,7 +63,8 @@ export function signalPids(pids: number[], signal: NodeJS.Signals): void {
   for (const pid of pids) {
     try {
       process.kill(pid, signal);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ESRCH', 'EPERM');
       // already gone
     }
   }

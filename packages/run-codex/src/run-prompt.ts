@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  expectErrno,
   checkClaimRel,
   checkoutOfRecord,
   checkOwnerName,
@@ -33,9 +34,9 @@ import {
 import { buildAgentEnv } from './agent-env.js';
 import { runAgent, type AgentExit } from './agent-process.js';
 import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
-import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch, type AppliedLimits } from './jail.js';
+import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
-import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter, type TokenUsage } from './outcome.js';
+import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
 
 export const STEP = 'run-codex';
 
@@ -57,26 +58,8 @@ export interface RunPromptDeps {
   log: Logger;
 }
 
-/** What pv-run-codex adds to the record, beyond core's AgentSection. */
-export interface RunCodexSection extends AgentSection {
-  idle_timed_out: boolean;
-  /** `abort_file` (ABORT in the run folder) or `shutdown` (pv-run-codex was stopped) */
-  abort_reason?: 'abort_file' | 'shutdown';
-  signal?: string;
-  model: string;
-  sandbox: string;
-  /** the agent's JSON event stream, with --json */
-  events?: string;
-  /** the last message's copy inside the checkout, relative to it */
-  agent_runs_file?: string;
-  usage?: TokenUsage;
-  /** processes the agent left running, stopped after it exited */
-  leftovers_stopped?: number;
-  /** the jail and the limits this run had (docs/security.md) */
-  limits?: AppliedLimits;
-  /** limits that stopped something: processes, memory, file_size */
-  limits_tripped?: string[];
-}
+/** The agent section pv-run-codex writes: core's AgentSection, every field listed there. */
+export type RunCodexSection = AgentSection;
 
 /** The largest last message taken from the jail; the rest is cut (the agent wrote it). */
 export const LAST_MESSAGE_MAX_BYTES = 1024 * 1024;
@@ -238,9 +221,11 @@ async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: numb
   const claimRel = rec.claim?.rel;
   const runningFile = typeof claimRel === 'string' ? path.join(path.resolve(roots.inbox), checkClaimRel(claimRel)) : undefined;
   if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
-  try {
-    if (!(await fsp.lstat(checkoutDir)).isDirectory()) throw new Error('not a folder');
-  } catch {
+  const checkout = await fsp.lstat(checkoutDir).catch((err: unknown) => {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
+    return undefined;
+  });
+  if (!checkout?.isDirectory()) {
     throw new StepError('checkout_missing', `the run's checkout ${checkoutDir} does not exist or is not a folder`);
   }
 
@@ -345,7 +330,8 @@ function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined
   const dir = path.join(path.resolve(config.repos_root), owner, repo, '.git');
   try {
     return fs.lstatSync(dir).isDirectory() ? dir : undefined;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
 }

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { expectErrno } from '@prompt-valet/core';
 
 /**
  * Where `runner_cmd` lives: a name is looked up on PATH like a shell would, a
@@ -15,7 +16,8 @@ export function findRunner(cmd: string, env: NodeJS.ProcessEnv, cwd = process.cw
       if (!fs.statSync(file).isFile()) continue;
       fs.accessSync(file, fs.constants.X_OK);
       return file;
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
       // not here: try the next folder
     }
   }

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkRelativePath } from '@prompt-valet/core';
+import { checkRelativePath, PvError } from '@prompt-valet/core';
 
 /**
  * Reading what the agent left and writing into its checkout without
@@ -10,13 +10,10 @@ import { checkRelativePath } from '@prompt-valet/core';
  * overwrite what the agent cannot reach. The agent is gone when these run,
  * so nothing changes between the check and the use.
  */
-export class UnsafePathError extends Error {
-  constructor(
-    readonly code: 'symlink' | 'not_a_file' | 'bad_path',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'UnsafePathError';
+export class UnsafePathError extends PvError {
+  declare readonly code: 'symlink' | 'not_a_file' | 'bad_path';
+  constructor(code: 'symlink' | 'not_a_file' | 'bad_path', message: string) {
+    super(code, message);
   }
 }
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { findCgroupBackend } from '@prompt-valet/core';
+import { expectErrno, findCgroupBackend } from '@prompt-valet/core';
 import { jailedValet } from './fixtures/jailed-valet.js';
 import { processIsDead, waitFor } from './fixtures/scratch.js';
 
@@ -23,7 +23,8 @@ function pidsRunning(argv: string[]): number[] {
   return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
     try {
       return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === want && !processIsDead(pid);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ESRCH');
       return false;
     }
   });

@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RUN_FILES } from '@prompt-valet/core';
@@ -21,7 +21,7 @@ const BLOCKED_ROUTES = [
   'git_hook', 'git_config', 'git_attributes', 'root_fs', 'run_socket', 'claim_lock',
 ] as const;
 
-function checkRoutes(t: Tap.Test, v: JailedValet, run: Finished, configEntries: string[]): void {
+function checkRoutes(t: Test, v: JailedValet, run: Finished, configEntries: string[]): void {
   const report = readReport(v.checkout);
   for (const route of BLOCKED_ROUTES) t.equal(report.get(route), 'blocked', `${route}: the agent could not`);
   t.ok(Number(report.get('proc_count')) <= 10, `/proc inside the jail shows only the jail (${report.get('proc_count')} processes)`);

@@ -22,7 +22,7 @@ outcome). A record with an error:
   - code aborted_shutdown: back to pending as x.prompt.md, not counted as an attempt;
   - retryable, attempt < watcher.max_attempts: back to pending, attempt kept,
     not claimed again before retry_backoff_seconds × 2^(attempt-1);
-  both hand the run on (the pending entry's resume_run_id): the next claim
+  both hand the run on (the retry entry's resume_run_id): the next claim
   continues the same run, and steps already completed are not done again;
   - otherwise: x.error.md in finished/, the reason beside it in x.error.txt
     and in the run folder's error.md.

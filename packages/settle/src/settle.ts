@@ -19,7 +19,7 @@ import {
 
 /**
  * Settling one record: the prompt's fate from its `error` (docs/lifecycle.md).
- * A retry (and aborted_shutdown) hands the run on: the pending entry names
+ * A retry (and aborted_shutdown) hands the run on: the retry entry names
  * it as `resume_run_id`, so the next claim continues it instead of redoing it.
  * Only the file the claim names, with the claim's inode, is moved; a record
  * replayed after its prompt was settled finds the settle section in the

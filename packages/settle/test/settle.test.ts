@@ -1,10 +1,10 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { readPendingEntry, readRunStatus, requeuePrompt, type PvRecord } from '@prompt-valet/core';
+import { readRetryEntry, readRunStatus, requeuePrompt, type PvRecord } from '@prompt-valet/core';
 import { makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 
-async function root(t: Tap.Test, overrides = {}): Promise<ValetRoot> {
+async function root(t: Test, overrides = {}): Promise<ValetRoot> {
   const r = await makeValetRoot(overrides);
   t.teardown(() => r.cleanup());
   return r;
@@ -23,7 +23,7 @@ const err = (code: string, retryable: boolean) => ({ step: 'publish', code, mess
 t.test('success: done in finished/ under the same folder, status final', async (t) => {
   const r = await root(t);
   const rec = await claimOne(r, 'widget/main/sub/a.prompt.md', 'text a');
-  const res = await settle(r, [{ ...rec, publish: { outcome: 'pr_opened', pr_url: 'https://x/pr/1', commit: 'abc' } }]);
+  const res = await settle(r, [{ ...rec, publish: { outcome: 'pr_opened', branch: 'codex/a', pr_url: 'https://x/pr/1', commit: 'abc' } }]);
   t.equal(res.code, 0, res.stderr);
   const final = path.join(r.finished, 'widget/main/sub/a.done.md');
   t.match(res.records[0]!.settle, { state: 'done', path: final, outcome: 'pr_opened' });
@@ -34,7 +34,7 @@ t.test('success: done in finished/ under the same folder, status final', async (
   t.type(status!.durations_ms?.total, 'number');
   t.same(await fs.readdir(path.join(r.processed, '.ledger', 'claims')), [], 'claim record removed');
 
-  const again = await settle(r, [{ ...rec, publish: { outcome: 'pr_opened', pr_url: 'https://x/pr/1' } }]);
+  const again = await settle(r, [{ ...rec, publish: { outcome: 'pr_opened', branch: 'codex/a', pr_url: 'https://x/pr/1' } }]);
   t.match(again.records[0]!.settle, { state: 'done', path: final, already: true }, 'settling twice does no harm');
   t.notOk(again.records[0]!.error);
   t.same(await fs.readdir(path.join(r.finished, 'widget/main/sub')), ['a.done.md']);
@@ -45,7 +45,7 @@ t.test('no_changes is a success; a name taken in finished/ gets a unique one', a
   await fs.mkdir(path.join(r.finished, 'widget/main'), { recursive: true });
   await fs.writeFile(path.join(r.finished, 'widget/main/a.done.md'), 'older run');
   const rec = await claimOne(r, 'widget/main/a.prompt.md', 'newer');
-  const res = await settle(r, [{ ...rec, publish: { outcome: 'no_changes' } }]);
+  const res = await settle(r, [{ ...rec, publish: { outcome: 'no_changes', branch: 'codex/a' } }]);
   t.match(res.records[0]!.settle, { state: 'done', outcome: 'no_changes', path: path.join(r.finished, 'widget/main/a.2.done.md') });
   t.equal(await fs.readFile(path.join(r.finished, 'widget/main/a.done.md'), 'utf8'), 'older run', 'never overwritten');
   t.equal(await fs.readFile(path.join(r.finished, 'widget/main/a.2.done.md'), 'utf8'), 'newer');
@@ -72,7 +72,7 @@ t.test('a retryable failure goes back to pending with a backoff, then errors aft
   const pending = path.join(r.inbox, 'widget/main/c.prompt.md');
   t.match(res.records[0]!.settle, { state: 'pending', path: pending, attempts: 1 });
   t.equal(await fs.readFile(pending, 'utf8'), 'c text');
-  const entry = await readPendingEntry(r.processed, 'widget/main/c.prompt.md');
+  const entry = await readRetryEntry(r.processed, 'widget/main/c.prompt.md');
   t.match(entry, { attempts: 1, last_error: { code: 'network' }, resume_run_id: rec.run_id });
   t.ok(Date.parse(entry!.not_before!) > Date.now() + 3000_000, 'backoff of an hour');
   t.match(await readRunStatus(rec.claim!.run_root), { state: 'retry' });
@@ -112,7 +112,7 @@ t.test('a retry never overwrites a new prompt dropped under the same name', asyn
 t.test('records without a claim, or pointing outside the valet, are refused', async (t) => {
   const r = await root(t);
   const malformed = { v: 1, error: { step: 'input', code: 'malformed_record', message: 'm', retryable: false } };
-  const foreign = { v: 1, run_id: 'r', claim: { inbox: '/etc', rel: 'passwd', path: '/etc/passwd', prompt_name: 'p', run_root: '/tmp/x', attempt: 1, claimed_at: '' } };
+  const foreign = { v: 1, run_id: 'r', claim: { inbox: '/etc', rel: 'passwd', path: '/etc/passwd', prompt_name: 'p', prompt_rel: 'passwd', run_root: '/tmp/x', attempt: 1, claimed_at: '' } };
   const real = await claimOne(r, 'widget/main/g.prompt.md');
   const elsewhere = { ...real, claim: { ...real.claim!, path: path.join(r.root, 'outside.running.md') } };
   const otherRoot = { ...real, claim: { ...real.claim!, run_root: '/tmp/elsewhere' } };

@@ -3,6 +3,7 @@ import * as fsp from 'node:fs/promises';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { expectSyntaxError } from '@prompt-valet/core';
 
 /**
  * A local fake of GitHub's API over TLS, for driving the real `gh` (2.23).
@@ -272,7 +273,8 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
         let body: GraphQLBody;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as GraphQLBody;
-        } catch {
+        } catch (err) {
+          expectSyntaxError(err);
           send(400, { message: 'bad JSON' });
           return;
         }

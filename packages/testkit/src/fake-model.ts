@@ -2,6 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { expectSyntaxError } from '@prompt-valet/core';
 
 /**
  * A local fake of the OpenAI Responses API that the REAL `codex` binary
@@ -240,7 +241,8 @@ export async function startFakeModel(script: FakeTurn[] = [], opts: { respond?: 
       let body: unknown;
       try {
         body = raw ? JSON.parse(raw) : undefined;
-      } catch {
+      } catch (err) {
+        expectSyntaxError(err);
         body = undefined;
       }
       const isTurn = req.method === 'POST' && (req.url ?? '').split('?')[0]!.endsWith('/responses');

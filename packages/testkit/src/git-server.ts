@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { expectErrno } from '@prompt-valet/core';
 
 /**
  * Real git servers on loopback, over a folder of bare repositories
@@ -66,7 +67,8 @@ function killGroup(child: ChildProcess): Promise<void> {
     child.once('exit', () => resolve());
     try {
       process.kill(-child.pid, 'SIGTERM');
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ESRCH');
       resolve();
     }
   });
@@ -106,7 +108,8 @@ export async function startGitDaemon(baseDir: string): Promise<GitServer> {
     const onExit = () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');
-      } catch {
+      } catch (err) {
+        expectErrno(err, 'ESRCH');
         // already gone
       }
     };

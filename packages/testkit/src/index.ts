@@ -8,3 +8,4 @@ export * from './valet-root.js';
 export * from './hostile-names.js';
 export * from './pipeline-fixture.js';
 export * from './hang-wrapper.js';
+export * from './valet-processes.js';

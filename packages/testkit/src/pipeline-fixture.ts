@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { readRunStatus, type RunStatus } from '@prompt-valet/core';
+import { expectErrno, readRunStatus, type RunStatus } from '@prompt-valet/core';
 import { cloneInto, makeOrigin } from './git-fixtures.js';
 import { startFakeGitHub, type FakeGitHub } from './fake-github.js';
 import { promptScriptResponder, startFakeModel, writeCodexHome, type FakeModel } from './fake-model.js';
@@ -72,7 +72,8 @@ async function walk(dir: string, base = dir): Promise<string[]> {
   let entries: import('node:fs').Dirent[];
   try {
     entries = await fsp.readdir(dir, { withFileTypes: true });
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return [];
   }
   const out: string[] = [];

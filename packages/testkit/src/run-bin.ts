@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PvRecord } from '@prompt-valet/core';
+import { expectSyntaxError } from '@prompt-valet/core';
 
 /** The repository's top folder (testkit lives in packages/testkit/dist). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -88,18 +89,24 @@ export function parseRecords(stdout: string): PvRecord[] {
     .map((l) => {
       try {
         return JSON.parse(l) as PvRecord;
-      } catch {
+      } catch (err) {
+        expectSyntaxError(err);
         throw new Error(`stdout line is not a JSON record: ${l.slice(0, 200)}`);
       }
     });
 }
 
+/** T without the falsy values `waitFor` keeps polling past. */
+export type Truthy<T> = Exclude<T, undefined | null | false | 0 | ''>;
+
+const isTruthy = <T>(v: T): v is Truthy<T> => Boolean(v);
+
 /** Poll `check` until it returns a truthy value or `timeoutMs` passes (then throw, naming `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 50): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
-    if (v) return v;
+    if (isTruthy(v)) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }

@@ -40,6 +40,7 @@ export async function makeRunRecord(spec: RunRecordSpec): Promise<PvRecord> {
       rel,
       path: path.join(path.dirname(spec.processed), 'inbox', rel),
       prompt_name: promptName,
+      prompt_rel: `${repo}/${branch.split('/').join('~')}/${promptName}`,
       run_root: runRoot,
       attempt: 1,
       claimed_at: new Date().toISOString(),
@@ -52,6 +53,7 @@ export async function makeRunRecord(spec: RunRecordSpec): Promise<PvRecord> {
       clone_url: spec.cloneUrl,
       agent_branch: spec.agentBranch ?? `codex/${promptName.replace(/\.prompt\.md$/, '')}-${runId}`,
       front_matter: spec.front_matter ?? {},
+      subdirs: [],
     },
   };
 }

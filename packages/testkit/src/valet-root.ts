@@ -54,7 +54,7 @@ export async function makeValetRoot(overrides: ConfigOverrides = {}, prefix = 'p
     repos_root: dirs.repos,
     git_owner: 'acme',
     inbox_mode: 'legacy_single_owner',
-    watcher: { settle_seconds: 0, git_protocol: 'file', git_default_host: path.join(root, 'origins') },
+    watcher: { quiet_seconds: 0, git_protocol: 'file', git_default_host: path.join(root, 'origins') },
   };
   const write = async () => {
     await fsp.writeFile(configPath, YAML.stringify(current));

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { checkRepoName, redactCredentials, type ValetConfig } from '@prompt-valet/core';
+import { checkRepoName, ghHostFor, scrubSecrets, type ValetConfig } from '@prompt-valet/core';
 
 /**
  * tree_builder.greedy_inboxes: the owner's repositories as GitHub lists
@@ -15,8 +15,6 @@ export type OwnerListing =
 /** More repositories than this for one owner are not listed (gh pages 100 at a time). */
 export const MAX_UPSTREAM_REPOS = 5000;
 const GH_TIMEOUT_MS = 120_000;
-/** Environment variables that may hold the token gh uses; scrubbed from anything gh prints. */
-const TOKEN_VARS = ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'] as const;
 
 /**
  * The GitHub host gh asks: GH_HOST from the environment, else
@@ -25,20 +23,9 @@ const TOKEN_VARS = ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_E
  * gh_host must be set.
  */
 export function ghHostOf(config: ValetConfig, env: NodeJS.ProcessEnv): { ok: true; host: string } | { ok: false; reason: string } {
-  const host = env.GH_HOST || config.watcher.gh_host || config.watcher.git_default_host;
-  if (!/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(host)) {
-    return { ok: false, reason: `cannot tell which GitHub host lists the repositories (${JSON.stringify(host)} is not a host name): set watcher.gh_host or GH_HOST` };
-  }
-  return { ok: true, host };
-}
-
-function scrub(text: string, env: NodeJS.ProcessEnv): string {
-  let out = redactCredentials(text);
-  for (const name of TOKEN_VARS) {
-    const v = env[name];
-    if (v && v.length >= 4) out = out.split(v).join('***');
-  }
-  return out;
+  const found = ghHostFor(env, config.watcher);
+  if (found.ok) return found;
+  return { ok: false, reason: `cannot tell which GitHub host lists the repositories (${JSON.stringify(found.found)} is not a host name): set watcher.gh_host or GH_HOST` };
 }
 
 /**
@@ -92,7 +79,7 @@ export async function listUpstreamRepos(config: ValetConfig, owner: string, env:
     if (result.exitCode === undefined && cause?.code === 'ENOENT') {
       return { ok: false, owner, reason: `${config.watcher.gh_cmd} is not installed (not found on PATH): install gh or set tree_builder.greedy_inboxes: false` };
     }
-    const stderr = scrub(String(result.stderr ?? '').trim(), env);
+    const stderr = scrubSecrets(String(result.stderr ?? '').trim(), env);
     const first = stderr.split('\n').find((l) => l.trim()) ?? (result.timedOut ? `no answer within ${GH_TIMEOUT_MS / 1000} s` : `exit ${result.exitCode}`);
     return { ok: false, owner, reason: `gh repo list ${owner}: ${first}` };
   }

@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { makeOrigin, runBin, startFakeGitHub, type FakeGitHub } from '@prompt-valet/testkit';
 import { inboxListing, inboxSnapshot, treeFixture, type TreeFixture } from './fixtures/tree-fixture.js';
 
@@ -12,15 +12,10 @@ async function treeWithGh(f: TreeFixture, gh: FakeGitHub) {
   return { ...r, actions, summary: last?.summary ?? {} };
 }
 
-async function fakeGitHub(t: Tap.Test, f: TreeFixture, maxPageSize?: number): Promise<FakeGitHub> {
+async function fakeGitHub(t: Test, f: TreeFixture, maxPageSize?: number): Promise<FakeGitHub> {
   const gh = await startFakeGitHub({ dir: path.join(f.v.root, 'gh'), ...(maxPageSize ? { maxPageSize } : {}) });
   t.teardown(() => gh.close());
   return gh;
-}
-
-type Tap = typeof t;
-declare namespace Tap {
-  type Test = typeof t;
 }
 
 t.test('greedy_inboxes: every non-archived repository upstream gets its folders before any clone', async (t) => {

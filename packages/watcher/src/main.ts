@@ -162,7 +162,7 @@ Examples:
       : new Triggers({
           inbox: config.inbox,
           rescanMs: config.watcher.rescan_interval_seconds * 1000,
-          settleMs: config.watcher.settle_seconds * 1000,
+          settleMs: config.watcher.quiet_seconds * 1000,
           log,
           onTrigger: (_why, rel) => scheduler.trigger(rel),
           onRescan: () => void recoverForeign().catch((err: unknown) => log.error(`rescan: ${(err as Error).message}`)),
@@ -177,7 +177,7 @@ Examples:
         notifier = notifierFor(next);
         scheduler.configChanged();
         scheduler.setMaxParallel(maxParallel());
-        triggers?.update(next.config.watcher.rescan_interval_seconds * 1000, next.config.watcher.settle_seconds * 1000);
+        triggers?.update(next.config.watcher.rescan_interval_seconds * 1000, next.config.watcher.quiet_seconds * 1000);
         if (next.config.inbox !== config.inbox) log.warn('inbox changed: restart pv-watcher to watch the new folder');
         log.notice(`configuration reloaded (max_parallel ${maxParallel()})`);
         scheduler.trigger();

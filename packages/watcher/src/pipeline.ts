@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as readline from 'node:readline';
 import type { Readable } from 'node:stream';
 import {
+  expectErrno,
   CLAIM_LOCK_ENV,
   CLAIM_LOCK_FD,
   claimLockPath,
@@ -195,7 +196,8 @@ export class Pipeline implements PipelineLike {
         try {
           process.kill(p.pid, 'SIGTERM');
           n++;
-        } catch {
+        } catch (err) {
+          expectErrno(err, 'ESRCH');
           // already gone
         }
       }
@@ -211,7 +213,8 @@ export class Pipeline implements PipelineLike {
     }
     try {
       process.kill(-this.child.pid, signal);
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ESRCH');
       // already gone
     }
   }
@@ -228,7 +231,8 @@ function processesInGroup(pgid: number): { pid: number; cmdline: string[] }[] {
       const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(rest[2]) !== pgid || rest[0] === 'Z' || rest[0] === 'X') continue;
       out.push({ pid: Number(entry), cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean) });
-    } catch {
+    } catch (err) {
+      expectErrno(err, 'ENOENT', 'ESRCH');
       continue; // exited meanwhile
     }
   }

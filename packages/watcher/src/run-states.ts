@@ -1,4 +1,4 @@
-import { readRunStatus, type Logger, type PvRecord, type RunStatus } from '@prompt-valet/core';
+import { expectErrno, type Logger, type PvRecord, readRunStatus, type RunStatus } from '@prompt-valet/core';
 
 /**
  * One log line per state change per run, read from the run's status.json
@@ -43,7 +43,8 @@ export class RunStateLog {
     let status: RunStatus | undefined;
     try {
       status = await readRunStatus(run.root);
-    } catch {
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) expectErrno(err, 'ENOENT');
       return; // mid-write or removed; the next poll will tell
     }
     if (!status) return;

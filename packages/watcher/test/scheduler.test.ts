@@ -28,7 +28,7 @@ class FakePipeline implements PipelineLike {
     this.killedWith = signal;
   }
   claims(runId: string): void {
-    this.claim = { v: 1, run_id: runId, claim: { inbox: '/i', rel: `r/${runId}.running.md`, path: '', prompt_name: '', run_root: '', attempt: 1, claimed_at: '' } };
+    this.claim = { v: 1, run_id: runId, claim: { inbox: '/i', rel: `r/${runId}.running.md`, path: '', prompt_name: '', prompt_rel: '', run_root: '', attempt: 1, claimed_at: '' } };
     this.h.onClaim(this.claim);
   }
   findsNothing(): void {

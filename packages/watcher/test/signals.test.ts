@@ -1,19 +1,21 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { binPath, makeValetRoot, waitFor } from '@prompt-valet/testkit';
+import { expectErrno } from '@prompt-valet/core';
 
 /** Has `pid` started a child yet? At start that is pv-claim --recover: the watcher is in its start phase. */
 function hasChild(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim() !== '';
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ESRCH');
     return false;
   }
 }
 
-function startWatcher(t: Tap.Test, configPath: string) {
+function startWatcher(t: Test, configPath: string) {
   // Without tap's loader hooks: they install signal handlers of their own.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS')));
   const child = spawn(process.execPath, [binPath('pv-watcher'), '--config', configPath], {

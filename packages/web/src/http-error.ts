@@ -1,11 +1,13 @@
+import { PvError } from '@prompt-valet/core';
+
 /** An error a request caused: its HTTP status and a stable code, answered as `{"error":{code,message}}`. */
-export class HttpError extends Error {
+export class HttpError extends PvError {
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
+    cause?: unknown,
   ) {
-    super(message);
-    this.name = 'HttpError';
+    super(code, message, cause === undefined ? {} : { cause });
   }
 }

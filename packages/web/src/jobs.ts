@@ -1,7 +1,8 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  checkRelativePath, isInside, listClaimRecords, listPendingEntries, listRunIds, readRunStatus,
+  expectErrno, expectSyntaxError,
+  checkRelativePath, isInside, listClaimRecords, listRetryEntries, listRunIds, readRunStatus,
   type RunStatus, type ValetConfig,
 } from '@prompt-valet/core';
 import { HttpError } from './http-error.js';
@@ -11,7 +12,7 @@ import { HttpError } from './http-error.js';
  * names the file as submitted (path relative to the inbox, inode, time);
  * nothing is stored for it. The inode is the file's identity: every move of
  * a prompt (claim, release, settle, retry) is a link and an unlink, so the
- * same inode is found in the claim records (running), the pending entries
+ * same inode is found in the claim records (running), the retry entries
  * (waiting for a retry) and at a settled run's `final_path` (done, error).
  */
 export interface JobRef {
@@ -31,7 +32,8 @@ export function decodeJobId(id: string): JobRef {
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(id, 'base64url').toString('utf8'));
-  } catch {
+  } catch (err) {
+    expectSyntaxError(err);
     throw bad();
   }
   if (!Array.isArray(v) || v.length !== 3) throw bad();
@@ -59,7 +61,8 @@ async function inodeAt(p: string | undefined): Promise<number | undefined> {
   if (!p) return undefined;
   try {
     return (await fsp.lstat(p)).ino;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
 }
@@ -68,7 +71,7 @@ export async function resolveJob(config: ValetConfig, id: string): Promise<JobVi
   const ref = decodeJobId(id);
   const folder = path.dirname(ref.rel);
   const claimed = new Map((await listClaimRecords(config.processed)).map((c) => [c.record.run_id, c.record]));
-  const retried = new Map((await listPendingEntries(config.processed)).filter((e) => e.last_run_id).map((e) => [e.last_run_id!, e]));
+  const retried = new Map((await listRetryEntries(config.processed)).filter((e) => e.last_run_id).map((e) => [e.last_run_id!, e]));
   const runs: RunStatus[] = [];
   for (const runId of await listRunIds(config.processed)) {
     const st = await readRunStatus(path.join(config.processed, runId)).catch(() => undefined);
@@ -109,7 +112,8 @@ async function inboxHasInode(config: ValetConfig, folder: string, ino: number): 
     for (const name of await fsp.readdir(path.join(config.inbox, folder))) {
       if (name.endsWith('.prompt.md') && (await inodeAt(path.join(config.inbox, folder, name))) === ino) return true;
     }
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return false;
   }
   return false;

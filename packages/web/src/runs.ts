@@ -1,6 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  expectErrno,
   FINAL_RUN_STATES, isErrno, isInside, lastLine, listRunIds, readRunStatus, requeuePrompt, RequeueError, RUN_FILES, runView,
   writeFileAtomic, type RunStatus, type RunView, type ValetConfig,
 } from '@prompt-valet/core';
@@ -78,7 +79,8 @@ async function readSmall(file: string, max = 64 * 1024): Promise<string | undefi
     } finally {
       await fh.close();
     }
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
 }

@@ -2,7 +2,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { firstHeading, parsePrompt, readQueue, RUN_FILES, type Logger, type ValetConfig } from '@prompt-valet/core';
+import { expectErrno, FrontMatterError, firstHeading, parsePrompt, readQueue, RUN_FILES, type Logger, type ValetConfig } from '@prompt-valet/core';
 import { bearerToken, isLoopbackHost, tokenMatches, type AccessPolicy } from './auth.js';
 import { HttpError } from './http-error.js';
 import { resolveJob } from './jobs.js';
@@ -43,7 +43,8 @@ function sameOrigin(origin: string | undefined, host: string | undefined): boole
   if (origin === undefined) return true;
   try {
     return new URL(origin).host === host;
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ERR_INVALID_URL');
     return false; // "null" (a sandboxed frame, a file: page) and anything unreadable
   }
 }
@@ -59,7 +60,8 @@ function nameFor(text: string, given: unknown): string {
     const { front_matter, body } = parsePrompt(text);
     const title = front_matter.title;
     return (typeof title === 'string' && title) || firstHeading(body) || 'prompt';
-  } catch {
+  } catch (err) {
+    if (!(err instanceof FrontMatterError)) throw err;
     return 'prompt';
   }
 }
@@ -216,7 +218,8 @@ async function tailStart(file: string, maxBytes: number): Promise<number> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(file, 'r');
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT');
     return 0;
   }
   try {

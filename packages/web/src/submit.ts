@@ -3,7 +3,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import {
-  FrontMatterError, pathExists, parsePrompt, promptName, PROMPT_SUFFIX, renameNoClobber, slugify, writeFileAtomic,
+  expectErrno,
+  FrontMatterError, moveToFreeName, pathExists, parsePrompt, promptName, PROMPT_SUFFIX, PvError, slugify, writeFileAtomic,
   type ValetConfig,
 } from '@prompt-valet/core';
 import { encodeJobId } from './jobs.js';
@@ -53,7 +54,8 @@ export function checkPromptBytes(name: string, bytes: Uint8Array, config: ValetC
   let text: string;
   try {
     text = utf8.decode(bytes);
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ERR_ENCODING_INVALID_ENCODED_DATA');
     throw new HttpError(400, 'not_utf8', `${name}: not UTF-8 text`);
   }
   if (text.includes('\0')) throw new HttpError(400, 'not_text', `${name}: contains a NUL byte; a prompt is text`);
@@ -61,7 +63,7 @@ export function checkPromptBytes(name: string, bytes: Uint8Array, config: ValetC
   try {
     parsePrompt(text, config.watcher);
   } catch (err) {
-    if (err instanceof FrontMatterError) throw new HttpError(400, err.code, `${name}: ${err.message}`);
+    if (err instanceof FrontMatterError) throw new HttpError(400, err.code, `${name}: ${err.message}`, err);
     throw err;
   }
   return text;
@@ -123,16 +125,17 @@ export async function submitPrompt(config: ValetConfig, target: Target, sub: Sub
   const tmp = path.join(folder, `.${stem}.web-${randomBytes(6).toString('hex')}.PARTIAL`);
   await writeFileAtomic(tmp, sub.bytes, { mode: 0o644 });
   try {
-    for (let n = 1; n < 1000; n++) {
-      const candidate = n === 1 ? stem : `${stem}-${n}`;
-      if (await stemInUse(folder, finishedFolder, candidate)) continue;
-      const dest = path.join(folder, promptName(candidate, 'pending'));
-      const { ino } = await fsp.stat(tmp);
-      if (!(await renameNoClobber(tmp, dest))) continue;
-      const promptRel = path.relative(config.inbox, dest);
-      return { job_id: encodeJobId({ rel: promptRel, ino, at: now.getTime() }), prompt_rel: promptRel, name: path.basename(dest), target: target.id };
-    }
-    throw new HttpError(409, 'no_free_name', `no free name for ${stem} in ${target.id}`);
+    // The inode is the job's: read it before each try, as pv-claim may rename the prompt the moment it lands.
+    let ino = 0;
+    const dest = await moveToFreeName(tmp, folder, stem, PROMPT_SUFFIX.pending, async () => {
+      ino = (await fsp.stat(tmp)).ino;
+    }, { stemTaken: (candidate) => stemInUse(folder, finishedFolder, candidate) }).catch((err: unknown) => {
+      if (err instanceof PvError && err.code === 'no_free_name') throw new HttpError(409, err.code, `no free name for ${stem} in ${target.id}`, err);
+      throw err;
+    });
+    if (!dest) throw new Error(`${tmp} vanished before it was named`);
+    const promptRel = path.relative(config.inbox, dest);
+    return { job_id: encodeJobId({ rel: promptRel, ino, at: now.getTime() }), prompt_rel: promptRel, name: path.basename(dest), target: target.id };
   } finally {
     await fsp.rm(tmp, { force: true });
   }

@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { checkBranchName, checkOwnerName, checkRepoName, folderToBranch, type ValetConfig } from '@prompt-valet/core';
+import { checkBranchName, checkOwnerName, checkRepoName, expectErrno, folderToBranch, type ValetConfig } from '@prompt-valet/core';
 
 /**
  * The folders a prompt can be submitted to: the branch folders pv-tree made
@@ -23,7 +23,8 @@ async function subfolders(dir: string): Promise<string[]> {
       .filter((d) => d.isDirectory() && !d.name.startsWith('.'))
       .map((d) => d.name)
       .sort();
-  } catch {
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR');
     return [];
   }
 }

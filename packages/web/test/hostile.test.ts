@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
@@ -6,7 +6,6 @@ import { bearerToken, isLoopbackHost, tokenMatches } from '../src/auth.js';
 import { safeStem } from '../src/submit.js';
 import { multipart, request, startWeb, type WebServer } from './fixtures/web-server.js';
 
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 const TOKEN = 'web-token-0123456789abcdef';
 
 /** A valet root with the branch folders pv-tree would have made, and pv-web on it. */
@@ -56,17 +55,17 @@ t.test('submit: written atomically into the target, front matter kept byte for b
   t.equal(job.prompt_rel, 'widget/feature~x/fix-login.prompt.md');
   t.equal(await fsp.readFile(path.join(root.inbox, job.prompt_rel), 'utf8'), text, 'the file holds exactly what was sent');
   const b = await postJson(web, { target: 'widget/feature~x', name: 'fix-login.prompt.md', text });
-  t.equal(b.json<{ jobs: Array<{ name: string }> }>().jobs[0]!.name, 'fix-login-2.prompt.md', 'a taken name gets a new one, never overwritten');
+  t.equal(b.json<{ jobs: Array<{ name: string }> }>().jobs[0]!.name, 'fix-login.2.prompt.md', 'a taken name gets a new one, never overwritten');
   // A name settled in finished/ is not reused either: a job's runs stay its own.
   await fsp.mkdir(path.join(root.finished, 'gadget', 'dev'), { recursive: true });
   await fsp.writeFile(path.join(root.finished, 'gadget', 'dev', 'old.done.md'), 'x');
   const c = await postJson(web, { target: 'gadget/dev', name: 'old', text: '# Old\n' });
-  t.equal(c.json<{ jobs: Array<{ name: string }> }>().jobs[0]!.name, 'old-2.prompt.md');
+  t.equal(c.json<{ jobs: Array<{ name: string }> }>().jobs[0]!.name, 'old.2.prompt.md');
   const d = await postJson(web, { target: 'gadget/dev', text: '---\ntitle: From the Title\n---\nbody\n' });
   t.equal(d.json<{ jobs: Array<{ name: string }> }>().jobs[0]!.name, 'from-the-title.prompt.md', 'no name: the title names it');
   t.same(await tree(root.inbox), [
-    'gadget/dev/from-the-title.prompt.md', 'gadget/dev/old-2.prompt.md',
-    'widget/feature~x/fix-login-2.prompt.md', 'widget/feature~x/fix-login.prompt.md',
+    'gadget/dev/from-the-title.prompt.md', 'gadget/dev/old.2.prompt.md',
+    'widget/feature~x/fix-login.2.prompt.md', 'widget/feature~x/fix-login.prompt.md',
   ], 'no temporary file is left behind');
   const job2 = await request(`${web.url}/api/jobs/${job.job_id}`);
   t.match(job2.json(), { state: 'pending', prompt_rel: job.prompt_rel, run_ids: [] });
@@ -90,7 +89,7 @@ t.test('path traversal in targets and names never leaves the inbox; unknown targ
   t.equal((await request(`${web.url}/api/prompts`, { method: 'POST', headers: { 'content-type': up.type }, body: up.body })).status, 201);
   t.same(await tree(path.join(root.root, 'outside')), [], 'nothing was written outside the inbox');
   const names = await tree(path.join(root.inbox, 'widget', 'main'));
-  t.ok(names.every((n) => /^[a-z0-9-]+\.prompt\.md$/.test(n)), `only safe names in the target: ${names.join(' ')}`);
+  t.ok(names.every((n) => /^[a-z0-9-]+(\.\d+)?\.prompt\.md$/.test(n)), `only safe names in the target: ${names.join(' ')}`);
   t.ok(names.includes('up.prompt.md') && names.includes('evil.prompt.md') && names.includes('rf.prompt.md'));
   for (const p of ['/api/runs/..%2F..%2Fetc', '/api/runs/.ledger', '/api/runs/%2e%2e/log', '/api/runs/..']) {
     const r = await request(`${web.url}${p}`);
