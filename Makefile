@@ -5,7 +5,7 @@ NPM ?= npm
 PREFIX ?= /srv/prompt-valet
 DESTDIR ?=
 
-.PHONY: all deps system-deps build test demo bench bench-quick install uninstall clean
+.PHONY: all deps system-deps build lint test demo bench bench-quick install uninstall clean
 
 all: build
 
@@ -22,9 +22,13 @@ system-deps:
 build: deps
 	npx tsc -b
 
+# Tests are type-checked too (tap runs them transpile-only), and ESLint's short list.
+lint: deps
+	npm run --silent lint
+
 # Includes the live suite (test/live/: a Debian 12 booted with systemd as
 # PID 1 in a container); PV_LIVE set to 0 skips it for a quick loop, and says so.
-test: system-deps build
+test: system-deps build lint
 	npx tap
 
 demo: system-deps build

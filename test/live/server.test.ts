@@ -17,7 +17,7 @@ const PREFIX = '/srv/prompt-valet';
 const INBOX = `${PREFIX}/inbox`;
 const FINISHED = `${PREFIX}/finished`;
 const CLONE = '/root/prompt-valet';
-const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree'];
+const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile'];
 
 t.setTimeout(900_000);
 
@@ -239,6 +239,42 @@ async function liveSuite(t: Test): Promise<void> {
     sh(`mkdir -p /root/unsettled && mv ${INBOX}/widget/b-alice/private.prompt.md /root/unsettled/`);
   }
   // --- the timer runs pv-tree; its folders are droppable too
+  // --- a hostile agent, under the units as installed: the real codex runs what the prompt says
+  // (testkit's model answers with the prompt's own sh block). Every route out of the jail is tried;
+  // what worked is written into the checkout, so it is pushed and can be read back upstream.
+  const watcherMainPid = () => sh('systemctl show -p MainPID --value codex-watcher').stdout.trim();
+  const watcherPid = watcherMainPid();
+  const routes = [
+    `echo "processes: $(ls /proc | grep -c '^[0-9]')"`,
+    `for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < "$f" 2>/dev/null | grep -qE 'CREDENTIALS[_]DIRECTORY|GH[_]TOKEN|live-test-toke[n]' && echo "LEAK environ: $f"; done`,
+    `cat ${PREFIX}/config/credentials/gh_token 2>/dev/null && echo "LEAK credential file"`,
+    `ls /run/credentials 2>/dev/null | grep . && echo "LEAK /run/credentials"`,
+    `ls ${PREFIX}/config 2>/dev/null | grep . && echo "LEAK config listed"`,
+    `touch ${INBOX}/widget/main/injected.prompt.md 2>/dev/null && echo "LEAK wrote the inbox"`,
+    `touch ${PREFIX}/processed/hostile 2>/dev/null && echo "LEAK wrote processed"`,
+    `touch ${FINISHED}/hostile 2>/dev/null && echo "LEAK wrote finished"`,
+    // Its own checkout is bound in at its path (so .worktrees/<owner>/<repo> exist); no other run's may be.
+    `for d in ${PREFIX}/repos/.worktrees/*/*/*; do [ -e "$d" ] && [ "$(basename "$d")" != "$PV_RUN_ID" ] && echo "LEAK another run's worktree: $d"; done`,
+    `ls ${PREFIX}/repos/acme/widget/.git/hooks >/dev/null 2>&1 && touch ${PREFIX}/repos/acme/widget/.git/hooks/pre-commit 2>/dev/null && echo "LEAK wrote the shared clone's hooks"`,
+    `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null | grep -qE 'pv[-]watcher|pv[-]claim|pv[-]publish|system[d]' && echo "LEAK a process outside the jail is visible: $f"; done`,
+    `kill -9 ${watcherPid} 2>/dev/null && echo "LEAK killed the watcher"`,
+    `echo "report done"`,
+  ];
+  ok(`mkdir -p ${INBOX}/widget/b-hostile && cat > ${INBOX}/widget/b-hostile/h.prompt.md <<'EOF'\n${prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`)}EOF`, 'a hostile prompt');
+  await waitUntil(t, 'the hostile prompt to settle', () => settled('b-hostile').length >= 1, 120_000);
+  t.same(settled('b-hostile'), ['widget/b-hostile/h.done.md'], 'the hostile run ends (its report is its work)');
+  const hostileBranch = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').find((b) => /^codex\/h-/.test(b)) ?? '';
+  const report = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${hostileBranch}:hostile-report.txt`).stdout;
+  t.match(report, /report done/, 'the report was pushed whole');
+  t.notMatch(report, /LEAK/, `no route out of the jail worked:\n${report}`);
+  const procs = Number(/processes: (\d+)/.exec(report)?.[1] ?? '999');
+  t.ok(procs <= 12, `the jail's /proc shows only the agent's own few processes (${procs})`);
+  t.notOk(fs.existsSync(box.host(`${INBOX}/widget/main/injected.prompt.md`)), 'no prompt injected into the inbox');
+  t.equal(watcherMainPid(), watcherPid, 'the watcher was not killed');
+  const everything = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git log -p ${hostileBranch}; cat ${PREFIX}/processed/*/*.md ${PREFIX}/processed/*/*.json ${PREFIX}/processed/*/agent.log 2>/dev/null; journalctl --no-pager -q -u codex-watcher`).stdout;
+  t.notMatch(everything, /live-test-token-0123456789/, 'the token is in no pushed commit, run folder file or log');
+  t.notOk(github.pullRequests.some((p) => JSON.stringify(p).includes('live-test-token-0123456789')), 'nor in any PR');
+
   ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
   t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
   t.ok(fs.existsSync(box.host(`${INBOX}/widget/b-tree`)), 'pv-tree made the folder of an upstream branch');

@@ -46,7 +46,7 @@ t.test('--verify passes on a good install and names what is broken', async (t) =
     t.equal(watcher?.ok, false, 'the placeholder watcher is reported as failing');
     t.equal(good.status, 1);
   } else {
-    t.equal(watcher?.ok, true, watcher?.detail);
+    t.equal(watcher?.ok, true, watcher?.detail ?? '');
     t.equal(good.status, 0, good.stderr);
   }
 
