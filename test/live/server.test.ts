@@ -158,7 +158,7 @@ async function liveSuite(t: Test): Promise<void> {
   const configFile = box.host(`${PREFIX}/config/prompt-valet.yaml`);
   const doc = YAML.parseDocument(fs.readFileSync(configFile, 'utf8'));
   doc.setIn(['watcher', 'runner_model'], 'mock-model');
-  doc.setIn(['watcher', 'settle_seconds'], 1);
+  doc.setIn(['watcher', 'quiet_seconds'], 1);
   doc.setIn(['watcher', 'rescan_interval_seconds'], 2);
   doc.setIn(['watcher', 'retry_backoff_seconds'], 0);
   doc.setIn(['watcher', 'runner_timeout_seconds'], 120);
@@ -274,6 +274,8 @@ async function liveSuite(t: Test): Promise<void> {
   const everything = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git log -p ${hostileBranch}; cat ${PREFIX}/processed/*/*.md ${PREFIX}/processed/*/*.json ${PREFIX}/processed/*/agent.log 2>/dev/null; journalctl --no-pager -q -u codex-watcher`).stdout;
   t.notMatch(everything, /live-test-token-0123456789/, 'the token is in no pushed commit, run folder file or log');
   t.notOk(github.pullRequests.some((p) => JSON.stringify(p).includes('live-test-token-0123456789')), 'nor in any PR');
+  // Which limits the run got under the unit as installed (cgroup v2 with Delegate=yes, or rlimits only).
+  t.comment(`hostile run's limits: ${sh(`grep -h -A12 '"limits"' ${PREFIX}/processed/*/status.json | head -n 14`).stdout}`);
 
   ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
   t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
