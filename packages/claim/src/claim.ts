@@ -13,14 +13,14 @@ import {
   listInboxPrompts,
   moveNoReplace,
   newRunId,
-  pendingKey,
-  pendingKeys,
-  readPendingEntry,
-  readRunStatus,
+  retryEntryKey,
+  retryEntryKeys,
+  readRetryEntry,
+  readRunStatusOrNone,
   recordError,
   releaseToPending,
   removeClaimRecord,
-  removePendingEntry,
+  removeRetryEntry,
   runFile,
   runRootFor,
   SCHEMA_VERSION,
@@ -34,7 +34,7 @@ import {
   type ClaimSection,
   type InboxPrompt,
   type Logger,
-  type PendingEntry,
+  type RetryEntry,
   type PvRecord,
 } from '@prompt-valet/core';
 
@@ -66,26 +66,26 @@ export type ClaimOutcome =
   /** lost the race, or the file went away, or it waits for its backoff */
   | { claimed: false; why: 'taken' | 'gone' | 'backoff' };
 
-/** The run a pending entry hands on, if its folder exists and was not settled. */
-async function resumableRun(processed: string, pending: PendingEntry | undefined): Promise<string | undefined> {
-  const id = pending?.resume_run_id;
+/** The run a retry entry hands on, if its folder exists and was not settled. */
+async function resumableRun(processed: string, retry: RetryEntry | undefined): Promise<string | undefined> {
+  const id = retry?.resume_run_id;
   if (!id || !isRunId(id)) return undefined;
-  const status = await readRunStatus(runRootFor({ processed }, id)).catch(() => undefined);
+  const status = await readRunStatusOrNone(runRootFor({ processed }, id));
   if (!status || status.state === 'done' || status.state === 'error' || status.final_path) return undefined;
   return id;
 }
 
-export async function claimPrompt(c: InboxPrompt, pending: PendingEntry | undefined, opts: ClaimOptions): Promise<ClaimOutcome> {
+export async function claimPrompt(c: InboxPrompt, retry: RetryEntry | undefined, opts: ClaimOptions): Promise<ClaimOutcome> {
   const now = opts.now ?? (() => new Date());
-  if (pending?.not_before && Date.parse(pending.not_before) > now().getTime()) return { claimed: false, why: 'backoff' };
-  const resumeId = await resumableRun(opts.processed, pending);
+  if (retry?.not_before && Date.parse(retry.not_before) > now().getTime()) return { claimed: false, why: 'backoff' };
+  const resumeId = await resumableRun(opts.processed, retry);
   const runId = resumeId ?? newRunId(now());
   const runRoot = runRootFor({ processed: opts.processed }, runId);
-  const prior = resumeId ? await readRunStatus(runRoot).catch(() => undefined) : undefined;
+  const prior = resumeId ? await readRunStatusOrNone(runRoot) : undefined;
   const resumed = resumeId ? (typeof prior?.resumed === 'number' ? prior.resumed : 0) + 1 : 0;
   const runningRel = siblingName(c.rel, 'running');
   const runningPath = path.join(opts.inbox, runningRel);
-  const attempt = (pending?.attempts ?? 0) + 1;
+  const attempt = (retry?.attempts ?? 0) + 1;
   const claimedAt = now().toISOString();
   const liveness = { kind: 'local' as const, lock: opts.lockId };
   const rec: ClaimRecord = {
@@ -121,7 +121,7 @@ export async function claimPrompt(c: InboxPrompt, pending: PendingEntry | undefi
     await removeClaimRecord(ledgerFile);
     return { claimed: false, why: 'gone' };
   }
-  await removePendingEntry(opts.processed, c.rel);
+  await removeRetryEntry(opts.processed, c.rel);
 
   const claim: ClaimSection = {
     inbox: opts.inbox,
@@ -227,7 +227,7 @@ export async function claimPrompts(opts: ClaimLoopOptions): Promise<number> {
     if (await firstReportOf(opts.processed, line)) opts.log.error(line);
     else opts.log.debug(line);
   };
-  const withEntries = await pendingKeys(opts.processed);
+  const withEntries = await retryEntryKeys(opts.processed);
   const refusedDirs = new Set<string>();
   const tried = new Set<string>();
   let claimed = 0;
@@ -236,7 +236,7 @@ export async function claimPrompts(opts: ClaimLoopOptions): Promise<number> {
   const tryCandidate = async (c: InboxPrompt): Promise<boolean> => {
     if (!isCompletePrompt(c, opts.settleSeconds)) return false;
     if (refusedDirs.has(path.dirname(c.path))) return false;
-    const pending = withEntries.has(pendingKey(c.rel)) ? await readPendingEntry(opts.processed, c.rel, c.ino) : undefined;
+    const pending = withEntries.has(retryEntryKey(c.rel)) ? await readRetryEntry(opts.processed, c.rel, c.ino) : undefined;
     if (opts.dryRun) {
       if (pending?.not_before && Date.parse(pending.not_before) > Date.now()) return false;
       await opts.emit({

@@ -7,6 +7,8 @@ import {
   claimRecordPath,
   decideFate,
   firstReportOf,
+  expectErrno,
+  expectSyntaxError,
   isErrno,
   isPermissionError,
   isLockId,
@@ -116,7 +118,11 @@ async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverO
       try {
         // Someone may have settled or resumed it between our look and the lock.
         const recordFile = claimRecordPath(opts, claim.run_id);
-        const current = await readJsonIfExists<ClaimRecord>(recordFile).catch(() => undefined);
+        // Missing: settled meanwhile. A torn record is skipped like listClaimRecords skips it; a permission problem is reported below.
+        const current = await readJsonIfExists<ClaimRecord>(recordFile).catch((err: unknown) => {
+          expectSyntaxError(err);
+          return undefined;
+        });
         if (!current || lockIdOf(current) !== lockId || current.ino !== claim.ino) continue;
         const rec = await recoverHeldClaim(current, opts, now);
         if (rec) out.push(rec);
@@ -215,7 +221,10 @@ async function recoverHeldClaim(claim: ClaimRecord, opts: RecoverOptions, now: (
     // and for an error put the reason (the run's error.md) beside the prompt, as settle would have.
     const settle: SettleSection = { state: parsed.state, path: dest, recovered: true, settled_at: now().toISOString() };
     if (parsed.state === 'error') {
-      const reason = await fsp.readFile(runFile(runRoot, 'error'), 'utf8').catch(() => undefined);
+      const reason = await fsp.readFile(runFile(runRoot, 'error'), 'utf8').catch((err: unknown) => {
+        expectErrno(err, 'ENOENT'); // settle writes it first; a run that has none gets none beside it
+        return undefined;
+      });
       if (reason !== undefined) settle.reason_path = await writeReasonBeside(dest, reason);
     }
     await updateRunStatus(runRoot, { state: parsed.state, step: 'claim', settle, final_path: dest }, now());
@@ -254,7 +263,10 @@ async function sweepLockFiles(processed: string, now: Date): Promise<void> {
     const id = name.replace(/\.lock$/, '');
     if (!name.endsWith('.lock') || !isLockId(id) || named.has(id)) continue;
     const file = claimLockPath(processed, id);
-    const st = await fsp.stat(file).catch(() => undefined);
+    const st = await fsp.stat(file).catch((err: unknown) => {
+      expectErrno(err, 'ENOENT'); // removed by its watcher meanwhile
+      return undefined;
+    });
     if (!st || now.getTime() - st.mtimeMs < LOCK_SWEEP_AGE_MS) continue;
     let lock: Lock | undefined;
     try {

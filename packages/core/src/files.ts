@@ -70,28 +70,6 @@ export async function readJsonIfExists<T>(file: string): Promise<T | undefined> 
   }
 }
 
-/**
- * Only for files this process made itself (pv-web's upload temporary):
- * under fs.protected_hardlinks link(2) refuses other users' files, so prompt
- * files move with core `moveNoReplace` (mv -n) instead.
- *
- * Give `src` the name `dest` without ever replacing an existing file:
- * link(2) fails with EEXIST where rename(2) would overwrite. Returns false when
- * `dest` is taken (and leaves `src` as it was). Same filesystem only.
- */
-export async function renameNoClobber(src: string, dest: string): Promise<boolean> {
-  try {
-    await fsp.link(src, dest);
-  } catch (err) {
-    if (isErrno(err, 'EEXIST')) return false;
-    throw err;
-  }
-  await fsp.unlink(src);
-  await fsyncDir(path.dirname(dest));
-  if (path.dirname(src) !== path.dirname(dest)) await fsyncDir(path.dirname(src));
-  return true;
-}
-
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }

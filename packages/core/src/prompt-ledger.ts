@@ -394,19 +394,3 @@ export async function firstReportOf(processed: string, line: string): Promise<bo
     return true;
   }
 }
-
-// ---- old names -------------------------------------------------------------
-// "Pending" is a prompt's state; the ledger file that keeps its attempts and
-// backoff is a retry entry. The old names stay until pv-claim moves over.
-/** @deprecated use RetryEntry */
-export type PendingEntry = RetryEntry;
-/** @deprecated use readRetryEntry */
-export const readPendingEntry = readRetryEntry;
-/** @deprecated use writeRetryEntry */
-export const writePendingEntry = writeRetryEntry;
-/** @deprecated use removeRetryEntry */
-export const removePendingEntry = removeRetryEntry;
-/** @deprecated use retryEntryKey */
-export const pendingKey = retryEntryKey;
-/** @deprecated use retryEntryKeys */
-export const pendingKeys = retryEntryKeys;

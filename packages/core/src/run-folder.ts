@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { readJsonIfExists, writeJsonAtomic } from './files.js';
+import { expectSyntaxError, readJsonIfExists, writeJsonAtomic } from './files.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
 
 /**
@@ -79,6 +79,22 @@ export function runFile(runRoot: string, name: keyof typeof RUN_FILES): string {
 
 export async function readRunStatus(runRoot: string): Promise<RunStatus | undefined> {
   return readJsonIfExists<RunStatus>(runFile(runRoot, 'status'));
+}
+
+/**
+ * A run's status for a decision (resume it? settled already?): undefined
+ * when the run folder has none or it is torn (edited by hand; the valet only
+ * renames whole files into place). A status that cannot be read for any
+ * other reason (permissions) is an error, never "no run": that would start
+ * the work again.
+ */
+export async function readRunStatusOrNone(runRoot: string): Promise<RunStatus | undefined> {
+  try {
+    return await readRunStatus(runRoot);
+  } catch (err) {
+    expectSyntaxError(err);
+    return undefined;
+  }
 }
 
 type KnownStatusFields = Pick<RunStatus, 'state' | 'prompt_rel' | 'attempt' | 'created_at' | 'owner' | 'repo' | 'branch'

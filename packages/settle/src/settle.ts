@@ -5,7 +5,7 @@ import {
   decideFate,
   expectPath,
   isErrno,
-  readRunStatus,
+  readRunStatusOrNone,
   recordRunId,
   removeClaimRecord,
   runningFileFor,
@@ -42,7 +42,7 @@ export async function settleRecord(rec: PvRecord, config: ValetConfig, policy: R
 
   const held = await holds(runningPath, ino);
   if (!held) {
-    const status = await readRunStatus(runRoot).catch(() => undefined);
+    const status = await readRunStatusOrNone(runRoot);
     const prior = status?.settle as SettleSection | undefined;
     if (prior) return { ...rec, settle: { ...prior, already: true } };
     throw new StepError('claim_missing', `${runningPath} is gone and run ${runId} was never settled; was it recovered by pv-claim --recover?`);
