@@ -16,7 +16,7 @@ t.test('installs the layout, the tools and a config with every key into a stagin
   t.equal(fs.readlinkSync(inRoot(root, '/srv/repos')), `${PREFIX}/repos`, '/srv/repos links to the canonical folder');
 
   const lib = inRoot(root, `${PREFIX}/scripts/lib/node_modules`);
-  for (const dep of ['yargs', 'yaml', 'chalk', 'execa', 'fast-glob', '@prompt-valet/core']) {
+  for (const dep of ['yargs', 'yaml', 'chalk', 'execa', '@prompt-valet/core']) {
     t.ok(fs.existsSync(path.join(lib, dep, 'package.json')), `${dep} deployed`);
   }
   for (const dev of ['@prompt-valet/testkit', 'tap', 'typescript', '@openai/codex', 'playwright-core']) {

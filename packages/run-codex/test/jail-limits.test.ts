@@ -43,7 +43,10 @@ t.test('SIGKILL of pv-run-codex kills every process of the jail, background chil
   await v.writeConfig({ runner_cmd: runner });
   const running = v.start();
   await waitFor('the agent to start its children', () => fs.existsSync(path.join(v.checkout, 'started.txt')));
-  const children = [1, 2, 3].flatMap((n) => pidsRunning(['sleep', `${tag}${n}`]));
+  // `&` forks before the child execs sleep: wait until all three are sleeping (bounded), then count.
+  const sleeping = () => [1, 2, 3].flatMap((n) => pidsRunning(['sleep', `${tag}${n}`]));
+  await waitFor('the three children to be sleeping', () => sleeping().length === 3, 10_000).catch(() => undefined);
+  const children = sleeping();
   t.equal(children.length, 3, 'three background children run');
   running.child.kill('SIGKILL');
   await running.done;
