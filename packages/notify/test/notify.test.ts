@@ -182,6 +182,8 @@ t.test('a webhook that never answers: while it hangs, later prompts still settle
     notify.stdin.write(settled.stdout + '\n');
     await waitFor(`${name} passed on`, () => out.includes(`"prompt_name":"${name}.prompt.md"`));
     await waitFor(`${name} announced to the good webhook`, () => good.received.some((q) => q.body.includes(`"prompt":"${name}.prompt.md"`)));
+    // Sent to both at once: the hanging server may see it a moment after the good one.
+    await waitFor(`${name} sent to the hanging webhook too`, () => hanging.received.some((q) => q.body.includes(`"prompt":"${name}.prompt.md"`)));
     t.ok(hanging.open() >= 1, `the hanging webhook still holds a request after ${name}`);
   }
   t.equal(hanging.received.length, 3, 'the hanging webhook got each notification too (concurrently)');
