@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { promptScriptResponder, REPO_ROOT, startFakeGitHub, startFakeModel } from '@prompt-valet/testkit';
+import { promptScriptResponder, REPO_ROOT, requestText, startFakeGitHub, startFakeModel, type FakeModel } from '@prompt-valet/testkit';
 import { bootDebian, cannotBootReason, readmeBlock, type Container } from './lib/container.js';
 
 /**
@@ -17,7 +17,7 @@ const PREFIX = '/srv/prompt-valet';
 const INBOX = `${PREFIX}/inbox`;
 const FINISHED = `${PREFIX}/finished`;
 const CLONE = '/root/prompt-valet';
-const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile'];
+const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile', 'b-sandbox-ro', 'b-sandbox-ww', 'b-bomb', 'b-beside'];
 
 t.setTimeout(900_000);
 
@@ -162,6 +162,8 @@ async function liveSuite(t: Test): Promise<void> {
   doc.setIn(['watcher', 'rescan_interval_seconds'], 2);
   doc.setIn(['watcher', 'retry_backoff_seconds'], 0);
   doc.setIn(['watcher', 'runner_timeout_seconds'], 120);
+  // The hostile, sandbox and fork-bomb prompts run side by side.
+  doc.setIn(['watcher', 'max_parallel'], 3);
   fs.writeFileSync(configFile, doc.toString());
   fs.writeFileSync(box.host(`${PREFIX}/config/codex/config.toml`), [
     'model = "mock-model"', 'model_provider = "mock"', '[model_providers.mock]', 'name = "mock"',
@@ -260,10 +262,19 @@ async function liveSuite(t: Test): Promise<void> {
     `kill -9 ${watcherPid} 2>/dev/null && echo "LEAK killed the watcher"`,
     `echo "report done"`,
   ];
-  ok(`mkdir -p ${INBOX}/widget/b-hostile && cat > ${INBOX}/widget/b-hostile/h.prompt.md <<'EOF'\n${prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`)}EOF`, 'a hostile prompt');
+  const drop = (folder: string, name: string, text: string, what: string) =>
+    ok(`mkdir -p ${INBOX}/widget/${folder} && cat > ${INBOX}/widget/${folder}/.${name}.tmp <<'EOF'\n${text}EOF\nmv ${INBOX}/widget/${folder}/.${name}.tmp ${INBOX}/widget/${folder}/${name}.prompt.md`, what);
+  // Dropped together with the checks below (codex's sandbox modes, a fork bomb beside a normal run):
+  // they run while the hostile one does, which keeps the suite short.
+  drop('b-bomb', 'bomb', prompt(FORK_BOMB), 'a fork bomb prompt');
+  drop('b-beside', 'beside', prompt('echo beside > from-beside.txt'), 'a normal prompt beside it');
+  for (const mode of SANDBOX_MODES) drop(sandboxFolder(mode), `sb-${mode}`, `---\nsandbox: ${mode}\n---\n${prompt(sandboxProbe(mode, model.port))}`, `a prompt narrowing codex's sandbox to ${mode}`);
+  drop('b-hostile', 'h', prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`), 'a hostile prompt');
   await waitUntil(t, 'the hostile prompt to settle', () => settled('b-hostile').length >= 1, 120_000);
   t.same(settled('b-hostile'), ['widget/b-hostile/h.done.md'], 'the hostile run ends (its report is its work)');
-  const hostileBranch = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').find((b) => /^codex\/h-/.test(b)) ?? '';
+  /** The agent branch pushed upstream for the prompt `<name>.prompt.md` ('' when none). */
+  const agentBranch = (name: string) => sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').find((b) => b.startsWith(`codex/${name}-`)) ?? '';
+  const hostileBranch = agentBranch('h');
   const report = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${hostileBranch}:hostile-report.txt`).stdout;
   t.match(report, /report done/, 'the report was pushed whole');
   t.notMatch(report, /LEAK/, `no route out of the jail worked:\n${report}`);
@@ -276,6 +287,48 @@ async function liveSuite(t: Test): Promise<void> {
   t.notOk(github.pullRequests.some((p) => JSON.stringify(p).includes('live-test-token-0123456789')), 'nor in any PR');
   // Which limits the run got under the unit as installed (cgroup v2 with Delegate=yes, or rlimits only).
   t.comment(`hostile run's limits: ${sh(`grep -h -A12 '"limits"' ${PREFIX}/processed/*/status.json | head -n 14`).stdout}`);
+
+  // --- codex's own sandbox modes inside the jail, as the service user under systemd (docs/security.md's table).
+  // What each command met is what codex sent back to the model as the command's output.
+  await waitUntil(t, 'the sandbox probes to settle', () => SANDBOX_MODES.every((m) => settled(sandboxFolder(m)).length >= 1), 120_000);
+  for (const mode of SANDBOX_MODES) {
+    const folder = sandboxFolder(mode);
+    t.same(settled(folder), [`widget/${folder}/sb-${mode}.done.md`], `sandbox ${mode}: the run ends as .done.md`);
+    const status = runStatusFor(box.host(`${PREFIX}/processed`), `widget/${folder}/`);
+    t.equal(status?.agent?.sandbox, mode, `sandbox ${mode}: codex ran with --sandbox ${mode}`);
+    const output = toolOutputsFor(model, sandboxMarker(mode)).join('\n');
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: ran`), `sandbox ${mode}: codex's own sandbox started in the jail and ran the command:\n${output}`);
+    const expected = SANDBOX_FACTS[mode];
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: checkout ${expected.checkout}`), `sandbox ${mode}: a write to the checkout is ${expected.checkout}`);
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: etc refused`), `sandbox ${mode}: a write outside the checkout is refused`);
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: net ${expected.net}`), `sandbox ${mode}: a command's network is ${expected.net}`);
+    const branch = agentBranch(`sb-${mode}`);
+    const pushed = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${branch}:nested-${mode}.txt`).code === 0;
+    t.equal(pushed, expected.checkout === 'writable', `sandbox ${mode}: the file the command wrote ${expected.checkout === 'writable' ? 'is' : 'is not'} on the agent branch (${branch || 'none'})`);
+  }
+
+  // --- a fork bomb beside a normal run, as the service user under the unit as installed. With a delegated
+  // cgroup (the target, cgroup v2) the bomb trips pids.max and settles as resource_limit at once; without
+  // one (this host's nspawn, see docs/security.md) RLIMIT_NPROC in the jail's user namespace stops its
+  // forks, the bomb's own run ends (it reports how far it got), and the watcher and the other run carry on.
+  await waitUntil(t, 'the fork bomb and the run beside it to settle', () => settled('b-bomb').length >= 1 && settled('b-beside').length >= 1, 120_000);
+  t.same(settled('b-beside'), ['widget/b-beside/beside.done.md'], 'the run beside the fork bomb ends as .done.md');
+  const bombStatus = runStatusFor(box.host(`${PREFIX}/processed`), 'widget/b-bomb/');
+  const bombLimits = bombStatus?.agent?.limits;
+  t.comment(`fork bomb's limits: ${JSON.stringify(bombLimits)}`);
+  t.equal(bombLimits?.isolation, 'bwrap', 'the bomb ran in the jail');
+  if (bombLimits?.cgroup && bombLimits.cgroup !== 'none') {
+    t.same(settled('b-bomb'), ['widget/b-bomb/bomb.error.md'], 'with a cgroup: the fork bomb ends as .error.md');
+    t.same(bombStatus?.agent?.limits_tripped, ['processes'], 'its reason is resource_limit (processes)');
+  } else {
+    t.equal(bombLimits?.rlimit_nproc, 512, 'without a cgroup the jail\'s RLIMIT_NPROC applies');
+    t.same(settled('b-bomb'), ['widget/b-bomb/bomb.done.md'], 'the fork bomb\'s run ends by its own exit');
+    const bombReport = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${agentBranch('bomb')}:bomb-report.txt`).stdout;
+    const forks = Number(/forks before the limit: (\d+)/.exec(bombReport)?.[1] ?? 'NaN');
+    t.ok(forks > 100 && forks < 512, `RLIMIT_NPROC stopped the bomb's forks below 512 (${forks}):\n${bombReport}`);
+    t.match(bombReport, /Cannot fork/, 'its fork failed (the limit, not the bomb, ended it)');
+  }
+  t.equal(watcherMainPid(), watcherPid, 'the watcher lives on after the fork bomb');
 
   ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
   t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
@@ -341,4 +394,68 @@ async function liveSuite(t: Test): Promise<void> {
   t.equal(fs.readFileSync(configFile, 'utf8'), good, 'the config is untouched');
 
   if (t.counts.fail > 0) dumpJournal();
+}
+
+/** codex's sandbox modes a prompt may narrow to, each probed in a folder of its own. */
+const SANDBOX_MODES = ['read-only', 'workspace-write'] as const;
+type SandboxMode = (typeof SANDBOX_MODES)[number];
+/** What each mode allowed a command, as found on Debian 12 under systemd as the service user (docs/security.md). */
+const SANDBOX_FACTS: Record<SandboxMode, { checkout: 'writable' | 'refused'; net: 'open' | 'closed' }> = {
+  'read-only': { checkout: 'refused', net: 'closed' },
+  'workspace-write': { checkout: 'writable', net: 'closed' },
+};
+const sandboxFolder = (mode: SandboxMode) => (mode === 'read-only' ? 'b-sandbox-ro' : 'b-sandbox-ww');
+const sandboxMarker = (mode: SandboxMode) => `sandbox-probe-${mode}`;
+
+/** A command that reports, one line each, what codex's sandbox let it do: write the checkout, write /etc, connect to the model's port. */
+function sandboxProbe(mode: SandboxMode, port: number): string {
+  const m = sandboxMarker(mode);
+  return [
+    `echo "${m}: ran"`,
+    `echo ${mode} > nested-${mode}.txt 2>/dev/null && echo "${m}: checkout writable" || echo "${m}: checkout refused"`,
+    `echo x > /etc/pv-nested-${mode} 2>/dev/null && echo "${m}: etc writable" || echo "${m}: etc refused"`,
+    `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo "${m}: net open" || echo "${m}: net closed"`,
+  ].join('\n');
+}
+
+/**
+ * Starts sleepers until a fork fails, then kills them and writes how many it got into the checkout.
+ * Only shell builtins run once the limit is reached (a fork would fail); setsid gives the sleepers
+ * a process group of their own to kill.
+ */
+const FORK_BOMB = [
+  `setsid -w dash -c 'echo $$ > /tmp/bomb.pgid; n=0; while :; do sleep 120 & n=$((n+1)); echo $n > /tmp/bomb.forks; done' 2> /tmp/bomb.err`,
+  'read pg < /tmp/bomb.pgid; kill -KILL -- -$pg',
+  'read n < /tmp/bomb.forks',
+  '{ echo "forks before the limit: $n"; while read -r l; do echo "$l"; done < /tmp/bomb.err; } > bomb-report.txt',
+].join('\n');
+
+interface RunStatusView {
+  prompt_rel?: string;
+  agent?: { sandbox?: string; limits?: { isolation?: string; cgroup?: string; rlimit_nproc?: number }; limits_tripped?: string[] };
+}
+
+/** The status.json of the run whose prompt lay under `promptPrefix` (e.g. `widget/b-bomb/`). */
+function runStatusFor(processed: string, promptPrefix: string): RunStatusView | undefined {
+  for (const run of fs.readdirSync(processed)) {
+    const file = path.join(processed, run, 'status.json');
+    if (!fs.existsSync(file)) continue;
+    const status = JSON.parse(fs.readFileSync(file, 'utf8')) as RunStatusView;
+    if (status.prompt_rel?.startsWith(promptPrefix)) return status;
+  }
+  return undefined;
+}
+
+/** The outputs of the commands codex ran for the prompt holding `marker`, as it sent them to the model. */
+function toolOutputsFor(model: FakeModel, marker: string): string[] {
+  const outputs: string[] = [];
+  for (const r of model.requests) {
+    if (!requestText(r.body).includes(marker)) continue;
+    const input = (r.body as { input?: unknown } | undefined)?.input;
+    if (!Array.isArray(input)) continue;
+    for (const item of input as Array<{ type?: unknown; output?: unknown }>) {
+      if (item.type === 'function_call_output') outputs.push(typeof item.output === 'string' ? item.output : JSON.stringify(item.output));
+    }
+  }
+  return outputs;
 }
