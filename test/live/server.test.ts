@@ -213,8 +213,8 @@ async function liveSuite(t: Test): Promise<void> {
   doc.setIn(['watcher', 'rescan_interval_seconds'], 2);
   doc.setIn(['watcher', 'retry_backoff_seconds'], 0);
   doc.setIn(['watcher', 'runner_timeout_seconds'], 120);
-  // The fork bomb, the sandbox probes and the run beside the bomb run side by side.
-  doc.setIn(['watcher', 'max_parallel'], 4);
+  // The hostile prompt, the fork bomb, the sandbox probes and the run beside the bomb run side by side.
+  doc.setIn(['watcher', 'max_parallel'], 6);
   fs.writeFileSync(configFile, doc.toString());
   fs.writeFileSync(box.host(`${PREFIX}/config/codex/config.toml`), [
     'model = "mock-model"', 'model_provider = "mock"', '[model_providers.mock]', 'name = "mock"',
@@ -318,13 +318,13 @@ async function liveSuite(t: Test): Promise<void> {
   // Dropped with the checks below (codex's sandbox modes, a fork bomb beside a normal run): they run
   // side by side, which keeps the suite short.
   drop('b-bomb', 'bomb', prompt(FORK_BOMB), 'a fork bomb prompt');
+  drop('b-hostile', 'h', prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`), 'a hostile prompt');
   for (const mode of SANDBOX_MODES) drop(sandboxFolder(mode), `sb-${mode}`, `---\nsandbox: ${mode}\n---\n${prompt(sandboxProbe(mode, model.port))}`, `a prompt narrowing codex's sandbox to ${mode}`);
   // A normal prompt is dropped once the bomb holds every process it could start, and the bomb is let go
   // once that run's agent is running: the valet starts a run while a jail sits at its process limit.
   const bombCheckout = () => sh(`ls -d ${PREFIX}/repos/.worktrees/acme/widget/*/${BOMB_HOLDING} 2>/dev/null`).stdout.trim().split('\n')[0]?.replace(`/${BOMB_HOLDING}`, '') ?? '';
   const bombHolding = await waitUntil(t, 'the fork bomb to hold its processes', () => bombCheckout() !== '' || settled('b-bomb').length > 0, 90_000) && bombCheckout() !== '';
   drop('b-beside', 'beside', prompt('echo beside > from-beside.txt'), 'a normal prompt beside the fork bomb');
-  drop('b-hostile', 'h', prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`), 'a hostile prompt');
   const besideAgentRan = () => /^(?!pv-run-codex:).+/m.test(runFileFor(box.host(`${PREFIX}/processed`), 'widget/b-beside/', 'agent.log'));
   const besideRanWhileBombHeld = bombHolding && (await waitUntil(t, 'the run beside the bomb to start its agent', () => besideAgentRan() || settled('b-beside').length > 0, (BOMB_HOLD_SECONDS - 5) * 1000));
   if (bombHolding) sh(`runuser -u prompt-valet -- touch ${bombCheckout()}/${BOMB_RELEASE}`);
