@@ -18,7 +18,7 @@ const PREFIX = '/srv/prompt-valet';
 const INBOX = `${PREFIX}/inbox`;
 const FINISHED = `${PREFIX}/finished`;
 const CLONE = '/root/prompt-valet';
-const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile', 'b-sandbox-ro', 'b-sandbox-ww', 'b-sandbox-full', 'b-bomb', 'b-beside'];
+const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile', 'b-sandbox-ro', 'b-sandbox-ww', 'b-sandbox-full', 'b-bomb', 'b-beside', 'b-bigfile'];
 
 t.setTimeout(900_000);
 
@@ -48,6 +48,9 @@ function sandboxProbe(mode: SandboxMode, port: number): string {
     `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo "${m}: net open" || echo "${m}: net closed"`,
   ].join('\n');
 }
+
+/** watcher.agent_max_file_bytes in the live config; the big-file prompt writes twice as much */
+const FILE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /**
  * Starts sleepers until a fork fails, holds them (BOMB_HOLDING in the checkout says so) until the suite
@@ -213,8 +216,10 @@ async function liveSuite(t: Test): Promise<void> {
   doc.setIn(['watcher', 'rescan_interval_seconds'], 2);
   doc.setIn(['watcher', 'retry_backoff_seconds'], 0);
   doc.setIn(['watcher', 'runner_timeout_seconds'], 120);
-  // The hostile prompt, the fork bomb, the sandbox probes and the run beside the bomb run side by side.
-  doc.setIn(['watcher', 'max_parallel'], 6);
+  // The hostile prompt, the fork bomb, the sandbox probes, the big file and the run beside the bomb run side by side.
+  doc.setIn(['watcher', 'max_parallel'], 7);
+  // Small enough for the big-file prompt to reach quickly; far above what codex itself writes.
+  doc.setIn(['watcher', 'agent_max_file_bytes'], FILE_LIMIT_BYTES);
   fs.writeFileSync(configFile, doc.toString());
   fs.writeFileSync(box.host(`${PREFIX}/config/codex/config.toml`), [
     'model = "mock-model"', 'model_provider = "mock"', '[model_providers.mock]', 'name = "mock"',
@@ -319,6 +324,7 @@ async function liveSuite(t: Test): Promise<void> {
   // side by side, which keeps the suite short.
   drop('b-bomb', 'bomb', prompt(FORK_BOMB), 'a fork bomb prompt');
   drop('b-hostile', 'h', prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`), 'a hostile prompt');
+  drop('b-bigfile', 'bigfile', prompt(`head -c ${2 * FILE_LIMIT_BYTES} /dev/zero > big.bin; echo "writer: $?" > after.txt`), 'a prompt writing a file twice the size limit');
   for (const mode of SANDBOX_MODES) drop(sandboxFolder(mode), `sb-${mode}`, `---\nsandbox: ${mode}\n---\n${prompt(sandboxProbe(mode, model.port))}`, `a prompt narrowing codex's sandbox to ${mode}`);
   // A normal prompt is dropped once the bomb holds every process it could start, and the bomb is let go
   // once that run's agent is running: the valet starts a run while a jail sits at its process limit.
@@ -390,6 +396,14 @@ async function liveSuite(t: Test): Promise<void> {
   }
   t.equal(watcherMainPid(), watcherPid, 'the watcher lives on after the fork bomb');
 
+  // --- a file twice the size limit: RLIMIT_FSIZE cuts it, the writer dies of SIGXFSZ inside the jail while
+  // codex goes on and ends well; the cut file settles the run as resource_limit (not .done.md with a cut file in its PR).
+  await waitUntil(t, 'the big-file prompt to settle', () => settled('b-bigfile').length >= 1, 120_000);
+  t.same(settled('b-bigfile'), ['widget/b-bigfile/bigfile.error.md'], 'the big-file run ends as .error.md');
+  t.same(agentOfRun(box.host(`${PREFIX}/processed`), 'widget/b-bigfile/')?.limits_tripped, ['file_size'], 'the file size limit tripped');
+  const bigReason = sh(`cat ${FINISHED}/widget/b-bigfile/bigfile.error.txt`).stdout;
+  t.match(bigReason, new RegExp(`limit of ${FILE_LIMIT_BYTES} bytes per file.*big\\.bin`), `the reason names the limit and the cut file:\n${bigReason}`);
+
   ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
   t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
   t.ok(fs.existsSync(box.host(`${INBOX}/widget/b-tree`)), 'pv-tree made the folder of an upstream branch');
@@ -435,9 +449,9 @@ async function liveSuite(t: Test): Promise<void> {
   t.not(sh('systemctl is-active codex-watcher').stdout.trim(), 'active', 'and stays down');
   t.equal(sh('systemctl show -p NRestarts --value codex-watcher').stdout.trim(), '0', 'not restarted in a loop');
   const badLines = sh('journalctl --no-pager -q -p err -u codex-watcher -o cat').stdout.trim().split('\n').filter(Boolean);
-  // Exactly these: the 0600 prompt, the refused reload (pv-install --check-config's line and systemd's),
-  // and the exit 78 (systemd may log its result too).
-  const required = [/private\.prompt\.md|prompt_unreadable/, /max_parallel/, /Reload failed for codex-watcher/];
+  // Exactly these: the 0600 prompt, the big file's resource_limit, the refused reload (pv-install
+  // --check-config's line and systemd's), and the exit 78 (systemd may log its result too).
+  const required = [/private\.prompt\.md|prompt_unreadable/, /settled error resource_limit/, /max_parallel/, /Reload failed for codex-watcher/];
   const allowed = [...required, /Failed with result|exit-code|status=78/];
   t.same(badLines.filter((l) => !allowed.some((re) => re.test(l))), [], 'the journal\'s errors are only the expected ones');
   for (const re of required) t.ok(badLines.some((l) => re.test(l)), `the journal holds ${re}`);
