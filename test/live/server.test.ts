@@ -5,7 +5,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { promptScriptResponder, REPO_ROOT, startFakeGitHub, startFakeModel } from '@prompt-valet/testkit';
+import type { AgentSection, RunStatus } from '@prompt-valet/core';
+import { promptScriptResponder, REPO_ROOT, requestText, startFakeGitHub, startFakeModel, type FakeModel } from '@prompt-valet/testkit';
 import { bootDebian, cannotBootReason, readmeBlock, type Container } from './lib/container.js';
 
 /**
@@ -17,9 +18,59 @@ const PREFIX = '/srv/prompt-valet';
 const INBOX = `${PREFIX}/inbox`;
 const FINISHED = `${PREFIX}/finished`;
 const CLONE = '/root/prompt-valet';
-const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile'];
+const BRANCHES = ['main', 'dev', 'b-root', 'b-alice', 'b-files', 'b-web', 'b-kill', 'b-tree', 'b-hostile', 'b-sandbox-ro', 'b-sandbox-ww', 'b-sandbox-full', 'b-bomb', 'b-beside', 'b-bigfile'];
 
 t.setTimeout(900_000);
+
+/**
+ * codex's sandbox modes, each probed in a folder of its own: the two a prompt may narrow to, and the
+ * default (no sandbox of codex's) as the control that shows the probe can see a write and a connection.
+ */
+const SANDBOX_MODES = ['read-only', 'workspace-write', 'danger-full-access'] as const;
+type SandboxMode = (typeof SANDBOX_MODES)[number];
+/** What each mode allowed a command, as found on Debian 12 under systemd as the service user (docs/security.md). */
+const SANDBOX_FACTS: Record<SandboxMode, { checkout: 'writable' | 'refused'; net: 'open' | 'closed' }> = {
+  'read-only': { checkout: 'refused', net: 'closed' },
+  'workspace-write': { checkout: 'writable', net: 'closed' },
+  'danger-full-access': { checkout: 'writable', net: 'open' },
+};
+const SANDBOX_FOLDERS: Record<SandboxMode, string> = { 'read-only': 'b-sandbox-ro', 'workspace-write': 'b-sandbox-ww', 'danger-full-access': 'b-sandbox-full' };
+const sandboxFolder = (mode: SandboxMode) => SANDBOX_FOLDERS[mode];
+const sandboxMarker = (mode: SandboxMode) => `sandbox-probe-${mode}`;
+
+/** A command that reports, one line each, what codex's sandbox let it do: write the checkout, write /etc, connect to the model's port. */
+function sandboxProbe(mode: SandboxMode, port: number): string {
+  const m = sandboxMarker(mode);
+  return [
+    `echo "${m}: ran"`,
+    `echo ${mode} > nested-${mode}.txt 2>/dev/null && echo "${m}: checkout writable" || echo "${m}: checkout refused"`,
+    `echo x > /etc/pv-nested-${mode} 2>/dev/null && echo "${m}: etc writable" || echo "${m}: etc refused"`,
+    `(exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null && echo "${m}: net open" || echo "${m}: net closed"`,
+  ].join('\n');
+}
+
+/** watcher.agent_max_file_bytes in the live config; the big-file prompt writes twice as much */
+const FILE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Starts sleepers until a fork fails, holds them (BOMB_HOLDING in the checkout says so) until the suite
+ * writes BOMB_RELEASE beside it or BOMB_HOLD_SECONDS pass, then kills them and writes what happened
+ * into the checkout. Only shell builtins run while the limit is reached (a fork would fail): `read -t`
+ * on a FIFO waits without a process; setsid gives the sleepers a process group of their own to kill.
+ */
+const BOMB_HOLDING = 'bomb-holding';
+const BOMB_RELEASE = 'bomb-release';
+/** below codex's longest wait for a command (30 s: it answers "still running" after that and the run ends) */
+const BOMB_HOLD_SECONDS = 25;
+const FORK_BOMB = [
+  'mkfifo /tmp/hold',
+  `setsid -w dash -c 'echo $$ > /tmp/bomb.pgid; n=0; while :; do sleep 120 & n=$((n+1)); echo $n > /tmp/bomb.forks; done' 2> /tmp/bomb.err`,
+  `: > ${BOMB_HOLDING}`,
+  `i=0; while [ ! -e ${BOMB_RELEASE} ] && [ $i -lt ${BOMB_HOLD_SECONDS} ]; do read -t 1 <> /tmp/hold; i=$((i+1)); done`,
+  'read pg < /tmp/bomb.pgid; kill -KILL -- -$pg',
+  'read n < /tmp/bomb.forks',
+  `{ echo "forks before the limit: $n"; [ -e ${BOMB_RELEASE} ] && echo "held until released" || echo "held $i s, not released"; while read -r l; do echo "$l"; done < /tmp/bomb.err; } > bomb-report.txt`,
+].join('\n');
 
 if (process.env.PV_LIVE === '0') {
   t.comment('PV_LIVE=0: the live suite (Debian 12 + systemd) is skipped on purpose');
@@ -65,7 +116,10 @@ function listFiles(dir: string): string[] {
 
 async function liveSuite(t: Test): Promise<void> {
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-live-host-'));
-  const model = await startFakeModel([], { respond: promptScriptResponder() });
+  const runScript = promptScriptResponder();
+  // The fork bomb's command runs until the suite releases it: codex waits for it as long as it may.
+  const runBombScript = promptScriptResponder({ yieldTimeMs: 30_000 });
+  const model = await startFakeModel([], { respond: (body) => (requestText(body).includes(BOMB_HOLDING) ? runBombScript(body) : runScript(body)) });
   const github = await startFakeGitHub({ dir: path.join(scratch, 'github') });
   const gitPort = await freePort();
   let c: Container | undefined;
@@ -162,6 +216,10 @@ async function liveSuite(t: Test): Promise<void> {
   doc.setIn(['watcher', 'rescan_interval_seconds'], 2);
   doc.setIn(['watcher', 'retry_backoff_seconds'], 0);
   doc.setIn(['watcher', 'runner_timeout_seconds'], 120);
+  // The hostile prompt, the fork bomb, the sandbox probes, the big file and the run beside the bomb run side by side.
+  doc.setIn(['watcher', 'max_parallel'], 7);
+  // Small enough for the big-file prompt to reach quickly; far above what codex itself writes.
+  doc.setIn(['watcher', 'agent_max_file_bytes'], FILE_LIMIT_BYTES);
   fs.writeFileSync(configFile, doc.toString());
   fs.writeFileSync(box.host(`${PREFIX}/config/codex/config.toml`), [
     'model = "mock-model"', 'model_provider = "mock"', '[model_providers.mock]', 'name = "mock"',
@@ -260,10 +318,27 @@ async function liveSuite(t: Test): Promise<void> {
     `kill -9 ${watcherPid} 2>/dev/null && echo "LEAK killed the watcher"`,
     `echo "report done"`,
   ];
-  ok(`mkdir -p ${INBOX}/widget/b-hostile && cat > ${INBOX}/widget/b-hostile/h.prompt.md <<'EOF'\n${prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`)}EOF`, 'a hostile prompt');
+  const drop = (folder: string, name: string, text: string, what: string) =>
+    ok(`mkdir -p ${INBOX}/widget/${folder} && cat > ${INBOX}/widget/${folder}/.${name}.tmp <<'EOF'\n${text}EOF\nmv ${INBOX}/widget/${folder}/.${name}.tmp ${INBOX}/widget/${folder}/${name}.prompt.md`, what);
+  // Dropped with the checks below (codex's sandbox modes, a fork bomb beside a normal run): they run
+  // side by side, which keeps the suite short.
+  drop('b-bomb', 'bomb', prompt(FORK_BOMB), 'a fork bomb prompt');
+  drop('b-hostile', 'h', prompt(`{\n${routes.join('\n')}\n} > hostile-report.txt 2>&1`), 'a hostile prompt');
+  drop('b-bigfile', 'bigfile', prompt(`head -c ${2 * FILE_LIMIT_BYTES} /dev/zero > big.bin; echo "writer: $?" > after.txt`), 'a prompt writing a file twice the size limit');
+  for (const mode of SANDBOX_MODES) drop(sandboxFolder(mode), `sb-${mode}`, `---\nsandbox: ${mode}\n---\n${prompt(sandboxProbe(mode, model.port))}`, `a prompt narrowing codex's sandbox to ${mode}`);
+  // A normal prompt is dropped once the bomb holds every process it could start, and the bomb is let go
+  // once that run's agent is running: the valet starts a run while a jail sits at its process limit.
+  const bombCheckout = () => sh(`ls -d ${PREFIX}/repos/.worktrees/acme/widget/*/${BOMB_HOLDING} 2>/dev/null`).stdout.trim().split('\n')[0]?.replace(`/${BOMB_HOLDING}`, '') ?? '';
+  const bombHolding = await waitUntil(t, 'the fork bomb to hold its processes', () => bombCheckout() !== '' || settled('b-bomb').length > 0, 90_000) && bombCheckout() !== '';
+  drop('b-beside', 'beside', prompt('echo beside > from-beside.txt'), 'a normal prompt beside the fork bomb');
+  const besideAgentRan = () => /^(?!pv-run-codex:).+/m.test(runFileFor(box.host(`${PREFIX}/processed`), 'widget/b-beside/', 'agent.log'));
+  const besideRanWhileBombHeld = bombHolding && (await waitUntil(t, 'the run beside the bomb to start its agent', () => besideAgentRan() || settled('b-beside').length > 0, (BOMB_HOLD_SECONDS - 5) * 1000));
+  if (bombHolding) sh(`runuser -u prompt-valet -- touch ${bombCheckout()}/${BOMB_RELEASE}`);
   await waitUntil(t, 'the hostile prompt to settle', () => settled('b-hostile').length >= 1, 120_000);
   t.same(settled('b-hostile'), ['widget/b-hostile/h.done.md'], 'the hostile run ends (its report is its work)');
-  const hostileBranch = sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').find((b) => /^codex\/h-/.test(b)) ?? '';
+  /** The agent branch pushed upstream for the prompt `<name>.prompt.md` ('' when none). */
+  const agentBranch = (name: string) => sh('git -c safe.directory=* -C /srv/git/acme/widget.git for-each-ref --format="%(refname:short)" refs/heads/codex').stdout.split('\n').find((b) => b.startsWith(`codex/${name}-`)) ?? '';
+  const hostileBranch = agentBranch('h');
   const report = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${hostileBranch}:hostile-report.txt`).stdout;
   t.match(report, /report done/, 'the report was pushed whole');
   t.notMatch(report, /LEAK/, `no route out of the jail worked:\n${report}`);
@@ -276,6 +351,58 @@ async function liveSuite(t: Test): Promise<void> {
   t.notOk(github.pullRequests.some((p) => JSON.stringify(p).includes('live-test-token-0123456789')), 'nor in any PR');
   // Which limits the run got under the unit as installed (cgroup v2 with Delegate=yes, or rlimits only).
   t.comment(`hostile run's limits: ${sh(`grep -h -A12 '"limits"' ${PREFIX}/processed/*/status.json | head -n 14`).stdout}`);
+
+  // --- codex's own sandbox modes inside the jail, as the service user under systemd (docs/security.md's table).
+  // What each command met is what codex sent back to the model as the command's output.
+  await waitUntil(t, 'the sandbox probes to settle', () => SANDBOX_MODES.every((m) => settled(sandboxFolder(m)).length >= 1), 120_000);
+  for (const mode of SANDBOX_MODES) {
+    const folder = sandboxFolder(mode);
+    t.same(settled(folder), [`widget/${folder}/sb-${mode}.done.md`], `sandbox ${mode}: the run ends as .done.md`);
+    t.equal(agentOfRun(box.host(`${PREFIX}/processed`), `widget/${folder}/`)?.sandbox, mode, `sandbox ${mode}: codex ran with --sandbox ${mode}`);
+    const output = toolOutputsFor(model, sandboxMarker(mode)).join('\n');
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: ran`), `sandbox ${mode}: codex ran the command${mode === 'danger-full-access' ? '' : ' (its own sandbox started in the jail)'}:\n${output}`);
+    const expected = SANDBOX_FACTS[mode];
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: checkout ${expected.checkout}`), `sandbox ${mode}: a write to the checkout is ${expected.checkout}`);
+    // /etc is read-only in the jail itself, whatever codex's sandbox.
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: etc refused`), `sandbox ${mode}: a write outside the checkout is refused`);
+    t.match(output, new RegExp(`${sandboxMarker(mode)}: net ${expected.net}`), `sandbox ${mode}: a command's network is ${expected.net}`);
+    const branch = agentBranch(`sb-${mode}`);
+    const pushed = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${branch}:nested-${mode}.txt`).code === 0;
+    t.equal(pushed, expected.checkout === 'writable', `sandbox ${mode}: the file the command wrote ${expected.checkout === 'writable' ? 'is' : 'is not'} on the agent branch (${branch || 'none'})`);
+  }
+
+  // --- a fork bomb beside a normal run, as the service user under the unit as installed. With a delegated
+  // cgroup (the target, cgroup v2) the bomb trips pids.max and settles as resource_limit at once; without
+  // one (this host's nspawn, see docs/security.md) RLIMIT_NPROC in the jail's user namespace stops its
+  // forks, the bomb's own run ends (it reports how far it got), and the watcher and the other run carry on.
+  await waitUntil(t, 'the fork bomb and the run beside it to settle', () => settled('b-bomb').length >= 1 && settled('b-beside').length >= 1, 120_000);
+  t.same(settled('b-beside'), ['widget/b-beside/beside.done.md'], 'the run beside the fork bomb ends as .done.md');
+  const bombAgent = agentOfRun(box.host(`${PREFIX}/processed`), 'widget/b-bomb/');
+  const bombLimits = bombAgent?.limits;
+  t.comment(`fork bomb's limits: ${JSON.stringify(bombLimits)}`);
+  t.equal(bombLimits?.isolation, 'bwrap', 'the bomb ran in the jail');
+  if (bombLimits?.cgroup && bombLimits.cgroup !== 'none') {
+    t.same(settled('b-bomb'), ['widget/b-bomb/bomb.error.md'], 'with a cgroup: the fork bomb ends as .error.md');
+    t.same(bombAgent?.limits_tripped, ['processes'], 'its reason is resource_limit (processes)');
+  } else {
+    t.equal(bombLimits?.rlimit_nproc, 512, 'without a cgroup the jail\'s RLIMIT_NPROC applies');
+    t.same(settled('b-bomb'), ['widget/b-bomb/bomb.done.md'], 'the fork bomb\'s run ends by its own exit');
+    const bombReport = sh(`git -c safe.directory=* -C /srv/git/acme/widget.git show ${agentBranch('bomb')}:bomb-report.txt`).stdout;
+    const forks = Number(/forks before the limit: (\d+)/.exec(bombReport)?.[1] ?? 'NaN');
+    t.ok(forks > 100 && forks < 512, `RLIMIT_NPROC stopped the bomb's forks below 512 (${forks}):\n${bombReport}`);
+    t.match(bombReport, /Cannot fork/, 'its fork failed (the limit, not the bomb, ended it)');
+    t.ok(besideRanWhileBombHeld, 'the run beside it was claimed and its agent ran while the bomb held its processes');
+    t.match(bombReport, /held until released/, 'the bomb held them until then');
+  }
+  t.equal(watcherMainPid(), watcherPid, 'the watcher lives on after the fork bomb');
+
+  // --- a file twice the size limit: RLIMIT_FSIZE cuts it, the writer dies of SIGXFSZ inside the jail while
+  // codex goes on and ends well; the cut file settles the run as resource_limit (not .done.md with a cut file in its PR).
+  await waitUntil(t, 'the big-file prompt to settle', () => settled('b-bigfile').length >= 1, 120_000);
+  t.same(settled('b-bigfile'), ['widget/b-bigfile/bigfile.error.md'], 'the big-file run ends as .error.md');
+  t.same(agentOfRun(box.host(`${PREFIX}/processed`), 'widget/b-bigfile/')?.limits_tripped, ['file_size'], 'the file size limit tripped');
+  const bigReason = sh(`cat ${FINISHED}/widget/b-bigfile/bigfile.error.txt`).stdout;
+  t.match(bigReason, new RegExp(`limit of ${FILE_LIMIT_BYTES} bytes per file.*big\\.bin`), `the reason names the limit and the cut file:\n${bigReason}`);
 
   ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
   t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
@@ -322,9 +449,9 @@ async function liveSuite(t: Test): Promise<void> {
   t.not(sh('systemctl is-active codex-watcher').stdout.trim(), 'active', 'and stays down');
   t.equal(sh('systemctl show -p NRestarts --value codex-watcher').stdout.trim(), '0', 'not restarted in a loop');
   const badLines = sh('journalctl --no-pager -q -p err -u codex-watcher -o cat').stdout.trim().split('\n').filter(Boolean);
-  // Exactly these: the 0600 prompt, the refused reload (pv-install --check-config's line and systemd's),
-  // and the exit 78 (systemd may log its result too).
-  const required = [/private\.prompt\.md|prompt_unreadable/, /max_parallel/, /Reload failed for codex-watcher/];
+  // Exactly these: the 0600 prompt, the big file's resource_limit, the refused reload (pv-install
+  // --check-config's line and systemd's), and the exit 78 (systemd may log its result too).
+  const required = [/private\.prompt\.md|prompt_unreadable/, /settled error resource_limit/, /max_parallel/, /Reload failed for codex-watcher/];
   const allowed = [...required, /Failed with result|exit-code|status=78/];
   t.same(badLines.filter((l) => !allowed.some((re) => re.test(l))), [], 'the journal\'s errors are only the expected ones');
   for (const re of required) t.ok(badLines.some((l) => re.test(l)), `the journal holds ${re}`);
@@ -341,4 +468,41 @@ async function liveSuite(t: Test): Promise<void> {
   t.equal(fs.readFileSync(configFile, 'utf8'), good, 'the config is untouched');
 
   if (t.counts.fail > 0) dumpJournal();
+}
+
+/** The run folder of the run whose prompt lay under `promptPrefix` (e.g. `widget/b-bomb/`), if it exists yet. */
+function runFolderFor(processed: string, promptPrefix: string): string | undefined {
+  for (const run of fs.readdirSync(processed)) {
+    const status = path.join(processed, run, 'status.json');
+    if (!fs.existsSync(status)) continue;
+    // status.json is replaced atomically (rename): a read sees a whole one.
+    if ((JSON.parse(fs.readFileSync(status, 'utf8')) as RunStatus).prompt_rel.startsWith(promptPrefix)) return path.join(processed, run);
+  }
+  return undefined;
+}
+
+/** What pv-run-codex recorded of the agent in that run's status.json. */
+function agentOfRun(processed: string, promptPrefix: string): AgentSection | undefined {
+  const run = runFolderFor(processed, promptPrefix);
+  return run ? ((JSON.parse(fs.readFileSync(path.join(run, 'status.json'), 'utf8')) as RunStatus).agent as AgentSection | undefined) : undefined;
+}
+
+/** A file of that run folder ('' when there is none yet). */
+function runFileFor(processed: string, promptPrefix: string, name: string): string {
+  const run = runFolderFor(processed, promptPrefix);
+  return run && fs.existsSync(path.join(run, name)) ? fs.readFileSync(path.join(run, name), 'utf8') : '';
+}
+
+/** The outputs of the commands codex ran for the prompt holding `marker`, as it sent them to the model. */
+function toolOutputsFor(model: FakeModel, marker: string): string[] {
+  const outputs: string[] = [];
+  for (const r of model.requests) {
+    if (!requestText(r.body).includes(marker)) continue;
+    const input = (r.body as { input?: unknown } | undefined)?.input;
+    if (!Array.isArray(input)) continue;
+    for (const item of input as Array<{ type?: unknown; output?: unknown }>) {
+      if (item.type === 'function_call_output') outputs.push(typeof item.output === 'string' ? item.output : JSON.stringify(item.output));
+    }
+  }
+  return outputs;
 }

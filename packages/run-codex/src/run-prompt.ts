@@ -34,6 +34,7 @@ import {
 import { buildAgentEnv } from './agent-env.js';
 import { runAgent, type AgentExit } from './agent-process.js';
 import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
+import { filesCutAtSizeLimit } from './file-size-limit.js';
 import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
@@ -147,6 +148,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   const usageCounter = new UsageCounter();
   await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
+  // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
+  const agentStartedMs = Date.now() - 1000;
   const exit = await runAgent({
     command: launch.command,
     args: launch.args,
@@ -166,7 +169,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     shutdown: deps.shutdown,
     marker,
   });
-  const tripped = limitsTripped(exit, launch.cgroup?.tripped());
+  const cutFiles = filesCutAtSizeLimit(inputs.checkoutDir, w.agent_max_file_bytes, agentStartedMs);
+  const tripped = limitsTripped(exit, launch.cgroup?.tripped(), cutFiles);
   await launch.cgroup?.remove();
   const usage = deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail);
 
@@ -196,7 +200,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   }
 
   const error = tripped.length > 0
-    ? recordError(STEP, 'resource_limit', `the agent hit its limit of ${tripped.map((l) => describeLimit(l, w)).join(' and ')} and was stopped (watcher.agent_max_*)`, false)
+    ? recordError(STEP, 'resource_limit', limitMessage(tripped, w, cutFiles), false)
     : failure(exit, w, timeoutSeconds);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${error ? error.message : 'agent finished'}\n`);
   await updateRunStatus(inputs.runRoot, {
@@ -336,19 +340,28 @@ function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined
   }
 }
 
-/** Which limits stopped something: the run's cgroup counters, or the agent itself killed for its file size. */
-function limitsTripped(exit: AgentExit, cgroup: { processes: boolean; memory: boolean } | undefined): string[] {
+/**
+ * Which limits stopped something: the run's cgroup counters, the agent itself killed for its file
+ * size, or a file of the checkout cut at the file size limit (file-size-limit.ts). The agent's
+ * output is not read for this: the agent controls it.
+ */
+function limitsTripped(exit: AgentExit, cgroup: { processes: boolean; memory: boolean } | undefined, cutFiles: string[]): string[] {
   const tripped: string[] = [];
   if (cgroup?.processes) tripped.push('processes');
   if (cgroup?.memory) tripped.push('memory');
-  // A command of the agent that writes too much only gets EFBIG (or SIGXFSZ) itself; the run fails
-  // for it only when the agent process does. Its output is not read for this: the agent controls it.
-  if (exit.signal === 'SIGXFSZ') tripped.push('file_size');
+  if (exit.signal === 'SIGXFSZ' || cutFiles.length > 0) tripped.push('file_size');
   return tripped;
 }
 
-function describeLimit(limit: string, w: WatcherConfig): string {
-  if (limit === 'processes') return `${w.agent_max_processes} processes`;
-  if (limit === 'memory') return `${w.agent_max_memory_bytes} bytes of memory`;
-  return `${w.agent_max_file_bytes} bytes per file`;
+function limitMessage(tripped: string[], w: WatcherConfig, cutFiles: string[]): string {
+  const limits = tripped.map((limit) => {
+    if (limit === 'processes') return `${w.agent_max_processes} processes`;
+    if (limit === 'memory') return `${w.agent_max_memory_bytes} bytes of memory`;
+    return `${w.agent_max_file_bytes} bytes per file`;
+  });
+  // The cgroup's limits stop the run at once; a cut file is found when the agent has ended.
+  const stopped = tripped.includes('processes') || tripped.includes('memory') ? ' and was stopped' : '';
+  const shown = cutFiles.slice(0, 3).join(', ') + (cutFiles.length > 3 ? ` and ${cutFiles.length - 3} more` : '');
+  const cut = cutFiles.length > 0 ? `; cut at that size, left in the checkout: ${shown}` : '';
+  return `the agent hit its limit of ${limits.join(' and ')}${stopped} (watcher.agent_max_*)${cut}`;
 }

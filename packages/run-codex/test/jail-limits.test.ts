@@ -85,6 +85,46 @@ t.test('a memory hog trips its own run\'s memory limit', { skip: backend && (bac
   t.ok(run.records[0]!.agent?.limits_tripped?.includes('memory'));
 });
 
+const MiB = 1024 * 1024;
+t.test('a file cut at the file size limit settles the run as resource_limit, though the agent carries on and exits 0', async (t) => {
+  const v = await jailedValet(t);
+  // As codex does: a command of the agent dies of SIGXFSZ, the agent itself goes on and ends well.
+  const runner = await agentScript(v.root, 'big-writer', [
+    `head -c ${2 * MiB} /dev/zero > big.bin`,
+    'echo "writer: $?" > after.txt',
+    'exit 0',
+  ].join('\n'));
+  await v.writeConfig({ runner_cmd: runner, agent_max_file_bytes: MiB });
+  const run = await v.start().done;
+  const rec = run.records[0]!;
+  t.equal(rec.error?.code, 'resource_limit', run.stderr);
+  t.same(rec.agent?.limits_tripped, ['file_size']);
+  t.match(rec.error?.message ?? '', `limit of ${MiB} bytes per file`);
+  t.match(rec.error?.message ?? '', /cut at that size, left in the checkout: big\.bin/, 'the message names the cut file');
+  t.equal(rec.error?.retryable, false);
+  t.equal(fs.statSync(path.join(v.checkout, 'big.bin')).size, MiB, 'the file was cut at the limit and is left where the agent wrote it');
+  t.match(fs.readFileSync(path.join(v.checkout, 'after.txt'), 'utf8'), /^writer: 153$/m, 'the writer died of SIGXFSZ (128 + 25) and the agent went on');
+});
+
+t.test('files under the limit, one the agent cut and removed, and a big file from before the run do not trip it', async (t) => {
+  const v = await jailedValet(t);
+  // The repository may hold a file as big as the limit: written before the agent started, it is not the run's.
+  fs.writeFileSync(path.join(v.checkout, 'old-big.bin'), Buffer.alloc(MiB));
+  const past = new Date(Date.now() - 60_000);
+  fs.utimesSync(path.join(v.checkout, 'old-big.bin'), past, past);
+  const runner = await agentScript(v.root, 'careful-writer', [
+    `head -c ${MiB - 1} /dev/zero > almost.bin`,
+    `head -c ${2 * MiB} /dev/zero > /tmp/scratch.bin; head -c ${2 * MiB} /dev/zero > gone.bin; rm gone.bin`,
+    'echo fine > fine.txt',
+  ].join('\n'));
+  await v.writeConfig({ runner_cmd: runner, agent_max_file_bytes: MiB });
+  const run = await v.start().done;
+  const rec = run.records[0]!;
+  t.notOk(rec.error, JSON.stringify(rec.error));
+  t.notOk(rec.agent?.limits_tripped, 'no limit tripped');
+  t.equal(fs.statSync(path.join(v.checkout, 'almost.bin')).size, MiB - 1);
+});
+
 const NOBODY = 65534;
 t.test('as an unprivileged service user: the jail works, and RLIMIT_NPROC bounds the jail alone', { skip: process.getuid?.() === 0 ? false : 'needs root to switch to an unprivileged user' }, async (t) => {
   const v = await jailedValet(t);
