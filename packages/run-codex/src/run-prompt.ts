@@ -26,6 +26,8 @@ import {
   writeFileAtomic,
   type AgentSection,
   type FrontMatter,
+  type IncompleteReason,
+  type RecordError,
   type Logger,
   type PvRecord,
   type ValetConfig,
@@ -37,6 +39,7 @@ import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
 import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
+import { finalUsage, SessionUsageFollower, totalTokens } from './token-budget.js';
 
 export const STEP = 'run-codex';
 
@@ -97,7 +100,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   }
   const w = deps.watcher;
   // Within the operator's limits whatever the record says (FrontMatterError fails the record).
-  const { model, sandbox, timeoutSeconds } = agentSettings(inputs.frontMatter, w);
+  const { model, sandbox, timeoutSeconds, maxTokens } = agentSettings(inputs.frontMatter, w);
   const lastMessage = runFile(inputs.runRoot, 'lastMessage');
   const logFile = runFile(inputs.runRoot, 'log');
   const eventsFile = deps.json ? runFile(inputs.runRoot, 'events') : undefined;
@@ -143,8 +146,10 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   }, deps.runnerPath, args, inputs.runId);
 
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
-  deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
+  deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
   const usageCounter = new UsageCounter();
+  const sessionUsage = new SessionUsageFollower(jailDirs.codexHome);
+  sessionUsage.start();
   await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
   const exit = await runAgent({
@@ -152,6 +157,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     args: launch.args,
     blankInheritedFds: jailed,
     ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
+    ...(maxTokens > 0 ? { overBudget: () => totalTokens(finalUsage(usageCounter.result(), sessionUsage.poll())) > maxTokens } : {}),
     cwd: inputs.checkoutDir,
     env,
     input: inputs.body,
@@ -168,7 +174,10 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   });
   const tripped = limitsTripped(exit, launch.cgroup?.tripped());
   await launch.cgroup?.remove();
-  const usage = deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail);
+  const usage = finalUsage(deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail), sessionUsage.poll());
+  // Past the cap whether it was stopped for it or finished within the same response.
+  const overBudget = maxTokens > 0 ? Math.max(0, totalTokens(usage) - maxTokens) : 0;
+  const budgetStop = exit.stoppedFor === 'budget_exceeded' || (overBudget > 0 && exit.stoppedFor === undefined && !exit.spawnError);
 
   const agent: RunCodexSection = {
     exit_code: exit.exitCode,
@@ -184,6 +193,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (exit.signal) agent.signal = exit.signal;
   if (eventsFile) agent.events = eventsFile;
   if (usage) agent.usage = usage;
+  if (maxTokens > 0) agent.max_tokens = maxTokens;
+  if (overBudget > 0) agent.tokens_over_budget = overBudget;
   if (exit.leftoversStopped > 0) agent.leftovers_stopped = exit.leftoversStopped;
   agent.limits = launch.applied;
   if (tripped.length > 0) agent.limits_tripped = tripped;
@@ -195,9 +206,11 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     if (copied) agent.agent_runs_file = copied;
   }
 
-  const error = tripped.length > 0
+  const error = withIncompleteReason(tripped.length > 0
     ? recordError(STEP, 'resource_limit', `the agent hit its limit of ${tripped.map((l) => describeLimit(l, w)).join(' and ')} and was stopped (watcher.agent_max_*)`, false)
-    : failure(exit, w, timeoutSeconds);
+    : budgetStop
+      ? recordError(STEP, 'budget_exceeded', `the agent used ${totalTokens(usage)} tokens, ${overBudget} more than its cap of ${maxTokens} (${inputs.frontMatter.max_tokens !== undefined ? 'front matter max_tokens' : 'watcher.runner_max_tokens'})${exit.stoppedFor === 'budget_exceeded' ? ' and was stopped' : ' in the response it finished with'}`, false)
+      : failure(exit, w, timeoutSeconds), exit);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${error ? error.message : 'agent finished'}\n`);
   await updateRunStatus(inputs.runRoot, {
     durations_ms: { [STEP]: exit.durationMs },
@@ -253,6 +266,22 @@ async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: numb
   return { runRoot, checkoutDir, runId, promptFile, body: parsed.body, frontMatter };
 }
 
+/**
+ * A run stopped before the agent finished (its time or idle limit, the
+ * operator's abort, its token cap) has work worth keeping: the error says
+ * why, and pv-publish keeps the work (watcher.keep_incomplete_work). A
+ * shutdown is not among them: that run resumes.
+ */
+function withIncompleteReason(error: RecordError | undefined, exit: AgentExit): RecordError | undefined {
+  if (!error) return undefined;
+  const reasons: Partial<Record<string, IncompleteReason>> = {
+    agent_timeout: 'timeout', agent_idle_timeout: 'idle_timeout', aborted: 'aborted', budget_exceeded: 'budget_exceeded',
+  };
+  const reason = reasons[error.code];
+  if (!reason || exit.spawnError) return error;
+  return { ...error, incomplete: { reason } };
+}
+
 /** The error a run ends with, or undefined when it succeeded. */
 function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
   if (exit.spawnError) {
@@ -268,6 +297,8 @@ function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
       return recordError(STEP, 'aborted', 'the run was aborted (ABORT file in the run folder)', false);
     case 'resource_limit':
       return recordError(STEP, 'resource_limit', 'the agent hit a resource limit (watcher.agent_max_*) and was stopped', false);
+    case 'budget_exceeded':
+      return recordError(STEP, 'budget_exceeded', 'the agent passed its token cap and was stopped', false);
     case 'shutdown':
       return recordError(STEP, 'aborted_shutdown', 'pv-run-codex was stopped while the agent ran; the prompt can run again', true);
     case undefined:
