@@ -1,4 +1,5 @@
 import { defineTool, EXIT_STATUS_HELP, mapRecords } from '@prompt-valet/core';
+import { incompleteWorkOf, publishIncompleteWork } from './incomplete.js';
 import { publishRun } from './publish-step.js';
 
 export const HELP_EPILOGUE = `Input: records from pv-run-codex (one JSON object per line) with "run_id", "claim",
@@ -84,6 +85,11 @@ export const main = defineTool({
   epilogue: HELP_EPILOGUE,
   async run(ctx) {
     const { config } = ctx.config();
-    return mapRecords(ctx, 'publish', (rec) => publishRun(rec, { config, env: ctx.io.env, log: ctx.log }));
+    const publishCtx = { config, env: ctx.io.env, log: ctx.log };
+    return mapRecords(ctx, 'publish', async (rec) => {
+      // A failed record passes through, unless it is a stopped agent's work to keep.
+      if (rec.error) return incompleteWorkOf(rec) ? publishIncompleteWork(rec, publishCtx) : rec;
+      return publishRun(rec, publishCtx);
+    }, { includeFailed: true });
   },
 });

@@ -42,6 +42,13 @@ import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } f
 import { finalUsage, SessionUsageFollower, totalTokens } from './token-budget.js';
 
 export const STEP = 'run-codex';
+/** The agent stopped for good (a limit, an abort): recorded so a resumed run keeps its work instead of redoing it. */
+const STOPPED_STEP = 'run-codex-stopped';
+
+interface StoppedAgent {
+  agent: AgentSection;
+  error: RecordError;
+}
 
 export interface RunPromptDeps {
   watcher: WatcherConfig;
@@ -91,6 +98,12 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (done) {
     deps.log.info(`${inputs.runId}: the agent finished in an earlier try; not running it again`);
     return { ...rec, agent: done };
+  }
+  // Nor is one stopped for good (its limits, an abort): its error is re-emitted and its work kept.
+  const stopped = await readStepDone<StoppedAgent>(inputs.runRoot, STOPPED_STEP);
+  if (stopped) {
+    deps.log.info(`${inputs.runId}: the agent was stopped in an earlier try (${stopped.error.code}); not running it again`);
+    return { ...rec, agent: stopped.agent, error: stopped.error };
   }
   if (!deps.runnerPath) {
     throw new StepError(
@@ -223,6 +236,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     return out;
   }
   deps.log.warn(`${inputs.runId}: ${error.message}`);
+  if (error.incomplete) await markStepDone<StoppedAgent>(inputs.runRoot, STOPPED_STEP, { agent, error });
   return withError(out, error);
 }
 
