@@ -19,6 +19,7 @@ import {
   agentSettings,
   isErrno,
   splitPrompt,
+  totalTokens,
   recordError,
   runFile,
   updateRunStatus,
@@ -39,7 +40,7 @@ import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
 import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
-import { finalUsage, SessionUsageFollower, totalTokens } from './token-budget.js';
+import { finalUsage, SessionUsageFollower } from './token-budget.js';
 
 export const STEP = 'run-codex';
 /** The agent stopped for good (a limit, an abort): recorded so a resumed run keeps its work instead of redoing it. */

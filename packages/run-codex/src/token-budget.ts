@@ -18,7 +18,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expectErrno, expectSyntaxError, type TokenUsage } from '@prompt-valet/core';
+import { expectErrno, expectSyntaxError, totalTokens, type TokenUsage } from '@prompt-valet/core';
 
 /** Most bytes read from one session file per poll; the rest waits for the next poll. */
 const READ_PER_POLL = 4 * 1024 * 1024;
@@ -85,13 +85,6 @@ export class SessionUsageFollower {
     }
     return seen ? sum : undefined;
   }
-}
-
-/** The total a usage counts against the cap: total_tokens, else input + output. */
-export function totalTokens(usage: TokenUsage | undefined): number {
-  if (!usage) return 0;
-  if (usage.total_tokens !== undefined) return usage.total_tokens;
-  return (usage.input_tokens ?? 0) + (usage.output_tokens ?? 0);
 }
 
 /**
