@@ -77,7 +77,7 @@ t.test('with keep_incomplete_work: false nothing is pushed', async (t) => {
   t.same(await v.listFinished(), ['widget/main/x.error.md', 'widget/main/x.error.txt']);
   t.same(agentBranches(v), [], 'no agent branch on origin');
   t.equal(v.github.pullRequests.length, 0, 'no PR');
-  t.match(reasonFile(v, 'x.error.txt'), /- work not pushed: watcher\.keep_incomplete_work is false/);
+  t.match(reasonFile(v, 'x.error.txt'), /- work not kept: watcher\.keep_incomplete_work is false/);
   const st = await onlyRun(t, v);
   const checkout = path.join(v.root.repos, '.worktrees', 'acme', 'widget', st.run_id, 'partial.txt');
   t.equal(fs.readFileSync(checkout, 'utf8'), 'partial\n', 'the work stays in the run\'s checkout');
@@ -117,4 +117,19 @@ t.test('a budget of a few tokens stops the agent and settles budget_exceeded, it
   t.match(st.error, { code: 'budget_exceeded', retryable: false });
   t.ok((st.usage?.total_tokens ?? 0) > 10, `the usage is recorded (${st.usage?.total_tokens})`);
   t.equal(st.agent_runs, 1, 'not retried');
+});
+
+t.test('GitHub failing while the work is kept: the run resumes, the agent is not run again, the draft is opened', async (t) => {
+  const v = await startPipelineFixture({ agentYieldMs: 60_000, config: { watcher: { runner_timeout_seconds: 4, runner_kill_grace_seconds: 1 } } });
+  t.teardown(() => v.close());
+  v.github.failNext('PullRequestCreate', 502);
+  await v.root.dropPrompt('widget/main/x.prompt.md', v.prompt(BUSY_AGENT, 'Busy'));
+  const w = v.startWatcher();
+  t.teardown(() => w.stop('SIGKILL'));
+  await v.waitForFinished(1);
+  t.equal(await w.stop(), 0);
+  checkKeptInDraft(t, v, 'timeout', 'agent_timeout');
+  const st = await onlyRun(t, v);
+  t.match(st, { state: 'error', attempt: 2, agent_runs: 1 }, 'two tries, one agent run');
+  t.match(st.error, { code: 'agent_timeout', incomplete: { reason: 'timeout', pr_url: v.github.pullRequests[0]!.url } });
 });

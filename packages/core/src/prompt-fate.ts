@@ -115,7 +115,7 @@ function incompleteLines(error: RecordError): string[] {
   if (work.pr_url) lines.push(`- work so far: draft pull request ${work.pr_url} (label ${INCOMPLETE_LABEL})`);
   if (work.branch && work.commit) lines.push(`- pushed: ${work.commit.slice(0, 12)} on ${work.branch}`);
   else if (work.branch) lines.push(`- pushed: ${work.branch}`);
-  if (work.not_kept) lines.push(`- work not pushed: ${work.not_kept}`);
+  if (work.not_kept) lines.push(`- work not kept: ${work.not_kept}`);
   return lines;
 }
 

@@ -41,7 +41,7 @@ export interface IncompleteWork {
   commit?: string;
   /** the draft PR labelled prompt-valet:incomplete */
   pr_url?: string;
-  /** why nothing was pushed: keep_incomplete_work is false, the agent changed nothing, or what keeping it failed on */
+  /** why no draft PR holds the work: keep_incomplete_work is false, the agent changed nothing, or what keeping it failed on */
   not_kept?: string;
 }
 

@@ -13,10 +13,12 @@ import { publishRun, type PublishContext } from './publish-step.js';
  * error, now linking the draft PR, so the prompt settles as an error. A
  * shutdown is no such stop: that run goes back to pending and resumes.
  *
- * Keeping the work never turns into a retry: if it fails (a secret in the
- * diff, GitHub down), the agent's error is kept and says so, and the work
- * stays in the run's checkout. A retryable publish error here would make
- * the next try run the agent again.
+ * Keeping the work never runs the agent again: pv-run-codex recorded the
+ * stop (steps/run-codex-stopped.json), so a resumed run re-emits it and
+ * only the publish is retried. A failure worth retrying (GitHub down, a
+ * push refused) is therefore the record's error, retryable, with the
+ * agent's as its cause; any other (a secret in the diff) keeps the agent's
+ * error, which says so, and the work stays in the run's checkout.
  */
 export function incompleteWorkOf(rec: PvRecord): IncompleteWork | undefined {
   const work = rec.error?.incomplete;
@@ -36,8 +38,10 @@ export async function publishIncompleteWork(rec: PvRecord, ctx: PublishContext):
     published = await publishRun(unfailed, { ...ctx, incomplete: work.reason });
   } catch (err) {
     const failed = stepErrorToRecord('publish', err, ctx.log);
-    ctx.log.warn(`run ${rec.run_id ?? '?'}: the stopped agent's work was not kept (${failed.code}): ${failed.message}`);
-    return withWork(rec, agentError, { ...work, not_kept: `${failed.code}: ${failed.message}; the work stays in the run's checkout` });
+    ctx.log.warn(`run ${rec.run_id ?? '?'}: the stopped agent's work was not kept (${failed.code}${failed.retryable ? ', tried again later' : ''}): ${failed.message}`);
+    const notKept: IncompleteWork = { ...work, not_kept: `${failed.code}: ${failed.message}; the work stays in the run's checkout` };
+    if (failed.retryable) return { ...rec, error: { ...failed, cause: agentError, incomplete: notKept } };
+    return withWork(rec, agentError, notKept);
   }
   const section = published.publish!;
   if (section.outcome === 'no_changes') {
@@ -56,6 +60,6 @@ function withWork(rec: PvRecord, agentError: RecordError, work: IncompleteWork):
     ? `its work so far is in draft pull request ${work.pr_url}`
     : work.branch
       ? `its work so far is pushed to ${work.branch}`
-      : `its work was not pushed: ${work.not_kept ?? 'unknown'}`;
+      : `its work was not kept: ${work.not_kept ?? 'unknown'}`;
   return { ...rec, error: { ...agentError, message: `${agentError.message}; ${where}`, incomplete: work } };
 }
