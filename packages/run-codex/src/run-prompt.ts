@@ -220,11 +220,17 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     if (copied) agent.agent_runs_file = copied;
   }
 
-  const error = withIncompleteReason(tripped.length > 0
-    ? recordError(STEP, 'resource_limit', `the agent hit its limit of ${tripped.map((l) => describeLimit(l, w)).join(' and ')} and was stopped (watcher.agent_max_*)`, false)
-    : budgetStop
-      ? recordError(STEP, 'budget_exceeded', `the agent used ${totalTokens(usage)} tokens, ${overBudget} more than its cap of ${maxTokens} (${inputs.frontMatter.max_tokens !== undefined ? 'front matter max_tokens' : 'watcher.runner_max_tokens'})${exit.stoppedFor === 'budget_exceeded' ? ' and was stopped' : ' in the response it finished with'}`, false)
-      : failure(exit, w, timeoutSeconds), exit);
+  let error: RecordError | undefined;
+  if (tripped.length > 0) {
+    error = recordError(STEP, 'resource_limit', `the agent hit its limit of ${tripped.map((l) => describeLimit(l, w)).join(' and ')} and was stopped (watcher.agent_max_*)`, false);
+  } else if (budgetStop) {
+    const capFrom = inputs.frontMatter.max_tokens !== undefined ? 'front matter max_tokens' : 'watcher.runner_max_tokens';
+    const how = exit.stoppedFor === 'budget_exceeded' ? 'and was stopped' : 'in the response it finished with';
+    error = recordError(STEP, 'budget_exceeded', `the agent used ${totalTokens(usage)} tokens, ${overBudget} more than its cap of ${maxTokens} (${capFrom}), ${how}`, false);
+  } else {
+    error = failure(exit, w, timeoutSeconds);
+  }
+  error = withIncompleteReason(error, exit);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${error ? error.message : 'agent finished'}\n`);
   await updateRunStatus(inputs.runRoot, {
     durations_ms: { [STEP]: exit.durationMs },

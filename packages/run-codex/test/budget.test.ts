@@ -22,7 +22,7 @@ t.test('a cap of a few tokens stops the agent after the first response past it',
   const rec = records[0]!;
   t.ok(Date.now() - started < 60_000, 'stopped, not left waiting for the model');
   t.match(rec.error, { step: 'run-codex', code: 'budget_exceeded', retryable: false, incomplete: { reason: 'budget_exceeded' } });
-  t.match(rec.error?.message, /used 15 tokens, 5 more than its cap of 10 \(watcher\.runner_max_tokens\)/);
+  t.match(rec.error?.message, /used 15 tokens, 5 more than its cap of 10 \(watcher\.runner_max_tokens\), and was stopped/);
   t.equal(rec.agent?.usage?.total_tokens, 15, 'the usage of the one response is recorded');
   t.equal(rec.agent?.max_tokens, 10);
   t.equal(rec.agent?.tokens_over_budget, 5, 'the overshoot is recorded');
@@ -42,7 +42,8 @@ t.test('front matter max_tokens lowers the cap; a run that passes it while finis
   t.equal(code, 0, stderr);
   const rec = records[0]!;
   t.match(rec.error, { code: 'budget_exceeded', incomplete: { reason: 'budget_exceeded' } });
-  t.match(rec.error?.message, /used 500 tokens, 400 more than its cap of 100 \(front matter max_tokens\)/);
+  // Stopped by the poll, or ended by codex first: a race that either way ends past the cap.
+  t.match(rec.error?.message, /used 500 tokens, 400 more than its cap of 100 \(front matter max_tokens\), (and was stopped|in the response it finished with)/);
   t.equal(rec.agent?.tokens_over_budget, 400);
 });
 
@@ -70,4 +71,21 @@ t.test('front matter may not raise the operator\'s cap', async (t) => {
   t.equal(code, 0, stderr);
   t.match(records[0]!.error, { code: 'bad_front_matter', message: /max_tokens: got 5000, expected at most 1000 tokens/ });
   t.equal(s.model.requests.length, 0, 'the agent never ran');
+});
+
+t.test('an agent stopped for good is recorded: a resumed run re-emits the stop, the agent is not started again', async (t) => {
+  const s = await scratch(t, {
+    turns: [execTurn('echo partial > work.txt'), stallTurn()],
+    watcher: { runner_max_tokens: 10, runner_idle_timeout_seconds: 0, runner_kill_grace_seconds: 1 },
+  });
+  const first = (await s.start().done).records[0]!;
+  t.match(first.error, { code: 'budget_exceeded', incomplete: { reason: 'budget_exceeded' } });
+  const requests = s.model.requests.length;
+  const again = await s.start().done;
+  t.equal(again.code, 0, again.stderr);
+  t.same(again.records[0]!.error, first.error, 'the same error');
+  t.same(again.records[0]!.agent, first.agent, 'the same agent section');
+  t.equal(s.model.requests.length, requests, 'codex was not started again');
+  t.match(again.stderr, /stopped in an earlier try \(budget_exceeded\); not running it again/);
+  t.equal((await readRunStatus(s.runRoot))?.agent_runs, 1);
 });
