@@ -71,13 +71,13 @@ function every(ms, fn) {
 // ---- dashboard ------------------------------------------------------------
 
 function runRow(r) {
-  const sub = r.state === 'error' || r.state === 'retry' ? r.reason : r.last_log_line;
+  const said = r.state === 'error' || r.state === 'retry' ? r.reason : r.last_log_line;
+  const sub = [r.tokens !== undefined ? `${r.tokens.toLocaleString()} tokens` : undefined, said].filter(Boolean).join(' · ');
   return el('li', { class: 'row', 'data-run': r.run_id, onclick: () => { location.hash = `#/run/${r.run_id}`; } },
     badge(r.state),
     el('span', { class: 'what where', title: where(r) }, where(r)),
     el('span', { class: 'what link' }, r.pr_url ? prLink(r.pr_url) : el('a', { href: `#/run/${r.run_id}` }, promptName(r.prompt_rel))),
     el('span', { class: 'age', title: r.created_at }, age(r.age_seconds)),
-    r.tokens !== undefined ? el('span', { class: 'age tokens', title: 'tokens used' }, `${r.tokens.toLocaleString()} tok`) : null,
     sub ? el('span', { class: 'sub', title: sub }, sub) : null);
 }
 
