@@ -20,8 +20,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expectErrno, expectSyntaxError, totalTokens, type TokenUsage } from '@prompt-valet/core';
 
-/** Most bytes read from one session file per poll; the rest waits for the next poll. */
+/** Most bytes read from the session files per poll, all together; the rest waits for the next poll. */
 const READ_PER_POLL = 4 * 1024 * 1024;
+/**
+ * The agent can fill its CODEX_HOME with folders and files: the walk looks at
+ * so many entries per folder and follows so many session files, so a poll
+ * (which also checks the time limits) never takes long. codex makes one
+ * session file per run.
+ */
+const MAX_ENTRIES_PER_FOLDER = 256;
+const MAX_SESSION_FILES = 16;
 /** A line longer than this is no token_count event (those are about 1 KiB): skipped. */
 const MAX_LINE = 1024 * 1024;
 /** How far back an existing session file is read for its running total. */
@@ -60,13 +68,16 @@ export class SessionUsageFollower {
 
   /** Read what the session files gained since the last call; returns this run's usage so far. */
   poll(): TokenUsage | undefined {
+    let budget = READ_PER_POLL;
     for (const file of sessionFiles(this.sessions)) {
       let state = this.files.get(file);
       if (!state) {
+        if (this.files.size >= MAX_SESSION_FILES) continue;
         state = { offset: 0, pending: '', skipping: false, baseline: {}, latest: {} };
         this.files.set(file, state);
       }
-      readNewLines(file, state);
+      budget -= readNewLines(file, state, budget);
+      if (budget <= 0) break;
     }
     return this.usage();
   }
@@ -99,21 +110,33 @@ export function finalUsage(reported: TokenUsage | undefined, followed: TokenUsag
 }
 
 function sessionFiles(dir: string, depth = SESSION_DEPTH): string[] {
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch (err) {
-    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
-    return [];
-  }
   const found: string[] = [];
-  for (const e of entries) {
+  for (const e of someEntries(dir)) {
+    if (found.length >= MAX_SESSION_FILES) break;
     const p = path.join(dir, e.name);
     // Dirent types come from the directory itself: a symlink is never a folder or file here.
     if (e.isDirectory() && depth > 1) found.push(...sessionFiles(p, depth - 1));
     else if (e.isFile() && depth === 1 && e.name.startsWith('rollout-') && e.name.endsWith('.jsonl')) found.push(p);
   }
-  return found;
+  return found.slice(0, MAX_SESSION_FILES);
+}
+
+/** At most MAX_ENTRIES_PER_FOLDER entries of a folder, read without listing the rest. */
+function someEntries(dir: string): fs.Dirent[] {
+  let handle: fs.Dir;
+  try {
+    handle = fs.opendirSync(dir);
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
+    return [];
+  }
+  const entries: fs.Dirent[] = [];
+  try {
+    for (let e = handle.readSync(); e !== null && entries.length < MAX_ENTRIES_PER_FOLDER; e = handle.readSync()) entries.push(e);
+  } finally {
+    handle.closeSync();
+  }
+  return entries;
 }
 
 function openNoFollow(file: string): number | undefined {
@@ -136,13 +159,14 @@ function regularFileSize(file: string): number | undefined {
   }
 }
 
-function readNewLines(file: string, state: FileState): void {
+/** Read what `file` gained (at most `maxBytes`); returns the bytes read. */
+function readNewLines(file: string, state: FileState, maxBytes: number): number {
   const fd = openNoFollow(file);
-  if (fd === undefined) return;
+  if (fd === undefined) return 0;
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || st.size <= state.offset) return;
-    const buf = Buffer.alloc(Math.min(st.size - state.offset, READ_PER_POLL));
+    if (!st.isFile() || st.size <= state.offset) return 0;
+    const buf = Buffer.alloc(Math.min(st.size - state.offset, maxBytes));
     const n = fs.readSync(fd, buf, 0, buf.length, state.offset);
     state.offset += n;
     const lines = (state.pending + buf.subarray(0, n).toString('utf8')).split('\n');
@@ -159,6 +183,7 @@ function readNewLines(file: string, state: FileState): void {
       state.pending = '';
       state.skipping = true;
     }
+    return n;
   } finally {
     fs.closeSync(fd);
   }
