@@ -1,5 +1,5 @@
 import {
-  checkoutOfRecord, checkTargetRecord, git, GitError, markStepDone, pathExists, readStepDone, repoLockPath, runOfRecord,
+  agentStepDone, checkoutOfRecord, checkTargetRecord, git, GitError, markStepDone, pathExists, readStepDone, repoLockPath, runOfRecord,
   updateRunStatus, withRepoLock, type CheckoutSection, type Logger, type PvRecord, type ValetConfig,
 } from '@prompt-valet/core';
 import { ensureClone, syncClone } from './clone-repo.js';
@@ -21,7 +21,7 @@ export async function cloneForRun(rec: PvRecord, config: ValetConfig, log: Logge
   const opts = { reposRoot, autoClone: config.watcher.auto_clone_missing_repos, cleanup: config.watcher.cleanup_non_git_dirs, log };
 
   const recorded = await readStepDone<CheckoutSection>(runRoot, 'clone');
-  if (recorded && (await readStepDone(runRoot, 'run-codex')) !== undefined) {
+  if (recorded && (await agentStepDone(runRoot))) {
     // The agent's work is in this checkout (or, once pushed, upstream): never touch it.
     log.info(`${runId}: the agent step completed earlier; reusing the checkout ${dir}`);
     return { ...rec, checkout: { ...recorded, reused_checkout: await pathExists(dir) } };

@@ -62,6 +62,10 @@ export interface WatcherConfig {
   runner_idle_timeout_seconds: number;
   runner_kill_grace_seconds: number;
   runner_secret_env: string[];
+  /** the most tokens one run may use (codex's own count); 0 = no cap. Front matter max_tokens may only lower it */
+  runner_max_tokens: number;
+  /** a run stopped by its time, idle or token limit or the operator's abort: push its work and open a draft PR */
+  keep_incomplete_work: boolean;
   /** bwrap: every agent run in a bubblewrap jail (docs/security.md); none: the operator's explicit choice */
   agent_isolation: AgentIsolation;
   /** processes and threads one run may have at once (cgroup pids.max, RLIMIT_NPROC in the jail) */
@@ -216,6 +220,9 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   /** 0 turns the idle limit off */
   'watcher.runner_idle_timeout_seconds': { kind: num(0), default: 900 },
   'watcher.runner_kill_grace_seconds': { kind: num(0), default: 10 },
+  // codex reports usage per model response: the agent is stopped at the first one past the cap.
+  'watcher.runner_max_tokens': { kind: int(0), default: 0 },
+  'watcher.keep_incomplete_work': { kind: bool, default: true },
   'watcher.runner_secret_env': { kind: list, default: ['GH_TOKEN', 'GITHUB_TOKEN', 'GH_ENTERPRISE_TOKEN', 'GITHUB_ENTERPRISE_TOKEN'], use: use.envVarName },
   'watcher.agent_isolation': { kind: { type: 'enum', values: ['bwrap', 'none'] }, default: 'bwrap' },
   'watcher.agent_max_processes': { kind: int(16), default: 512 },

@@ -14,11 +14,12 @@ import { PvError } from './errors.js';
  *     model: gpt-5-codex
  *     sandbox: read-only
  *     timeout: 1800
+ *     max_tokens: 200000
  *     ---
  *     The prompt text…
  *
  * The operator's limits win: front matter may narrow what the configuration
- * allows (a shorter timeout, a stricter sandbox, a model from
+ * allows (a shorter timeout, a lower token cap, a stricter sandbox, a model from
  * watcher.allowed_models, a draft PR, more labels), never widen it. Every
  * value is checked like a configuration value; a refused one fails the
  * prompt with code `bad_front_matter`. pv-resolve checks it once and carries
@@ -35,7 +36,7 @@ export interface ParsedPrompt {
 export type FrontMatterPolicy = Pick<
   WatcherConfig,
   'runner_model' | 'allowed_models' | 'runner_sandbox' | 'runner_timeout_seconds' | 'pr_draft'
->;
+> & Partial<Pick<WatcherConfig, 'runner_max_tokens'>>;
 
 /** A prompt's front matter that cannot be used. Fails that prompt, never retried. */
 export class FrontMatterError extends PvError {
@@ -45,7 +46,7 @@ export class FrontMatterError extends PvError {
 }
 
 const FENCE_RE = /^---[ \t]*\r?\n(?:([\s\S]*?)\r?\n)?---[ \t]*(?:\r?\n|$)/;
-const KEYS = ['title', 'draft', 'labels', 'model', 'sandbox', 'timeout'] as const;
+const KEYS = ['title', 'draft', 'labels', 'model', 'sandbox', 'timeout', 'max_tokens'] as const;
 const MAX_TITLE = 250;
 const MAX_LABELS = 20;
 
@@ -163,6 +164,16 @@ export function checkFrontMatter(raw: unknown, policy?: FrontMatterPolicy): Fron
     }
     out.timeout = v;
   }
+
+  if (given.max_tokens !== undefined) {
+    const v = given.max_tokens;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) refuse('max_tokens', v, 'a whole number of tokens > 0');
+    const cap = policy?.runner_max_tokens ?? 0;
+    if (cap > 0 && v > cap) {
+      refuse('max_tokens', v, `at most ${cap} tokens (watcher.runner_max_tokens; a prompt may only lower it)`);
+    }
+    out.max_tokens = v;
+  }
   return out;
 }
 
@@ -171,6 +182,8 @@ export interface AgentSettings {
   model: string;
   sandbox: Sandbox;
   timeoutSeconds: number;
+  /** the run's token cap: front matter max_tokens, else watcher.runner_max_tokens; 0 = none */
+  maxTokens: number;
 }
 
 export function agentSettings(frontMatter: unknown, policy: FrontMatterPolicy): AgentSettings {
@@ -179,6 +192,7 @@ export function agentSettings(frontMatter: unknown, policy: FrontMatterPolicy): 
     model: fm.model ?? policy.runner_model,
     sandbox: (fm.sandbox as Sandbox | undefined) ?? policy.runner_sandbox,
     timeoutSeconds: fm.timeout ?? policy.runner_timeout_seconds,
+    maxTokens: fm.max_tokens ?? policy.runner_max_tokens ?? 0,
   };
 }
 

@@ -17,6 +17,7 @@ export * from './prompt-ledger.js';
 export * from './prompt-names.js';
 export * from './queue-view.js';
 export * from './records.js';
+export * from './token-totals.js';
 export * from './repo-lock.js';
 export * from './run-folder.js';
 export * from './runid.js';

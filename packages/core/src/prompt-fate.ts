@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { writeFileAtomic } from './files.js';
 import { backoffSeconds, releaseToPending, settlePromptFile } from './prompt-ledger.js';
-import type { PublishSection, RecordError, SettleSection } from './records.js';
+import { INCOMPLETE_LABEL, type PublishSection, type RecordError, type SettleSection } from './records.js';
 
 type PublishOutcome = PublishSection['outcome'];
 import { runFile, updateRunStatus, type RunState } from './run-folder.js';
@@ -107,6 +107,18 @@ export async function applyFate(fate: Fate, opts: ApplyFateOptions): Promise<Set
   return settle;
 }
 
+/** Where a stopped run's work went, for the reason file. */
+function incompleteLines(error: RecordError): string[] {
+  const work = error.incomplete;
+  if (!work) return [];
+  const lines = [`- stopped: ${work.reason}`];
+  if (work.pr_url) lines.push(`- work so far: draft pull request ${work.pr_url} (label ${INCOMPLETE_LABEL})`);
+  if (work.branch && work.commit) lines.push(`- pushed: ${work.commit.slice(0, 12)} on ${work.branch}`);
+  else if (work.branch) lines.push(`- pushed: ${work.branch}`);
+  if (work.not_kept) lines.push(`- work not kept: ${work.not_kept}`);
+  return lines;
+}
+
 /** The reason a person reads, in the run folder (error.md) and beside the settled prompt. */
 function reasonText(error: RecordError, opts: ApplyFateOptions): string {
   const lines = [
@@ -119,6 +131,7 @@ function reasonText(error: RecordError, opts: ApplyFateOptions): string {
     `- attempt: ${opts.attempt}`,
     `- prompt: ${path.relative(opts.inbox, opts.runningPath)}`,
     `- retryable: ${error.retryable ? 'yes' : 'no'}`,
+    ...incompleteLines(error),
   ];
   if (error.detail) lines.push('', '```', error.detail.trimEnd(), '```');
   return lines.join('\n') + '\n';

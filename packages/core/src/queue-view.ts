@@ -4,6 +4,7 @@ import type { ValetConfig } from './config.js';
 import { listInboxPrompts } from './inbox-walk.js';
 import { readRunStatus, RUN_FILES, type RunStatus } from './run-folder.js';
 import { expectErrno } from './files.js';
+import { totalTokens } from './token-totals.js';
 
 /**
  * A read-only view of the queue, from the filesystem alone: the inbox for
@@ -32,6 +33,8 @@ export interface RunView {
   reason?: string;
   final_path?: string;
   last_log_line?: string;
+  /** tokens the run's agent used (status.json usage) */
+  tokens?: number;
   run_root: string;
 }
 
@@ -80,6 +83,7 @@ export function runView(status: RunStatus, runRoot: string, now: number): RunVie
     if (status[k]) v[k] = status[k];
   }
   if (status.error) v.reason = `${status.error.code}: ${status.error.message}`;
+  if (status.usage) v.tokens = totalTokens(status.usage);
   return v;
 }
 

@@ -23,6 +23,26 @@ export interface RecordError {
   detail?: string;
   /** the earlier error this one happened while handling (pv-settle failing on a failed record) */
   cause?: RecordError;
+  /** the agent was stopped before it finished: why, and where its work went (pv-run-codex, pv-publish) */
+  incomplete?: IncompleteWork;
+}
+
+/** Why a run was stopped with its work unfinished; such work is kept (watcher.keep_incomplete_work). */
+export const INCOMPLETE_REASONS = ['timeout', 'idle_timeout', 'aborted', 'budget_exceeded'] as const;
+export type IncompleteReason = (typeof INCOMPLETE_REASONS)[number];
+
+/** The label of the draft PR that holds a stopped run's work. */
+export const INCOMPLETE_LABEL = 'prompt-valet:incomplete';
+
+export interface IncompleteWork {
+  reason: IncompleteReason;
+  /** the agent branch the work was pushed to (pv-publish) */
+  branch?: string;
+  commit?: string;
+  /** the draft PR labelled prompt-valet:incomplete */
+  pr_url?: string;
+  /** why no draft PR holds the work: keep_incomplete_work is false, the agent changed nothing, or what keeping it failed on */
+  not_kept?: string;
 }
 
 /** The prompt as pv-claim left it. Owned by pv-claim. */
@@ -77,6 +97,8 @@ export interface FrontMatter {
   sandbox?: string;
   /** seconds */
   timeout?: number;
+  /** the run's token cap (at most watcher.runner_max_tokens when that is set) */
+  max_tokens?: number;
   [k: string]: unknown;
 }
 
@@ -123,6 +145,10 @@ export interface AgentSection {
   log?: string;
   /** token counts by kind, summed over the run's turns */
   usage?: TokenUsage;
+  /** the run's token cap (front matter max_tokens, else watcher.runner_max_tokens); absent: none */
+  max_tokens?: number;
+  /** tokens used past max_tokens: the agent is stopped at the first model response past it */
+  tokens_over_budget?: number;
   /** processes the agent left running, stopped after it exited */
   leftovers_stopped?: number;
   /** the jail and the limits this run had (docs/security.md) */
@@ -154,6 +180,8 @@ export interface PublishSection {
   /** the pull request's title */
   title?: string;
   pr_url?: string;
+  /** the work of a run stopped before it finished: a draft PR labelled prompt-valet:incomplete */
+  incomplete?: true;
 }
 
 /** The prompt's fate. Owned by pv-settle. */

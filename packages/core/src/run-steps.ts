@@ -9,7 +9,7 @@ import { readRunStatus, updateRunStatus } from './run-folder.js';
  * section it added, before it emits its record; a step that finds its file
  * re-emits that section and does nothing else.
  */
-export type ResumableStep = 'resolve' | 'clone' | 'run-codex';
+export type ResumableStep = 'resolve' | 'clone' | 'run-codex' | 'run-codex-stopped';
 
 export const STEPS_DIR = 'steps';
 
@@ -35,6 +35,16 @@ export async function markStepDone<S>(runRoot: string, step: ResumableStep, sect
   const done: StepDone<S> = { step, run_id: path.basename(runRoot), at: now.toISOString(), section };
   await fsp.mkdir(path.join(runRoot, STEPS_DIR), { recursive: true });
   await writeJsonAtomic(stepDoneFile(runRoot, step), done);
+}
+
+/**
+ * Whether the agent is done with this run: it finished (`run-codex`) or was
+ * stopped for good (`run-codex-stopped`: its time, idle or token limit, or
+ * an abort; the work is kept, not redone). Either way a resumed run does
+ * not start it again, and its checkout holds its work.
+ */
+export async function agentStepDone(runRoot: string): Promise<boolean> {
+  return (await readStepDone(runRoot, 'run-codex')) !== undefined || (await readStepDone(runRoot, 'run-codex-stopped')) !== undefined;
 }
 
 /**

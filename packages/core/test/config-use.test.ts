@@ -40,6 +40,8 @@ const TABLE: Record<string, Row> = {
   'watcher.runner_timeout_seconds': { good: [0.5, 7200], bad: [[0, /number >= 0.1/], ['60', /number/]] },
   'watcher.runner_idle_timeout_seconds': { good: [0, 60], bad: [[-1, /number >= 0/]] },
   'watcher.runner_kill_grace_seconds': { good: [0, 5], bad: [[-1, /number >= 0/]] },
+  'watcher.runner_max_tokens': { good: [0, 1, 2_000_000], bad: [[-1, /whole number >= 0/], [1.5, /whole number/], ['1M', /whole number/]] },
+  'watcher.keep_incomplete_work': { good: [true, false], bad: [['no', /true or false/]] },
   'watcher.agent_isolation': { good: ['bwrap', 'none'], bad: [['docker', /one of bwrap, none/]] },
   'watcher.agent_max_processes': { good: [16, 4096], bad: [[15, /whole number >= 16/], [1.5, /whole number/]] },
   'watcher.agent_max_memory_bytes': { good: [64 * 1024 * 1024], bad: [[1024, /whole number >= 67108864/]] },

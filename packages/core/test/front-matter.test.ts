@@ -12,6 +12,7 @@ const policy: FrontMatterPolicy & { pr_labels: string[] } = {
   runner_timeout_seconds: 3600,
   pr_draft: false,
   pr_labels: ['valet'],
+  runner_max_tokens: 100000,
 };
 
 type Row = { good: [unknown, unknown][]; bad: [unknown, RegExp][] };
@@ -50,6 +51,10 @@ const TABLE: Record<string, Row> = {
   timeout: {
     good: [[60, 60], [0.5, 0.5], [3600, 3600]],
     bad: [[999999999, /timeout: got 999999999, expected at most 3600 seconds/], [0, /> 0/], [-1, /> 0/], ['60', /a number of seconds/], [3601, /at most 3600/]],
+  },
+  max_tokens: {
+    good: [[1, 1], [5000, 5000], [100000, 100000]],
+    bad: [[100001, /max_tokens: got 100001, expected at most 100000 tokens \(watcher.runner_max_tokens; a prompt may only lower it\)/], [0, /a whole number of tokens > 0/], [1.5, /whole number/], ['5000', /whole number/], [-3, /> 0/]],
   },
 };
 
@@ -98,9 +103,12 @@ t.test('without allowed_models only runner_model may be chosen', async (t) => {
 });
 
 t.test('the agent and the PR get the operator\'s values unless the prompt narrows them', async (t) => {
-  t.same(agentSettings({}, policy), { model: 'gpt-5-codex', sandbox: 'workspace-write', timeoutSeconds: 3600 });
-  t.same(agentSettings(undefined, policy), { model: 'gpt-5-codex', sandbox: 'workspace-write', timeoutSeconds: 3600 });
-  t.same(agentSettings({ model: 'gpt-5-codex-mini', sandbox: 'read-only', timeout: 5 }, policy), { model: 'gpt-5-codex-mini', sandbox: 'read-only', timeoutSeconds: 5 });
+  t.same(agentSettings({}, policy), { model: 'gpt-5-codex', sandbox: 'workspace-write', timeoutSeconds: 3600, maxTokens: 100000 });
+  t.same(agentSettings(undefined, policy), { model: 'gpt-5-codex', sandbox: 'workspace-write', timeoutSeconds: 3600, maxTokens: 100000 });
+  t.same(agentSettings({ model: 'gpt-5-codex-mini', sandbox: 'read-only', timeout: 5, max_tokens: 20 }, policy), { model: 'gpt-5-codex-mini', sandbox: 'read-only', timeoutSeconds: 5, maxTokens: 20 });
+  // Without an operator's cap a prompt may set its own; with neither there is none.
+  t.same(agentSettings({ max_tokens: 10_000_000 }, { ...policy, runner_max_tokens: 0 }).maxTokens, 10_000_000);
+  t.equal(agentSettings({}, { ...policy, runner_max_tokens: 0 }).maxTokens, 0);
   // A forged record's front matter is checked again: it widens nothing.
   t.throws(() => agentSettings({ sandbox: 'danger-full-access' }, policy), FrontMatterError);
   t.throws(() => agentSettings({ model: '--dangerously-bypass-approvals-and-sandbox' }, policy), FrontMatterError);

@@ -1,4 +1,5 @@
 import { defineTool, EXIT_STATUS_HELP, mapRecords } from '@prompt-valet/core';
+import { incompleteWorkOf, publishIncompleteWork } from './incomplete.js';
 import { publishRun } from './publish-step.js';
 
 export const HELP_EPILOGUE = `Input: records from pv-run-codex (one JSON object per line) with "run_id", "claim",
@@ -24,6 +25,18 @@ For each record, in the run's checkout:
     hidden marker <!-- prompt-valet run_id=… -->.
   - the checkout (git worktree) is removed once the work is pushed or there was none; a
     failed run keeps it.
+
+A record that carries "error" passes through untouched, except a stopped agent's:
+pv-run-codex's error with "incomplete" (its time, idle or token limit, or an ABORT).
+With watcher.keep_incomplete_work (default true) its work is published as above, always
+as a draft with the label prompt-valet:incomplete added, the body opening with why it is
+unfinished; the agent's error stays the record's error, its message and
+error.incomplete naming the branch, commit and draft PR (publish.incomplete: true). If
+keeping it fails for a retryable reason (gh_failed, push_rejected, …) that failure is
+the error, with the agent's as its cause: the resumed run publishes again without
+running the agent. Any other failure (secret_detected) and keep_incomplete_work: false
+leave the agent's error, with error.incomplete.not_kept saying why; the work stays in
+the checkout. A shutdown (aborted_shutdown) is not such a stop: it passes through.
 
 The checkout is hostile (the agent wrote it): git runs with --git-dir set to the worktree's
 folder inside the shared clone (<repo>/.git/worktrees/<run id>, never the checkout's .git
@@ -54,7 +67,7 @@ from its own environment variables (GH_TOKEN, GITHUB_TOKEN, GH_ENTERPRISE_TOKEN)
 reaches git, a log, a record or the run folder.
 
 Output: the same records with "publish": {outcome: pr_opened | pr_exists | pushed | no_changes,
-commit, pr_url, branch, title}. Run folder: pr-body.md (the PR body), publish.json (progress
+commit, pr_url, branch, title, incomplete}. Run folder: pr-body.md (the PR body), publish.json (progress
 and outcome), status.json "published". A record that fails gets "error" {step: "publish", …}:
   bad_target, missing_target, missing_claim, missing_checkout   unusable record (not retryable)
   foreign_path, bad_run_id                  the record names places outside the valet
@@ -84,6 +97,11 @@ export const main = defineTool({
   epilogue: HELP_EPILOGUE,
   async run(ctx) {
     const { config } = ctx.config();
-    return mapRecords(ctx, 'publish', (rec) => publishRun(rec, { config, env: ctx.io.env, log: ctx.log }));
+    const publishCtx = { config, env: ctx.io.env, log: ctx.log };
+    return mapRecords(ctx, 'publish', async (rec) => {
+      // A failed record passes through, unless it is a stopped agent's work to keep.
+      if (rec.error) return incompleteWorkOf(rec) ? publishIncompleteWork(rec, publishCtx) : rec;
+      return publishRun(rec, publishCtx);
+    }, { includeFailed: true });
   },
 });

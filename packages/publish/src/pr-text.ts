@@ -1,6 +1,7 @@
 import * as path from 'node:path';
-import { firstHeading, FrontMatterError, isErrno, type Logger, parsePrompt, type PvRecord, runFile } from '@prompt-valet/core';
+import { firstHeading, FrontMatterError, isErrno, type IncompleteReason, type Logger, parsePrompt, type PvRecord, runFile } from '@prompt-valet/core';
 import { readSmallFileNoFollow } from './checkout-git.js';
+import { incompleteNote } from './incomplete-text.js';
 
 /**
  * The pull request's title and body, and the commit message. Files are read
@@ -20,6 +21,8 @@ export interface PrTextSources {
   /** `inbox/<claim.rel>`, derived: the prompt if the run folder has no copy */
   runningFile?: string;
   log: Logger;
+  /** why the agent was stopped, for a stopped run's draft PR */
+  incomplete?: IncompleteReason;
 }
 
 /** A file's text, or undefined when it is missing; a symlink or a non-file is refused (logged), not followed. */
@@ -75,6 +78,7 @@ export async function prBody(rec: PvRecord, src: PrTextSources): Promise<string>
   if (summary.length > SUMMARY_MAX_CHARS) summary = `${summary.slice(0, SUMMARY_MAX_CHARS).trimEnd()}\n\n…(trimmed; the full message is in the run folder)`;
   if (!summary) summary = '_The agent left no final message._';
   return [
+    ...(src.incomplete ? [incompleteNote(src.incomplete), ''] : []),
     summary,
     '',
     '---',

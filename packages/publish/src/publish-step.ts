@@ -2,8 +2,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   checkClaimRel, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
-  repoLockPath, runFile, runOfRecord, StepError, updateRunStatus, withRepoLock, writeFileAtomic, writeJsonAtomic,
-  type CheckoutSection, type Logger, type PublishSection, type PvRecord, type TargetSection, type ValetConfig,
+  INCOMPLETE_LABEL, repoLockPath, runFile, runOfRecord, StepError, updateRunStatus, withRepoLock, writeFileAtomic, writeJsonAtomic,
+  type CheckoutSection, type IncompleteReason, type Logger, type PublishSection, type PvRecord, type TargetSection, type ValetConfig,
 } from '@prompt-valet/core';
 import {
   locateRunCheckout, repoGit, worktreeGit, type RunCheckout,
@@ -30,6 +30,8 @@ export interface PublishContext {
   log: Logger;
   /** secret values to block in the diff and PR text besides the token variables in env (the forge token) */
   knownSecrets?: readonly string[];
+  /** the work of a run stopped before the agent finished (incomplete.ts): always a draft, with the incomplete label */
+  incomplete?: IncompleteReason;
 }
 
 export type PublishProgressOutcome = 'committed' | 'pushing' | PublishSection['outcome'];
@@ -92,7 +94,8 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
   const runningFile = typeof rec.claim?.rel === 'string' ? path.join(path.resolve(config.inbox), checkClaimRel(rec.claim.rel)) : undefined;
   if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
   // Checked against the operator's limits before anything is pushed: a forged record widens nothing.
-  const { draft, labels } = prSettings(t.front_matter, w);
+  const pr = prSettings(t.front_matter, w);
+  const { draft, labels } = ctx.incomplete ? { draft: true, labels: [...new Set([...pr.labels, INCOMPLETE_LABEL])] } : pr;
   const run: Run = { runId, runRoot, target: t, workTree, commonDir: path.join(path.resolve(t.repo_dir), '.git'), reposRoot: config.repos_root };
 
   const finish = async (p: PublishProgress): Promise<PvRecord> => {
@@ -112,7 +115,7 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     return finish(progress);
   }
 
-  const src: PrTextSources = { runId, runRoot, log, ...(runningFile ? { runningFile } : {}) };
+  const src: PrTextSources = { runId, runRoot, log, ...(runningFile ? { runningFile } : {}), ...(ctx.incomplete ? { incomplete: ctx.incomplete } : {}) };
   const title = await prTitle(rec, src);
   const body = await prBody(rec, src);
   // The forge token wherever it comes from (systemd credential, file, environment) is the first secret to look for.

@@ -11,10 +11,11 @@ import { expectErrno } from '@prompt-valet/core';
  * (so `tail -f` follows a live run), and it is stopped — SIGTERM to the group
  * and to every process carrying the run's marker, SIGKILL after the grace
  * period — on the wall-clock limit, on silence longer than the idle limit,
- * when the ABORT file appears, or when pv-run-codex itself is told to stop.
+ * when the ABORT file appears, when the run passes its token cap, or when
+ * pv-run-codex itself is told to stop.
  * Whatever the agent leaves running after it exits is stopped the same way.
  */
-export type StopReason = 'timeout' | 'idle_timeout' | 'abort_file' | 'shutdown' | 'resource_limit';
+export type StopReason = 'timeout' | 'idle_timeout' | 'abort_file' | 'shutdown' | 'resource_limit' | 'budget_exceeded';
 
 export interface AgentLimits {
   timeoutMs: number;
@@ -48,6 +49,8 @@ export interface AgentRunOptions {
   blankInheritedFds?: boolean;
   /** polled with the other limits: true when the run's cgroup stopped something (a fork bomb, a memory hog) */
   limitTripped?: () => boolean;
+  /** polled with the other limits: true once the run has used more tokens than its cap */
+  overBudget?: () => boolean;
 }
 
 export interface AgentExit {
@@ -134,6 +137,7 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentExit> {
     else if (idleTimeoutMs > 0 && now - lastOutput >= idleTimeoutMs) stop('idle_timeout');
     else if (fs.existsSync(opts.abortFile)) stop('abort_file');
     else if (opts.limitTripped?.()) stop('resource_limit');
+    else if (opts.overBudget?.()) stop('budget_exceeded');
   }, pollMs);
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: NodeJS.ErrnoException }>((resolve) => {

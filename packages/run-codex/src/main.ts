@@ -14,7 +14,17 @@ the checkout and the run's own HOME, TMPDIR and CODEX_HOME
 (processed/<run>/jail/). Limits per run: watcher.agent_max_processes and
 agent_max_memory_bytes (the run's cgroup, when one can be made),
 agent_max_file_bytes (RLIMIT_FSIZE).
-Front matter "model", "sandbox" and "timeout" (seconds) override the config.
+Front matter "model", "sandbox", "timeout" (seconds) and "max_tokens" override the
+config, only ever narrowing it.
+
+Token cap: watcher.runner_max_tokens (0: none), or front matter max_tokens (at most
+the operator's cap when one is set). codex writes its running total to the
+session files in the run's CODEX_HOME after each model response (once that
+response's tool calls are done); pv-run-codex follows them and stops the agent
+at the first response past the cap: error budget_exceeded, agent.max_tokens and
+agent.tokens_over_budget (the overshoot) recorded. A run that ends past its
+cap on its own is budget_exceeded too. The agent can write those files: the
+cap stops a runaway agent, not one set on hiding its use.
 
 Input: records from pv-clone (run_id, target, target.front_matter). The run folder
 (<processed>/<run id>) and the checkout (<repos_root>/.worktrees/<owner>/<repo>/<run id>)
@@ -23,19 +33,25 @@ names another place fails with foreign_path before anything runs.
 
 Resume: when the agent finishes without error its section is recorded in
 <run folder>/steps/run-codex.json; a resumed run that has it gets that section back and the
-agent is not started again. Each start is counted in status.json "agent_runs".
+agent is not started again. An agent stopped for good (time, idle or token limit,
+ABORT) is recorded in steps/run-codex-stopped.json with its error: a resumed run
+re-emits both, so its work is published, not redone. Each start is counted in status.json "agent_runs".
 Records that already carry "error" pass through untouched.
 
 Output: each record plus an "agent" section: exit_code, duration_ms, timed_out,
 idle_timed_out, aborted, abort_reason, log, last_message, agent_runs_file,
-events (--json), usage, model, sandbox, limits, limits_tripped. A failed run also gets "error"
-(step run-codex) with one of these codes:
+events (--json), usage, max_tokens, tokens_over_budget, model, sandbox, limits,
+limits_tripped. A failed run also gets "error" (step run-codex) with one of these
+codes; a run stopped before the agent finished (the four marked *) carries
+error.incomplete.reason (timeout, idle_timeout, aborted, budget_exceeded), and
+pv-publish keeps its work in a draft PR (watcher.keep_incomplete_work):
   runner_missing      the runner is not installed / not on PATH      not retryable
   agent_failed        non-zero exit; retryable only when codex reports a
                       network, rate-limit or 5xx problem of the model API
-  agent_timeout       ran past runner_timeout_seconds (or front matter timeout)
-  agent_idle_timeout  printed nothing for runner_idle_timeout_seconds
-  aborted             an ABORT file appeared in the run folder       not retryable
+  agent_timeout *     ran past runner_timeout_seconds (or front matter timeout)
+  agent_idle_timeout * printed nothing for runner_idle_timeout_seconds
+  aborted *           an ABORT file appeared in the run folder       not retryable
+  budget_exceeded *   used more tokens than its cap                  not retryable
   aborted_shutdown    pv-run-codex got SIGTERM/SIGINT                retryable
   resource_limit      the run hit a watcher.agent_max_* limit         not retryable
   jail_failed         bwrap could not set the jail up; the agent did not run   retryable
@@ -54,7 +70,7 @@ session sockets; plus HOME, TMPDIR, CODEX_HOME (the run's own), PV_RUN_ID,
 PV_PROMPT_FILE (/run/pv/prompt.md) and, without the jail, PV_RUN_ROOT.
 Descriptors above 2 (fd 9, the claim lock) are /dev/null in the jail.
 
-Stopping: on the time limit, the idle limit, ABORT or SIGTERM the agent's
+Stopping: on the time limit, the idle limit, ABORT, the token cap or SIGTERM the agent's
 process group and every process it started get SIGTERM, then SIGKILL after
 runner_kill_grace_seconds. On SIGTERM/SIGINT pv-run-codex emits the current
 record with aborted_shutdown, fails the records still coming the same way,

@@ -19,6 +19,7 @@ import {
   agentSettings,
   isErrno,
   splitPrompt,
+  totalTokens,
   recordError,
   runFile,
   updateRunStatus,
@@ -26,6 +27,8 @@ import {
   writeFileAtomic,
   type AgentSection,
   type FrontMatter,
+  type IncompleteReason,
+  type RecordError,
   type Logger,
   type PvRecord,
   type ValetConfig,
@@ -38,8 +41,16 @@ import { filesCutAtSizeLimit } from './file-size-limit.js';
 import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
+import { finalUsage, SessionUsageFollower } from './token-budget.js';
 
 export const STEP = 'run-codex';
+/** The agent stopped for good (a limit, an abort): recorded so a resumed run keeps its work instead of redoing it. */
+const STOPPED_STEP = 'run-codex-stopped';
+
+interface StoppedAgent {
+  agent: AgentSection;
+  error: RecordError;
+}
 
 export interface RunPromptDeps {
   watcher: WatcherConfig;
@@ -90,6 +101,12 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     deps.log.info(`${inputs.runId}: the agent finished in an earlier try; not running it again`);
     return { ...rec, agent: done };
   }
+  // Nor is one stopped for good (its limits, an abort): its error is re-emitted and its work kept.
+  const stopped = await readStepDone<StoppedAgent>(inputs.runRoot, STOPPED_STEP);
+  if (stopped) {
+    deps.log.info(`${inputs.runId}: the agent was stopped in an earlier try (${stopped.error.code}); not running it again`);
+    return { ...rec, agent: stopped.agent, error: stopped.error };
+  }
   if (!deps.runnerPath) {
     throw new StepError(
       'runner_missing',
@@ -98,7 +115,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   }
   const w = deps.watcher;
   // Within the operator's limits whatever the record says (FrontMatterError fails the record).
-  const { model, sandbox, timeoutSeconds } = agentSettings(inputs.frontMatter, w);
+  const { model, sandbox, timeoutSeconds, maxTokens } = agentSettings(inputs.frontMatter, w);
   const lastMessage = runFile(inputs.runRoot, 'lastMessage');
   const logFile = runFile(inputs.runRoot, 'log');
   const eventsFile = deps.json ? runFile(inputs.runRoot, 'events') : undefined;
@@ -144,8 +161,10 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   }, deps.runnerPath, args, inputs.runId);
 
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
-  deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
+  deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
   const usageCounter = new UsageCounter();
+  const sessionUsage = new SessionUsageFollower(jailDirs.codexHome);
+  sessionUsage.start();
   await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
   // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
@@ -155,6 +174,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     args: launch.args,
     blankInheritedFds: jailed,
     ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
+    ...(maxTokens > 0 ? { overBudget: () => totalTokens(finalUsage(usageCounter.result(), sessionUsage.poll())) > maxTokens } : {}),
     cwd: inputs.checkoutDir,
     env,
     input: inputs.body,
@@ -172,7 +192,10 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   const cutFiles = filesCutAtSizeLimit(inputs.checkoutDir, w.agent_max_file_bytes, agentStartedMs);
   const tripped = limitsTripped(exit, launch.cgroup?.tripped(), cutFiles);
   await launch.cgroup?.remove();
-  const usage = deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail);
+  const usage = finalUsage(deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail), sessionUsage.poll());
+  // Past the cap whether it was stopped for it or finished within the same response.
+  const overBudget = maxTokens > 0 ? Math.max(0, totalTokens(usage) - maxTokens) : 0;
+  const budgetStop = exit.stoppedFor === 'budget_exceeded' || (overBudget > 0 && exit.stoppedFor === undefined && !exit.spawnError);
 
   const agent: RunCodexSection = {
     exit_code: exit.exitCode,
@@ -188,6 +211,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (exit.signal) agent.signal = exit.signal;
   if (eventsFile) agent.events = eventsFile;
   if (usage) agent.usage = usage;
+  if (maxTokens > 0) agent.max_tokens = maxTokens;
+  if (overBudget > 0) agent.tokens_over_budget = overBudget;
   if (exit.leftoversStopped > 0) agent.leftovers_stopped = exit.leftoversStopped;
   agent.limits = launch.applied;
   if (tripped.length > 0) agent.limits_tripped = tripped;
@@ -199,9 +224,17 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     if (copied) agent.agent_runs_file = copied;
   }
 
-  const error = tripped.length > 0
-    ? recordError(STEP, 'resource_limit', limitMessage(tripped, w, cutFiles), false)
-    : failure(exit, w, timeoutSeconds);
+  let error: RecordError | undefined;
+  if (tripped.length > 0) {
+    error = recordError(STEP, 'resource_limit', limitMessage(tripped, w, cutFiles), false);
+  } else if (budgetStop) {
+    const capFrom = inputs.frontMatter.max_tokens !== undefined ? 'front matter max_tokens' : 'watcher.runner_max_tokens';
+    const how = exit.stoppedFor === 'budget_exceeded' ? 'and was stopped' : 'in the response it finished with';
+    error = recordError(STEP, 'budget_exceeded', `the agent used ${totalTokens(usage)} tokens, ${overBudget} more than its cap of ${maxTokens} (${capFrom}), ${how}`, false);
+  } else {
+    error = failure(exit, w, timeoutSeconds);
+  }
+  error = withIncompleteReason(error, exit);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${error ? error.message : 'agent finished'}\n`);
   await updateRunStatus(inputs.runRoot, {
     durations_ms: { [STEP]: exit.durationMs },
@@ -214,6 +247,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     return out;
   }
   deps.log.warn(`${inputs.runId}: ${error.message}`);
+  if (error.incomplete) await markStepDone<StoppedAgent>(inputs.runRoot, STOPPED_STEP, { agent, error });
   return withError(out, error);
 }
 
@@ -257,6 +291,22 @@ async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: numb
   return { runRoot, checkoutDir, runId, promptFile, body: parsed.body, frontMatter };
 }
 
+/**
+ * A run stopped before the agent finished (its time or idle limit, the
+ * operator's abort, its token cap) has work worth keeping: the error says
+ * why, and pv-publish keeps the work (watcher.keep_incomplete_work). A
+ * shutdown is not among them: that run resumes.
+ */
+function withIncompleteReason(error: RecordError | undefined, exit: AgentExit): RecordError | undefined {
+  if (!error) return undefined;
+  const reasons: Partial<Record<string, IncompleteReason>> = {
+    agent_timeout: 'timeout', agent_idle_timeout: 'idle_timeout', aborted: 'aborted', budget_exceeded: 'budget_exceeded',
+  };
+  const reason = reasons[error.code];
+  if (!reason || exit.spawnError) return error;
+  return { ...error, incomplete: { reason } };
+}
+
 /** The error a run ends with, or undefined when it succeeded. */
 function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
   if (exit.spawnError) {
@@ -272,6 +322,8 @@ function failure(exit: AgentExit, w: WatcherConfig, timeoutSeconds: number) {
       return recordError(STEP, 'aborted', 'the run was aborted (ABORT file in the run folder)', false);
     case 'resource_limit':
       return recordError(STEP, 'resource_limit', 'the agent hit a resource limit (watcher.agent_max_*) and was stopped', false);
+    case 'budget_exceeded':
+      return recordError(STEP, 'budget_exceeded', 'the agent passed its token cap and was stopped', false);
     case 'shutdown':
       return recordError(STEP, 'aborted_shutdown', 'pv-run-codex was stopped while the agent ran; the prompt can run again', true);
     case undefined:

@@ -19,6 +19,7 @@ t.test('a stalled model hits the idle limit: the agent and everything it started
   t.equal(code, 0, stderr);
   const rec = records[0]!;
   t.equal(rec.error?.code, 'agent_idle_timeout');
+  t.same(rec.error?.incomplete, { reason: 'idle_timeout' }, 'a stop whose work pv-publish keeps');
   t.equal(rec.error?.step, 'run-codex');
   t.equal(rec.error?.retryable, false);
   t.equal(rec.agent?.idle_timed_out, true);
@@ -38,6 +39,7 @@ t.test('the wall-clock limit from front matter stops a stalled agent', async (t)
   const { code, records, stderr } = await s.start().done;
   t.equal(code, 0, stderr);
   t.equal(records[0]!.error?.code, 'agent_timeout');
+  t.same(records[0]!.error?.incomplete, { reason: 'timeout' });
   t.equal(records[0]!.error?.retryable, false);
   t.match(records[0]!.error?.message, /longer than 2s/);
   t.equal(records[0]!.agent?.timed_out, true);
@@ -55,6 +57,7 @@ t.test('an ABORT file in the run folder stops the run', async (t) => {
   const { code, records, stderr } = await run.done;
   t.equal(code, 0, stderr);
   t.equal(records[0]!.error?.code, 'aborted');
+  t.same(records[0]!.error?.incomplete, { reason: 'aborted' });
   t.equal(records[0]!.error?.retryable, false);
   t.equal(records[0]!.agent?.aborted, true);
   t.equal(records[0]!.agent?.abort_reason, 'abort_file');
@@ -75,6 +78,7 @@ t.test('SIGTERM to pv-run-codex: the agent stops, the record says retry, exit 0'
   t.equal(code, 0, stderr);
   t.equal(records.length, 2, 'both records are flushed');
   t.equal(records[0]!.error?.code, 'aborted_shutdown');
+  t.equal(records[0]!.error?.incomplete, undefined, 'a shutdown is no stop whose work is kept: the run resumes');
   t.equal(records[0]!.error?.retryable, true, 'pv-settle puts the prompt back to pending');
   t.equal(records[0]!.agent?.abort_reason, 'shutdown');
   t.equal(records[1]!.error?.code, 'aborted_shutdown', 'a record still coming is not started');

@@ -1,4 +1,4 @@
-import { escapeForDisplay, type QueueView, type RunView } from '@prompt-valet/core';
+import { escapeForDisplay, type QueueView, type RunView, type TokenTotals } from '@prompt-valet/core';
 
 /** The porcelain: a short table per section, for a terminal; every line escaped. */
 function age(seconds: number): string {
@@ -16,7 +16,11 @@ function clip(s: string, n: number): string {
   return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
 
-export function renderQueue(q: QueueView, now = Date.parse(q.generated_at)): string {
+function tokenCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+export function renderQueue(q: QueueView, tokens?: TokenTotals, now = Date.parse(q.generated_at)): string {
   const out: string[] = [];
   out.push(`Pending (${q.pending.length})`);
   for (const p of q.pending) out.push(`  ${p.rel}  waiting ${age(Math.round((now - Date.parse(p.mtime)) / 1000))}`);
@@ -28,7 +32,12 @@ export function renderQueue(q: QueueView, now = Date.parse(q.generated_at)): str
   out.push('', `Recent (${q.recent.length})`);
   for (const r of q.recent) {
     const what = r.state === 'done' ? (r.pr_url ?? r.outcome ?? 'done') : clip(r.reason ?? 'error', 90);
-    out.push(`  ${r.run_id}  ${r.state.padEnd(5)} ${target(r)}  ${what}`);
+    const used = r.tokens === undefined ? '' : `  ${tokenCount(r.tokens)} tokens`;
+    out.push(`  ${r.run_id}  ${r.state.padEnd(5)} ${target(r)}  ${what}${used}`);
+  }
+  if (tokens) {
+    out.push('', `Tokens per day${tokens.truncated ? ' (the oldest runs not counted: too many)' : ''}`);
+    for (const d of tokens.days) out.push(`  ${d.day}  ${tokenCount(d.tokens).padStart(13)} tokens  ${d.runs} run(s)`);
   }
   // Names, log lines and reasons come from outside (file names, the agent's
   // output): escaped, so none can move the cursor, retitle or clear the terminal.

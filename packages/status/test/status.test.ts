@@ -75,3 +75,33 @@ t.test('names with escape sequences and line breaks are shown escaped, never obe
   const json = await runBin('pv-status', ['--json', '--config', root.configPath]);
   t.ok(JSON.parse(json.stdout).pending.some((p: { rel: string }) => p.rel === `widget/main/${evil}`), '--json keeps the exact name (JSON escapes it)');
 });
+
+t.test('tokens per run and per day, from the runs of the days asked for', async (t) => {
+  const root = await makeValetRoot();
+  t.teardown(() => root.cleanup());
+  const now = new Date();
+  const stamp = (daysAgo: number, suffix: string) => {
+    const d = new Date(now.getTime() - daysAgo * 86_400_000).toISOString();
+    return `${d.slice(0, 10).replaceAll('-', '')}-${d.slice(11, 19).replaceAll(':', '')}-000-${suffix}`;
+  };
+  const runs: [string, number | undefined][] = [
+    [stamp(0, 'aaaaaaaa'), 1500], [stamp(0, 'bbbbbbbb'), 250], [stamp(0, 'cccccccc'), undefined], [stamp(1, 'dddddddd'), 40], [stamp(30, 'eeeeeeee'), 999999],
+  ];
+  for (const [id, tokens] of runs) {
+    await updateRunStatus(path.join(root.processed, id), {
+      state: 'done', prompt_rel: 'widget/main/x.prompt.md', ...(tokens === undefined ? {} : { usage: { input_tokens: tokens - 10, output_tokens: 10, total_tokens: tokens } }),
+    });
+  }
+  const json = await runBin('pv-status', ['--json', '--days', '3', '--config', root.configPath]);
+  t.equal(json.code, 0, json.stderr);
+  const q = JSON.parse(json.stdout);
+  t.same(q.tokens_per_day.days.map((d: { runs: number; tokens: number }) => [d.runs, d.tokens]), [[3, 1750], [1, 40], [0, 0]], 'today, yesterday, the day before; the run 30 days ago is outside');
+  t.equal(q.tokens_per_day.days[0].day, now.toISOString().slice(0, 10));
+  t.equal(q.tokens_per_day.truncated, false);
+  t.equal(q.recent.find((r: { run_id: string }) => r.run_id === runs[0]![0]).tokens, 1500, 'tokens per run');
+
+  const human = await runBin('pv-status', ['--days', '2', '--config', root.configPath]);
+  t.equal(human.code, 0, human.stderr);
+  t.match(human.stdout, /1,500 tokens/);
+  t.match(human.stdout, new RegExp(`Tokens per day\\n  ${now.toISOString().slice(0, 10)}  +1,750 tokens  3 run\\(s\\)`));
+});

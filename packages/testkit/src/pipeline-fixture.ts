@@ -115,8 +115,9 @@ export async function startPipelineFixture(opts: PipelineFixtureOptions = {}): P
       shutdown_grace_seconds: 5,
       runner_kill_grace_seconds: 2,
     },
-    ...(opts.config ?? {}),
   });
+  // Merged over the fixture's, key by key (a spread would replace its whole watcher section).
+  if (opts.config) await root.configure(opts.config);
   for (const repo of repos) {
     await cloneInto(server.url(`acme/${repo}.git`), path.join(root.repos, 'acme', repo));
     for (const b of ['main', 'dev']) await fsp.mkdir(path.join(root.inbox, repo, b), { recursive: true });

@@ -71,7 +71,8 @@ function every(ms, fn) {
 // ---- dashboard ------------------------------------------------------------
 
 function runRow(r) {
-  const sub = r.state === 'error' || r.state === 'retry' ? r.reason : r.last_log_line;
+  const said = r.state === 'error' || r.state === 'retry' ? r.reason : r.last_log_line;
+  const sub = [r.tokens !== undefined ? `${r.tokens.toLocaleString()} tokens` : undefined, said].filter(Boolean).join(' · ');
   return el('li', { class: 'row', 'data-run': r.run_id, onclick: () => { location.hash = `#/run/${r.run_id}`; } },
     badge(r.state),
     el('span', { class: 'what where', title: where(r) }, where(r)),
@@ -84,6 +85,7 @@ function dashboard(gen) {
   const pending = el('ul', { class: 'rows', id: 'pending' });
   const running = el('ul', { class: 'rows', id: 'running' });
   const recent = el('ul', { class: 'rows', id: 'recent' });
+  const tokenDays = el('ul', { class: 'rows', id: 'tokens' });
   const counts = { pending: el('span', { class: 'count' }), running: el('span', { class: 'count' }), recent: el('span', { class: 'count' }) };
   const stateSel = el('select', { 'aria-label': 'state', id: 'filter-state' },
     ['', 'done', 'error', 'retry', 'running', 'published', 'claimed'].map((s) => el('option', { value: s }, s || 'any state')));
@@ -95,6 +97,7 @@ function dashboard(gen) {
       el('section', { class: 'card' }, el('h2', {}, 'Pending', counts.pending), pending)),
     el('section', { class: 'card' }, el('h2', {}, 'Runs', counts.recent),
       el('div', { class: 'filters' }, stateSel, repoIn, branchIn), recent),
+    el('section', { class: 'card' }, el('h2', {}, 'Tokens per day'), tokenDays),
   );
   const load = async () => {
     const q = await api('/api/queue');
@@ -115,6 +118,11 @@ function dashboard(gen) {
     counts.running.textContent = String(q.running.length);
     counts.pending.textContent = String(q.pending.length);
     counts.recent.textContent = String(finished.length);
+    const tokens = await api('/api/tokens?days=7');
+    if (gen !== generation) return;
+    tokenDays.replaceChildren(...tokens.days.map((d) => el('li', { class: 'row', 'data-day': d.day },
+      el('span', { class: 'what where' }, d.day), el('span', { class: 'what' }, `${d.tokens.toLocaleString()} tokens`),
+      el('span', { class: 'age' }, `${d.runs} run${d.runs === 1 ? '' : 's'}`))));
   };
   for (const c of [stateSel, repoIn, branchIn]) c.addEventListener('change', () => load().catch(() => {}));
   every(3000, load);
@@ -221,13 +229,14 @@ async function runPage(gen, runId, job) {
   const info = el('dl', { class: 'kv' },
     kv('Target', where(r)), kv('Prompt', r.prompt_rel), kv('Run', r.run_id), kv('Attempt', String(r.attempt)),
     kv('Started', `${since(r.created_at)} ago`), kv('Agent branch', st.agent_branch),
-    kv('Pull request', prLink(r.pr_url)), kv('Outcome', r.outcome), kv('Reason', r.reason));
+    kv('Pull request', prLink(r.pr_url)), kv('Outcome', r.outcome), kv('Reason', r.reason),
+    kv('Tokens', r.tokens !== undefined ? `${r.tokens.toLocaleString()}${st.agent?.max_tokens ? ` of ${st.agent.max_tokens.toLocaleString()}` : ''}` : undefined));
   const show = (text, err) => { msg.textContent = text; msg.className = err ? 'msg err' : 'msg'; msg.hidden = false; };
   const renderActions = (state) => {
     actions.replaceChildren();
     if (!FINAL.has(state)) {
       actions.append(el('button', { class: 'danger', id: 'abort', onclick: async (ev) => {
-        if (!confirm(`Abort run ${runId}? The agent is stopped and the prompt settles as error.`)) return;
+        if (!confirm(`Abort run ${runId}? The agent is stopped and the prompt settles as error; its work so far goes to a draft pull request (watcher.keep_incomplete_work).`)) return;
         ev.target.disabled = true;
         try { await api(`/api/runs/${encodeURIComponent(runId)}/abort`, { method: 'POST' }); show('Abort requested: the agent stops within a second or two.'); }
         catch (err) { show(err.message, true); ev.target.disabled = false; }

@@ -11,6 +11,7 @@ import { abortRun, apiRun, listRuns, logTail, retryRun, runDetail, runRoot } fro
 import { loadStaticFiles } from './static-files.js';
 import { readUpload, submitPrompt, type Submission, type Submitted } from './submit.js';
 import { findTarget, listTargets } from './targets.js';
+import { tokenTotalsReader } from './tokens.js';
 
 export interface ServerOptions {
   config: ValetConfig;
@@ -143,6 +144,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     const q = await readQueue(config, { recent });
     return { ...q, running: q.running.map((r) => apiRun(r, config)), recent: q.recent.map((r) => apiRun(r, config)) };
   });
+
+  const tokenTotals = tokenTotalsReader(config);
+  app.get('/api/tokens', async (req) => tokenTotals(queryString(req.query, 'days')));
 
   app.get('/api/runs', async (req) => {
     const state = queryString(req.query, 'state');
