@@ -3,6 +3,7 @@ import { SANDBOX_LEVELS, type Sandbox, type WatcherConfig } from './config.js';
 import type { FrontMatter } from './records.js';
 import { labelName, modelName, singleLine } from './value-checks.js';
 import { PvError } from './errors.js';
+import { followUpReference } from './follow-up.js';
 
 /**
  * Optional YAML front matter at the top of a prompt:
@@ -14,6 +15,7 @@ import { PvError } from './errors.js';
  *     model: gpt-5-codex
  *     sandbox: read-only
  *     timeout: 1800
+ *     follow_up: 20261126-120925-978-67pwhcv7   # or a PR URL: continue that work
  *     ---
  *     The prompt text…
  *
@@ -45,7 +47,7 @@ export class FrontMatterError extends PvError {
 }
 
 const FENCE_RE = /^---[ \t]*\r?\n(?:([\s\S]*?)\r?\n)?---[ \t]*(?:\r?\n|$)/;
-const KEYS = ['title', 'draft', 'labels', 'model', 'sandbox', 'timeout'] as const;
+const KEYS = ['title', 'draft', 'labels', 'model', 'sandbox', 'timeout', 'follow_up'] as const;
 const MAX_TITLE = 250;
 const MAX_LABELS = 20;
 
@@ -162,6 +164,13 @@ export function checkFrontMatter(raw: unknown, policy?: FrontMatterPolicy): Fron
       refuse('timeout', v, `at most ${policy.runner_timeout_seconds} seconds (watcher.runner_timeout_seconds; a prompt may only shorten it)`);
     }
     out.timeout = v;
+  }
+
+  if (given.follow_up !== undefined) {
+    const v = given.follow_up;
+    const ref = typeof v === 'string' ? followUpReference(v) : undefined;
+    if (!ref) refuse('follow_up', v, 'a run id (YYYYMMDD-HHMMSS-mmm-xxxxxxxx) or the URL of a pull request (https://host/owner/repo/pull/N)');
+    out.follow_up = ref.value;
   }
   return out;
 }

@@ -10,6 +10,7 @@ import {
 } from './checkout-git.js';
 import { createPr, findOpenPr, ghHostForPr, ghRepoArg, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
+import { commentOnce } from './follow-up.js';
 import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
 
 /**
@@ -44,9 +45,11 @@ export interface PublishProgress {
   commit?: string;
   base_sha?: string;
   pr_url?: string;
+  /** a follow-up's comment on the existing PR */
+  comment_url?: string;
 }
 
-const FINISHED: readonly PublishProgressOutcome[] = ['pr_opened', 'pr_exists', 'no_changes'];
+const FINISHED: readonly PublishProgressOutcome[] = ['pr_opened', 'pr_exists', 'pr_commented', 'no_changes'];
 
 interface Run {
   runId: string;
@@ -78,6 +81,7 @@ function sectionOf(p: PublishProgress): PublishSection {
   if (p.commit) section.commit = p.commit;
   if (p.pr_url) section.pr_url = p.pr_url;
   if (p.title) section.title = p.title;
+  if (p.comment_url) section.comment_url = p.comment_url;
   return section;
 }
 
@@ -139,7 +143,7 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     const hit = findSecretInDiff(diff, knownSecrets);
     if (hit) throw secretError(hit, `commit ${commit.slice(0, 12)} of ${t.repo_dir} and ${workTree}`);
     progress = await recordProgress(run, { outcome: 'pushing', commit, base_sha: baseSha, title });
-    await pushOnce(run, commit, log);
+    await pushOnce(run, commit, log, t.follow_up ? baseSha : undefined);
     progress = await recordProgress(run, { outcome: 'pushed', commit, base_sha: baseSha, title });
   }
 
@@ -151,6 +155,12 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
   const repoArg = ghRepoArg(host, t.owner, t.repo);
   const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
   const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
+  if (existing && t.follow_up) {
+    // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
+    const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
+    return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
+  }
+  if (t.follow_up) log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
   if (existing) {
     log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
     return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: existing }));
@@ -281,10 +291,11 @@ async function refuseNestedRepositories(co: RunCheckout, baseSha: string): Promi
 
 /**
  * Push the recorded commit unless origin already has it. The lease accepts
- * only an absent branch or this run's own earlier commit at its tip, so
- * nothing someone else pushed to the agent branch is overwritten.
+ * only an absent branch or this run's own earlier commit at its tip (for a
+ * follow-up also the agent branch's head it started from), so nothing
+ * someone else pushed to the agent branch is overwritten.
  */
-async function pushOnce(run: Run, commit: string, log: Logger): Promise<void> {
+async function pushOnce(run: Run, commit: string, log: Logger, startedFrom?: string): Promise<void> {
   const branch = run.target.agent_branch;
   const ref = `refs/heads/${branch}`;
   const remote = await remoteTip(run);
@@ -295,7 +306,7 @@ async function pushOnce(run: Run, commit: string, log: Logger): Promise<void> {
   let expected = '';
   if (remote) {
     await repoGit(run.commonDir, ['fetch', '--quiet', '--no-write-fetch-head', 'origin', `+${ref}:refs/remotes/origin/${branch}`]);
-    if (await isRunCommit(run.commonDir, remote, run.runId)) expected = remote;
+    if (remote === startedFrom || (await isRunCommit(run.commonDir, remote, run.runId))) expected = remote;
   }
   try {
     await repoGit(run.commonDir, ['push', '--quiet', '--no-verify', `--force-with-lease=${ref}:${expected}`, 'origin', `${commit}:${ref}`]);

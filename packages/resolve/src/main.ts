@@ -61,6 +61,7 @@ Example:
           repo: target.repo,
           branch: target.branch,
           agent_branch: target.agent_branch,
+          ...(target.follow_up ? { follow_up_of: target.follow_up.of_run } : {}),
         });
         await markStepDone(runRoot, 'resolve', target);
       }

@@ -37,6 +37,7 @@ import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
 import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './jail.js';
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
+import { describeContinuation, findRunSession, prepareContinuation, recordSession, sessionIdOfEvent } from './session.js';
 
 export const STEP = 'run-codex';
 
@@ -110,6 +111,9 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   makeHostJailDirs(jailDirs);
   await fsp.rm(path.join(jailDirs.out, 'last-message.md'), { force: true });
   fillRunCodexHome(operatorCodexHome(deps.env), jailDirs.codexHome);
+  // A follow-up goes on with the earlier run's codex session when it is known (session.ts).
+  const followUp = rec.target?.follow_up;
+  const continuation = followUp ? await prepareContinuation(deps.roots, followUp, String(rec.target?.agent_branch), jailDirs.codexHome, deps.log) : undefined;
   // The same folders, as the agent sees them.
   const seen = jailed
     ? { out: JAIL_PATHS.out, home: JAIL_PATHS.home, tmp: JAIL_PATHS.tmp, codexHome: JAIL_PATHS.codexHome, prompt: JAIL_PATHS.prompt }
@@ -124,6 +128,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     '--sandbox', sandbox,
     ...(deps.json ? ['--json'] : []),
     ...w.runner_extra_args,
+    ...(continuation?.kind === 'resumed' ? ['resume', continuation.sessionId] : []),
     '-',
   ];
   const marker = randomUUID();
@@ -142,9 +147,11 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     dirs: jailDirs,
   }, deps.runnerPath, args, inputs.runId);
 
+  if (continuation) await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${describeContinuation(continuation)}\n`);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
   deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s)`);
   const usageCounter = new UsageCounter();
+  let announcedSession: string | undefined;
   await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
   const exit = await runAgent({
@@ -154,9 +161,15 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
     cwd: inputs.checkoutDir,
     env,
-    input: inputs.body,
+    input: continuation?.kind === 'fresh' ? continuation.preamble + inputs.body : inputs.body,
     logFile,
-    ...(eventsFile ? { eventsFile, onStdoutLine: (line: string) => usageCounter.addEventLine(line) } : {}),
+    ...(eventsFile ? {
+      eventsFile,
+      onStdoutLine: (line: string) => {
+        usageCounter.addEventLine(line);
+        announcedSession ??= sessionIdOfEvent(line);
+      },
+    } : {}),
     abortFile: runFile(inputs.runRoot, 'abort'),
     limits: {
       timeoutMs: timeoutSeconds * 1000,
@@ -186,6 +199,12 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (usage) agent.usage = usage;
   if (exit.leftoversStopped > 0) agent.leftovers_stopped = exit.leftoversStopped;
   agent.limits = launch.applied;
+  const session = findRunSession(jailDirs.codexHome, announcedSession);
+  if (session) {
+    await recordSession(inputs.runRoot, session);
+    agent.session_id = session.session_id;
+  }
+  if (continuation) agent.continued = continuation.kind;
   if (tripped.length > 0) agent.limits_tripped = tripped;
   const message = takeLastMessage(path.join(jailDirs.out, 'last-message.md'), inputs.runId, deps.log);
   if (message) {

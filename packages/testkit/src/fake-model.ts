@@ -146,9 +146,19 @@ export function requestText(body: unknown): string {
   return texts.join('\n');
 }
 
-function hasToolOutput(body: unknown): boolean {
+/** The newest user message holding an sh block (else all user text), and whether a tool output follows it. */
+function latestPrompt(body: unknown): { text: string; toolOutputAfter: boolean } {
   const input = (body as { input?: unknown } | undefined)?.input;
-  return Array.isArray(input) && input.some((i) => (i as Record<string, unknown>)?.type === 'function_call_output');
+  if (!Array.isArray(input)) return { text: '', toolOutputAfter: false };
+  const items = input as Array<Record<string, unknown>>;
+  const textOf = (item: Record<string, unknown>) => (Array.isArray(item?.content) ? item.content as Array<Record<string, unknown>> : [])
+    .map((c) => (typeof c?.text === 'string' ? c.text : '')).join('\n');
+  let at = -1;
+  items.forEach((item, i) => {
+    if (item?.role === 'user' && textOf(item).includes('```sh\n')) at = i;
+  });
+  if (at < 0) return { text: requestText(body), toolOutputAfter: items.some((i) => i?.type === 'function_call_output') };
+  return { text: textOf(items[at]!), toolOutputAfter: items.slice(at + 1).some((i) => i?.type === 'function_call_output') };
 }
 
 /**
@@ -160,10 +170,12 @@ function hasToolOutput(body: unknown): boolean {
  */
 export function promptScriptResponder(opts: { yieldTimeMs?: number } = {}): FakeResponder {
   return (body) => {
-    const text = requestText(body);
+    // A resumed session (a follow-up) carries the earlier turns too: the newest
+    // user message with a block is the prompt being answered now.
+    const { text, toolOutputAfter } = latestPrompt(body);
     const m = /```sh\n([\s\S]*?)\n```/.exec(text);
     if (!m) return messageTurn('Nothing to do: the prompt holds no sh block.');
-    if (!hasToolOutput(body)) return execTurn(m[1]!, opts.yieldTimeMs === undefined ? {} : { yieldTimeMs: opts.yieldTimeMs });
+    if (!toolOutputAfter) return execTurn(m[1]!, opts.yieldTimeMs === undefined ? {} : { yieldTimeMs: opts.yieldTimeMs });
     return messageTurn(`Ran the prompt's script:\n\n    ${m[1]!.split('\n').join('\n    ')}\n`);
   };
 }
