@@ -51,6 +51,7 @@ API (JSON; see the README for requests and answers):
   GET  /api/runs/ID/log/stream      (Server-Sent Events until the run ends)
   POST /api/prompts                 (JSON {target,name,text} or multipart .md files)
   GET  /api/jobs/JOB                POST /api/runs/ID/abort    POST /api/runs/ID/retry
+  POST /api/runs/ID/follow-up       (JSON {text,name}: continue the run's branch and PR)
 The page is at /.
 
 Security: with web.socket set, listens on that Unix socket (mode 0660, the
