@@ -22,8 +22,8 @@ come from the configuration; a record whose claim.run_root, checkout.dir or clai
 names another place fails with foreign_path before anything runs.
 
 Sessions and follow-ups: each run's codex session (its conversation in its own
-CODEX_HOME, sessions/…/rollout-…-<id>.jsonl) is recorded in <run folder>/session.json
-{session_id, file} and agent.session_id. A follow-up (target.follow_up, pv-resolve) copies
+CODEX_HOME, sessions/…/rollout-…-<id>.jsonl) is recorded in agent.session_id and
+<run folder>/session.json ({session_id, file}). A follow-up (target.follow_up, pv-resolve) copies
 the session file of target.follow_up.previous_run (a run of the same agent branch; the
 earlier run folder is only read) into its own CODEX_HOME and runs
   <runner_cmd> exec … <runner_extra_args…> resume <session id> -
