@@ -1,5 +1,5 @@
 import {
-  checkoutOfRecord, checkTargetRecord, git, GitError, markStepDone, pathExists, readStepDone, repoLockPath, runOfRecord,
+  checkedFollowUp, checkoutOfRecord, checkTargetRecord, git, GitError, markStepDone, pathExists, readStepDone, repoLockPath, runOfRecord,
   updateRunStatus, withRepoLock, type CheckoutSection, type Logger, type PvRecord, type ValetConfig,
 } from '@prompt-valet/core';
 import { ensureClone, syncClone } from './clone-repo.js';
@@ -22,6 +22,7 @@ export async function cloneForRun(rec: PvRecord, config: ValetConfig, log: Logge
   const dir = checkoutOfRecord(rec, config, runId);
   const opts = { reposRoot, autoClone: config.watcher.auto_clone_missing_repos, cleanup: config.watcher.cleanup_non_git_dirs, log };
 
+  await checkedFollowUp(runRoot, t);
   const recorded = await readStepDone<CheckoutSection>(runRoot, 'clone');
   if (recorded && (await readStepDone(runRoot, 'run-codex')) !== undefined) {
     // The agent's work is in this checkout (or, once pushed, upstream): never touch it.

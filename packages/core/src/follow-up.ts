@@ -6,7 +6,7 @@ import { readRunStatusOrNone, type RunStatus } from './run-folder.js';
 import { runRootFor } from './run-paths.js';
 import { isRunId } from './runid.js';
 import { readStepDone } from './run-steps.js';
-import type { TargetSection } from './records.js';
+import { StepError, type TargetSection } from './records.js';
 
 /**
  * Follow-ups (docs/lifecycle.md, "Follow-ups"): a prompt that continues an
@@ -104,4 +104,24 @@ export async function runOfPullRequest(processed: string, prUrl: string): Promis
     if (typeof status?.pr_url === 'string' && status.pr_url.replace(/\/$/, '') === want) return id;
   }
   return undefined;
+}
+
+/**
+ * A record's follow-up, checked against what pv-resolve recorded in the run
+ * folder (`steps/resolve.json`, which a record cannot write): a follow-up
+ * may push onto an existing branch, so a forged `target.follow_up` or
+ * `target.agent_branch` must not make a run push onto another branch or
+ * borrow another run's conversation. Returns the recorded follow-up, or
+ * undefined when the run is no follow-up.
+ */
+export async function checkedFollowUp(runRoot: string, target: Pick<TargetSection, 'agent_branch' | 'follow_up'>): Promise<FollowUpTarget | undefined> {
+  if (target.follow_up === undefined) return undefined;
+  const recorded = await readStepDone<TargetSection>(runRoot, 'resolve');
+  const same = recorded?.follow_up !== undefined && recorded.agent_branch === target.agent_branch
+    && JSON.stringify(recorded.follow_up) === JSON.stringify(target.follow_up);
+  if (!same) {
+    throw new StepError('foreign_path',
+      `target.follow_up of run ${path.basename(runRoot)} is not what pv-resolve recorded in ${path.join(runRoot, 'steps', 'resolve.json')}: a record cannot make a run a follow-up`);
+  }
+  return recorded!.follow_up;
 }

@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  checkClaimRel, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
+  checkClaimRel, checkedFollowUp, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
   repoLockPath, runFile, runOfRecord, StepError, updateRunStatus, withRepoLock, writeFileAtomic, writeJsonAtomic,
   type CheckoutSection, type Logger, type PublishSection, type PvRecord, type TargetSection, type ValetConfig,
 } from '@prompt-valet/core';
@@ -97,6 +97,8 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
   if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
   // Checked against the operator's limits before anything is pushed: a forged record widens nothing.
   const { draft, labels } = prSettings(t.front_matter, w);
+  // A follow-up pushes onto an existing branch: only one pv-resolve recorded for this run.
+  const followUp = await checkedFollowUp(runRoot, t);
   const run: Run = { runId, runRoot, target: t, workTree, commonDir: path.join(path.resolve(t.repo_dir), '.git'), reposRoot: config.repos_root };
 
   const finish = async (p: PublishProgress): Promise<PvRecord> => {
@@ -143,7 +145,7 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     const hit = findSecretInDiff(diff, knownSecrets);
     if (hit) throw secretError(hit, `commit ${commit.slice(0, 12)} of ${t.repo_dir} and ${workTree}`);
     progress = await recordProgress(run, { outcome: 'pushing', commit, base_sha: baseSha, title });
-    await pushOnce(run, commit, log, t.follow_up ? baseSha : undefined);
+    await pushOnce(run, commit, log, followUp ? baseSha : undefined);
     progress = await recordProgress(run, { outcome: 'pushed', commit, base_sha: baseSha, title });
   }
 
@@ -155,12 +157,12 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
   const repoArg = ghRepoArg(host, t.owner, t.repo);
   const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
   const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
-  if (existing && t.follow_up) {
+  if (existing && followUp) {
     // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
     const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
     return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
   }
-  if (t.follow_up) log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
+  if (followUp) log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
   if (existing) {
     log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
     return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: existing }));

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import {
   expectErrno,
   checkClaimRel,
+  checkedFollowUp,
   checkoutOfRecord,
   checkOwnerName,
   checkRepoName,
@@ -112,7 +113,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   await fsp.rm(path.join(jailDirs.out, 'last-message.md'), { force: true });
   fillRunCodexHome(operatorCodexHome(deps.env), jailDirs.codexHome);
   // A follow-up goes on with the earlier run's codex session when it is known (session.ts).
-  const followUp = rec.target?.follow_up;
+  const followUp = rec.target ? await checkedFollowUp(inputs.runRoot, rec.target) : undefined;
   const continuation = followUp ? await prepareContinuation(deps.roots, followUp, String(rec.target?.agent_branch), jailDirs.codexHome, deps.log) : undefined;
   // The same folders, as the agent sees them.
   const seen = jailed
