@@ -83,6 +83,16 @@ t.test('a follow-up resumes the session, pushes to the same branch and comments 
   t.equal(pr.comments.length, 2, 'a second comment');
   t.same((await log()).slice(0, 3), [third.run_id, second.run_id, first.run_id]);
   t.equal(await show('c.txt'), 'three');
+
+  // And by the PR's URL: the newest run of the PR goes on.
+  await v.root.dropPrompt('widget/main/add-d.prompt.md', `---\nfollow_up: ${pr.url}\n---\n# Do it\n\n\`\`\`sh\necho four > d.txt\n\`\`\`\n`);
+  t.equal((await v.runOnce()).code, 0);
+  const fourth = await newestRun(v);
+  t.match(fourth, { state: 'done', agent_branch: branch, outcome: 'pr_commented', follow_up_of: third.run_id });
+  t.ok(requestsWith(v, 'echo four > d.txt').every((text) => text.includes('echo three > c.txt')), 'resumed from the newest run');
+  t.equal(v.github.pullRequests.length, 1);
+  t.equal(pr.comments.length, 3);
+  t.equal(await show('d.txt'), 'four');
 });
 
 t.test('follow_up refused: a PR this valet did not open, an unknown run, a run of another repository', async (t) => {
