@@ -1,5 +1,6 @@
 import {
-  defineTool, EXIT_STATUS_HELP, mapRecords, markStepDone, pathExists, readStepDone, runOfRecord, updateRunStatus, type TargetSection,
+  defineTool, EXIT_STATUS_HELP, mapRecords, markStepDone, pathExists, readStepDone, recordFollowUp, recordRunId, runOfRecord, updateRunStatus,
+  type TargetSection,
 } from '@prompt-valet/core';
 import { claimOf, resolveRecord } from './resolve.js';
 
@@ -65,6 +66,8 @@ Example:
       }
       const target = await resolveRecord(rec, config);
       if (await pathExists(runRoot)) {
+        // Listed under the branch's first run before the target is recorded: the branch's runs are found from there.
+        if (target.follow_up) await recordFollowUp(config.processed, target.follow_up.root_run, recordRunId(rec));
         await updateRunStatus(runRoot, {
           state: 'resolved',
           step: 'resolve',

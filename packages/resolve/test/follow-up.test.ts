@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import * as path from 'node:path';
-import { markStepDone, updateRunStatus, type PvRecord, type RunState, type TargetSection } from '@prompt-valet/core';
+import { markStepDone, recordFollowUp, updateRunStatus, type PvRecord, type RunState, type TargetSection } from '@prompt-valet/core';
 import { makeValetRoot, runBin, type ValetRoot } from '@prompt-valet/testkit';
 
 /**
@@ -24,6 +24,7 @@ async function earlierRun(r: ValetRoot, runId: string, state: RunState, extra: P
     owner: 'acme', repo: 'widget', branch: 'main', repo_dir: path.join(r.repos, 'acme', 'widget'),
     clone_url: 'file:///x/acme/widget.git', agent_branch: BRANCH, front_matter: {}, subdirs: [], ...extra,
   };
+  if (target.follow_up) await recordFollowUp(r.processed, target.follow_up.root_run, runId);
   await markStepDone(runRoot, 'resolve', target);
   await updateRunStatus(runRoot, { state, prompt_rel: 'widget/main/add-a.prompt.md', agent_branch: BRANCH, ...(prUrl ? { pr_url: prUrl } : {}) });
 }
