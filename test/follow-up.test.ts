@@ -93,6 +93,14 @@ t.test('a follow-up resumes the session, pushes to the same branch and comments 
   t.equal(v.github.pullRequests.length, 1);
   t.equal(pr.comments.length, 3);
   t.equal(await show('d.txt'), 'four');
+
+  // A follow-up that changes nothing still answers on the PR.
+  await v.root.dropPrompt(`${folder}/question.prompt.md`, v.prompt(undefined, 'Why d'));
+  t.equal((await v.runOnce()).code, 0);
+  t.match(await newestRun(v), { state: 'done', outcome: 'no_changes', pr_url: pr.url });
+  t.equal(pr.comments.length, 4, 'the answer is a comment');
+  t.match(pr.comments[3]!.body, /Follow-up:\*\* Why d[\s\S]*Nothing to do/);
+  t.equal(v.github.pullRequests.length, 1);
 });
 
 t.test('follow_up refused: a PR this valet did not open, an unknown run, a run of another repository', async (t) => {

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { StepError, writeFileAtomic, type Logger } from '@prompt-valet/core';
-import { runGh, type GhOptions } from './gh.js';
+import { findOpenPr, runGh, type GhOptions } from './gh.js';
 import { runMarker } from './pr-text.js';
 
 /**
@@ -51,4 +51,22 @@ export async function commentOnce(gh: GhOptions, repoArg: string, c: FollowUpCom
   const url = out.split('\n').map((l) => l.trim()).reverse().find((l) => /^https?:\/\//.test(l)) ?? '';
   log.info(`run ${c.runId}: commented on ${c.prUrl}${url ? ` (${url})` : ''}`);
   return url;
+}
+
+/** gh's options and `--repo` for the run's repository. */
+export interface GhTarget {
+  opts: GhOptions;
+  repoArg: string;
+}
+
+/**
+ * A follow-up whose agent changed nothing still answered: its summary goes
+ * on the branch's open PR, if there is one. Returns what publish.json records.
+ */
+export async function commentOnOpenPr(gh: GhTarget, c: Omit<FollowUpComment, 'prUrl'>, agentBranch: string, log: Logger):
+  Promise<{ pr_url: string; comment_url?: string } | undefined> {
+  const prUrl = await findOpenPr(gh.opts, gh.repoArg, agentBranch);
+  if (!prUrl) return undefined;
+  const url = await commentOnce(gh.opts, gh.repoArg, { ...c, prUrl }, log);
+  return url ? { pr_url: prUrl, comment_url: url } : { pr_url: prUrl };
 }

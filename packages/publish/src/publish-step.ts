@@ -10,7 +10,7 @@ import {
 } from './checkout-git.js';
 import { createPr, findOpenPr, ghHostForPr, ghRepoArg, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
-import { commentOnce } from './follow-up.js';
+import { commentOnce, commentOnOpenPr, type GhTarget } from './follow-up.js';
 import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
 
 /**
@@ -111,6 +111,11 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     return { ...rec, publish: sectionOf(p) };
   };
 
+  const ghFor = (): GhTarget => {
+    const host = ghHostForPr(env, w);
+    return { opts: { cmd: w.gh_cmd, host, env, cwd: runRoot }, repoArg: ghRepoArg(host, t.owner, t.repo) };
+  };
+
   let progress = await readJsonIfExists<PublishProgress>(runFile(runRoot, 'publish'));
   if (progress && progress.run_id !== runId) progress = undefined;
   if (progress && (FINISHED.includes(progress.outcome) || (progress.outcome === 'pushed' && w.publisher !== 'gh'))) {
@@ -134,7 +139,9 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     const made = await commitOrFind(run, rec, title, baseSha, ctx);
     if (made === 'no_changes') {
       log.info(`run ${runId}: the agent changed nothing; no branch pushed, no PR`);
-      return finish(await recordProgress(run, { outcome: 'no_changes', title }));
+      // A follow-up that only answered: the answer still goes on the PR.
+      const answered = followUp && w.publisher === 'gh' ? await commentOnOpenPr(ghFor(), { runId, runRoot, title, body }, t.agent_branch, log) : undefined;
+      return finish(await recordProgress(run, { outcome: 'no_changes', title, ...answered }));
     }
     progress = await recordProgress(run, { outcome: made.pushed ? 'pushed' : 'committed', commit: made.commit, base_sha: baseSha, title });
   }
@@ -153,9 +160,7 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     log.info(`run ${runId}: pushed ${t.agent_branch} (publisher none: PR text in ${bodyFile})`);
     return finish(progress);
   }
-  const host = ghHostForPr(env, w);
-  const repoArg = ghRepoArg(host, t.owner, t.repo);
-  const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
+  const { opts: ghOpts, repoArg } = ghFor();
   const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
   if (existing && followUp) {
     // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).

@@ -146,7 +146,11 @@ export function requestText(body: unknown): string {
   return texts.join('\n');
 }
 
-/** The newest user message holding an sh block (else all user text), and whether a tool output follows it. */
+/**
+ * The newest prompt (a user message; codex's own context items, such as
+ * `<environment_context>`, start with a tag) and whether a tool output
+ * follows it. Without one, all the request's text.
+ */
 function latestPrompt(body: unknown): { text: string; toolOutputAfter: boolean } {
   const input = (body as { input?: unknown } | undefined)?.input;
   if (!Array.isArray(input)) return { text: '', toolOutputAfter: false };
@@ -155,7 +159,7 @@ function latestPrompt(body: unknown): { text: string; toolOutputAfter: boolean }
     .map((c) => (typeof c?.text === 'string' ? c.text : '')).join('\n');
   let at = -1;
   items.forEach((item, i) => {
-    if (item?.role === 'user' && textOf(item).includes('```sh\n')) at = i;
+    if (item?.role === 'user' && !textOf(item).trimStart().startsWith('<')) at = i;
   });
   if (at < 0) return { text: requestText(body), toolOutputAfter: items.some((i) => i?.type === 'function_call_output') };
   return { text: textOf(items[at]!), toolOutputAfter: items.slice(at + 1).some((i) => i?.type === 'function_call_output') };
@@ -171,7 +175,7 @@ function latestPrompt(body: unknown): { text: string; toolOutputAfter: boolean }
 export function promptScriptResponder(opts: { yieldTimeMs?: number } = {}): FakeResponder {
   return (body) => {
     // A resumed session (a follow-up) carries the earlier turns too: the newest
-    // user message with a block is the prompt being answered now.
+    // prompt is the one being answered now.
     const { text, toolOutputAfter } = latestPrompt(body);
     const m = /```sh\n([\s\S]*?)\n```/.exec(text);
     if (!m) return messageTurn('Nothing to do: the prompt holds no sh block.');
