@@ -27,6 +27,8 @@ For each record, in the run's checkout:
     and a comment with the summary (gh pr comment; outcome "pr_commented", comment_url,
     <run folder>/pr-comment.md) instead of a second PR. The comment carries the run's
     marker and is looked for first (gh pr view --json comments), so it is posted once.
+    A follow-up that changed nothing still comments its summary on the open PR
+    (outcome "no_changes" with pr_url and comment_url).
   - the checkout (git worktree) is removed once the work is pushed or there was none; a
     failed run keeps it.
 
