@@ -5,7 +5,7 @@ import {
   type FollowUpTarget, type Logger, type TargetSection, type ValetRoots,
 } from '@prompt-valet/core';
 import { hostJailDirs } from './jail.js';
-import { readFileNoFollow, replaceFileNoFollow, UnsafePathError } from './safe-files.js';
+import { readFileNoFollow, UnsafePathError, writeInsideNoFollow } from './safe-files.js';
 
 /**
  * codex sessions, for follow-ups. codex keeps each conversation as
@@ -125,9 +125,8 @@ export async function prepareContinuation(
     } else if (got.truncated) {
       why = `the session ${recorded.session_id} of run ${followUp.previous_run} is larger than ${SESSION_MAX_BYTES} bytes`;
     } else {
-      const dest = path.join(runCodexHome, source.rel);
-      fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
-      replaceFileNoFollow(dest, got.data);
+      // This run's CODEX_HOME may hold what an earlier try's agent left: no link in it is followed.
+      writeInsideNoFollow(runCodexHome, source.rel, got.data);
       return { kind: 'resumed', sessionId: recorded.session_id, from: followUp.previous_run };
     }
   }

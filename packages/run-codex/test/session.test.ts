@@ -82,3 +82,17 @@ t.test('a record naming a run of another branch lends no conversation', async (t
   await t.rejects(prepareContinuation({ processed: s.processed }, s.followUp, BRANCH, s.newHome, s.log), { code: 'foreign_path' });
   t.same(fs.readdirSync(s.newHome), [], 'nothing copied');
 });
+
+t.test('a link an earlier try\'s agent left in this run\'s CODEX_HOME is not followed when the session is copied in', async (t) => {
+  const s = scratch(t);
+  await markStepDone(s.previousRoot, 'resolve', s.target);
+  const rel = `sessions/2026/11/30/rollout-2026-11-30T07-00-00-${SESSION}.jsonl`;
+  fs.mkdirSync(path.dirname(path.join(s.previousHome, rel)), { recursive: true });
+  fs.writeFileSync(path.join(s.previousHome, rel), 'the earlier conversation\n');
+  await recordSession(s.previousRoot, { session_id: SESSION, file: rel });
+  const elsewhere = path.join(path.dirname(s.newHome), 'elsewhere');
+  fs.mkdirSync(elsewhere);
+  fs.symlinkSync(elsewhere, path.join(s.newHome, 'sessions'));
+  await t.rejects(prepareContinuation({ processed: s.processed }, s.followUp, BRANCH, s.newHome, s.log), { code: 'symlink' });
+  t.same(fs.readdirSync(elsewhere), [], 'nothing written through the link');
+});
