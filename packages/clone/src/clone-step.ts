@@ -1,9 +1,10 @@
 import {
-  agentStepDone, checkoutOfRecord, checkTargetRecord, git, GitError, markStepDone, pathExists, readStepDone, repoLockPath, runOfRecord,
+  agentStepDone, checkedFollowUp, checkoutOfRecord, checkTargetRecord, git, GitError, markStepDone, pathExists, readStepDone, repoLockPath, runOfRecord,
   updateRunStatus, withRepoLock, type CheckoutSection, type Logger, type PvRecord, type ValetConfig,
 } from '@prompt-valet/core';
 import { ensureClone, syncClone } from './clone-repo.js';
 import { addRunWorktree } from './run-worktree.js';
+import { followUpStart } from './follow-up-base.js';
 
 /**
  * One record through pv-clone: the shared clone synced, the run's own
@@ -11,6 +12,7 @@ import { addRunWorktree } from './run-worktree.js';
  * agent finished is reused as it is, since it holds the work to publish;
  * otherwise the old checkout is set aside and a fresh one made at the base
  * recorded the first time, so every try of a run starts from the same commit.
+ * A follow-up (target.follow_up) starts from the agent branch's head upstream.
  */
 export async function cloneForRun(rec: PvRecord, config: ValetConfig, log: Logger): Promise<PvRecord> {
   const started = Date.now();
@@ -20,6 +22,7 @@ export async function cloneForRun(rec: PvRecord, config: ValetConfig, log: Logge
   const dir = checkoutOfRecord(rec, config, runId);
   const opts = { reposRoot, autoClone: config.watcher.auto_clone_missing_repos, cleanup: config.watcher.cleanup_non_git_dirs, log };
 
+  await checkedFollowUp(runRoot, t);
   const recorded = await readStepDone<CheckoutSection>(runRoot, 'clone');
   if (recorded && (await agentStepDone(runRoot))) {
     // The agent's work is in this checkout (or, once pushed, upstream): never touch it.
@@ -29,7 +32,7 @@ export async function cloneForRun(rec: PvRecord, config: ValetConfig, log: Logge
 
   const checkout = await withRepoLock(repoLockPath(reposRoot, t.owner, t.repo), async (): Promise<CheckoutSection> => {
     const state = await ensureClone(t, opts);
-    const fetchedBase = await syncClone(t, opts, state);
+    const fetchedBase = t.follow_up ? (await syncClone(t, opts, state), await followUpStart(t)) : await syncClone(t, opts, state);
     const baseSha = recorded && (await hasCommit(t.repo_dir, recorded.base_sha)) ? recorded.base_sha : fetchedBase;
     const wt = await addRunWorktree(t, runId, baseSha, reposRoot, log);
     const section: CheckoutSection = { dir: wt.dir, base_sha: baseSha, branch: t.agent_branch, repo: state.action, reused_branch: wt.reused_branch };

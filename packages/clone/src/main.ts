@@ -14,6 +14,9 @@ For each record, holding a lock on the repository (<repos_root>/.locks/<owner>/<
   3. adds the run's own git worktree at <repos_root>/.worktrees/<owner>/<repo>/<run id> on
      target.agent_branch made from origin/<branch> (a leftover branch of that name is reset;
      an earlier checkout in the way is moved to <repos_root>/.trash/).
+A follow-up (target.follow_up) starts its worktree at the head of the agent branch upstream
+instead (origin/<agent_branch>, the earlier run's pushed work); a branch gone upstream fails
+with follow_up_branch_gone (not retryable).
 pv-publish removes the worktree once the work is pushed; a failed run keeps it.
 
 Paths come from the configuration and the record's ids: the run folder is
@@ -38,6 +41,8 @@ message, retryable, detail}:
   not_a_git_repo, origin_mismatch, repo_dirty the clone is in the way and
                                               cleanup_non_git_dirs is off      (not retryable)
   base_branch_missing                         origin has no such branch        (not retryable)
+  follow_up_branch_gone                       a follow-up's agent branch was
+                                              deleted upstream                 (not retryable)
   git_failed                                  git failed; detail = git's stderr, credentials
                                               redacted (retryable for network/remote errors)
   repo_lock_timeout                           another run held the lock too long (retryable)

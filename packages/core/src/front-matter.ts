@@ -3,6 +3,7 @@ import { SANDBOX_LEVELS, type Sandbox, type WatcherConfig } from './config.js';
 import type { FrontMatter } from './records.js';
 import { labelName, modelName, singleLine } from './value-checks.js';
 import { PvError } from './errors.js';
+import { followUpReference } from './follow-up.js';
 
 /**
  * Optional YAML front matter at the top of a prompt:
@@ -15,6 +16,7 @@ import { PvError } from './errors.js';
  *     sandbox: read-only
  *     timeout: 1800
  *     max_tokens: 200000
+ *     follow_up: 20261126-120925-978-67pwhcv7   # or a PR URL: continue that work
  *     ---
  *     The prompt text…
  *
@@ -46,7 +48,7 @@ export class FrontMatterError extends PvError {
 }
 
 const FENCE_RE = /^---[ \t]*\r?\n(?:([\s\S]*?)\r?\n)?---[ \t]*(?:\r?\n|$)/;
-const KEYS = ['title', 'draft', 'labels', 'model', 'sandbox', 'timeout', 'max_tokens'] as const;
+const KEYS = ['title', 'draft', 'labels', 'model', 'sandbox', 'timeout', 'max_tokens', 'follow_up'] as const;
 const MAX_TITLE = 250;
 const MAX_LABELS = 20;
 
@@ -173,6 +175,12 @@ export function checkFrontMatter(raw: unknown, policy?: FrontMatterPolicy): Fron
       refuse('max_tokens', v, `at most ${cap} tokens (watcher.runner_max_tokens; a prompt may only lower it)`);
     }
     out.max_tokens = v;
+  }
+  if (given.follow_up !== undefined) {
+    const v = given.follow_up;
+    const ref = typeof v === 'string' ? followUpReference(v) : undefined;
+    if (!ref) refuse('follow_up', v, 'a run id (YYYYMMDD-HHMMSS-mmm-xxxxxxxx) or the URL of a pull request (https://host/owner/repo/pull/N)');
+    out.follow_up = ref.value;
   }
   return out;
 }

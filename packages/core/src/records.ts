@@ -5,6 +5,7 @@
  * untouched, so fields this version does not know survive a pipeline.
  */
 import type { Liveness } from './prompt-ledger.js';
+import type { FollowUpTarget } from './follow-up.js';
 import { PvError, type PvErrorOptions } from './errors.js';
 
 export const SCHEMA_VERSION = 1;
@@ -87,6 +88,8 @@ export interface TargetSection {
   front_matter: FrontMatter;
   /** folders between the branch folder and the prompt, e.g. `["docs"]` */
   subdirs: string[];
+  /** a follow-up: the earlier run whose agent branch and PR this run continues */
+  follow_up?: FollowUpTarget;
 }
 
 export interface FrontMatter {
@@ -99,6 +102,8 @@ export interface FrontMatter {
   timeout?: number;
   /** the run's token cap (at most watcher.runner_max_tokens when that is set) */
   max_tokens?: number;
+  /** continue earlier work: a run id or the URL of a PR this valet opened */
+  follow_up?: string;
   [k: string]: unknown;
 }
 
@@ -155,6 +160,10 @@ export interface AgentSection {
   limits?: AppliedLimits;
   /** limits that stopped something: processes, memory, file_size */
   limits_tripped?: string[];
+  /** codex's session (thread) id: a follow-up resumes it (`codex exec resume`) */
+  session_id?: string;
+  /** a follow-up: `resumed` (the earlier session went on) or `fresh` (not known: the earlier summary was quoted) */
+  continued?: 'resumed' | 'fresh';
 }
 
 /** Token counts by kind (input_tokens, output_tokens, …) as codex reports them. */
@@ -172,7 +181,7 @@ export interface AppliedLimits {
 
 /** What was published. Owned by pv-publish. */
 export interface PublishSection {
-  outcome: 'pr_opened' | 'pr_exists' | 'pushed' | 'no_changes';
+  outcome: 'pr_opened' | 'pr_exists' | 'pr_commented' | 'pushed' | 'no_changes';
   /** the agent branch pushed */
   branch: string;
   /** carries the trailer `Prompt-Valet-Run: <run id>` */
@@ -182,6 +191,8 @@ export interface PublishSection {
   pr_url?: string;
   /** the work of a run stopped before it finished: a draft PR labelled prompt-valet:incomplete */
   incomplete?: true;
+  /** a follow-up's comment on the existing PR (outcome `pr_commented`) */
+  comment_url?: string;
 }
 
 /** The prompt's fate. Owned by pv-settle. */

@@ -47,7 +47,8 @@ function ghTokenFor(opts: GhOptions): NodeJS.ProcessEnv {
   }
 }
 
-async function runGh(opts: GhOptions, args: string[]): Promise<string> {
+/** Run gh with the token for this one command; a failure is a retryable `gh_failed` naming gh's first line. */
+export async function runGh(opts: GhOptions, args: string[]): Promise<string> {
   const token = ghTokenFor(opts);
   const result = await execa(opts.cmd, args, {
     cwd: opts.cwd,

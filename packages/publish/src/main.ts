@@ -23,6 +23,13 @@ For each record, in the run's checkout:
   - the title is front matter "title", else the prompt's first heading, else its file name;
     the body holds the agent's last message (trimmed), the prompt file, the run id and a
     hidden marker <!-- prompt-valet run_id=… -->.
+  - a follow-up (target.follow_up: the checkout started at the agent branch's head) pushes
+    onto the same agent branch; when that branch has an open PR, the PR gets the commits
+    and a comment with the summary (gh pr comment; outcome "pr_commented", comment_url,
+    <run folder>/pr-comment.md) instead of a second PR. The comment carries the run's
+    marker and is looked for first (gh pr view --json comments), so it is posted once.
+    A follow-up that changed nothing still comments its summary on the open PR
+    (outcome "no_changes" with pr_url and comment_url).
   - the checkout (git worktree) is removed once the work is pushed or there was none; a
     failed run keeps it.
 
@@ -55,19 +62,20 @@ secret; nothing is pushed.
 
 Resume: every side effect is recorded in <run folder>/publish.json before the next one:
   committed → pushing (the commit is recorded before the push) → pushed → pr_opened | pr_exists
+                                                                         | pr_commented
 A rerun continues from there: git ls-remote tells whether the push landed (pushed again
 only if not), an open PR is looked up by its head branch before one is made, and a commit
 on the remote agent branch carrying this run's trailer counts as this run's (no second
 commit). A finished publish.json is re-emitted as it is. One run → one branch → one PR.
-The push uses --force-with-lease: only an absent branch or this run's own commit is
-replaced, never someone else's work.
+The push uses --force-with-lease: only an absent branch or this run's own commit (for a
+follow-up: the head it started from) is replaced, never someone else's work.
 
 gh host: $GH_HOST, else watcher.gh_host, else watcher.git_default_host. gh gets the token
 from its own environment variables (GH_TOKEN, GITHUB_TOKEN, GH_ENTERPRISE_TOKEN); it never
 reaches git, a log, a record or the run folder.
 
-Output: the same records with "publish": {outcome: pr_opened | pr_exists | pushed | no_changes,
-commit, pr_url, branch, title, incomplete}. Run folder: pr-body.md (the PR body), publish.json (progress
+Output: the same records with "publish": {outcome: pr_opened | pr_exists | pr_commented | pushed
+| no_changes, commit, pr_url, branch, title, comment_url, incomplete}. Run folder: pr-body.md (the PR body), publish.json (progress
 and outcome), status.json "published". A record that fails gets "error" {step: "publish", …}:
   bad_target, missing_target, missing_claim, missing_checkout   unusable record (not retryable)
   foreign_path, bad_run_id                  the record names places outside the valet

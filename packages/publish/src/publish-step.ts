@@ -1,7 +1,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  checkClaimRel, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
+  checkClaimRel, checkedFollowUp, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
   INCOMPLETE_LABEL, repoLockPath, runFile, runOfRecord, StepError, updateRunStatus, withRepoLock, writeFileAtomic, writeJsonAtomic,
   type CheckoutSection, type IncompleteReason, type Logger, type PublishSection, type PvRecord, type TargetSection, type ValetConfig,
 } from '@prompt-valet/core';
@@ -10,6 +10,7 @@ import {
 } from './checkout-git.js';
 import { createPr, findOpenPr, ghHostForPr, ghRepoArg, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
+import { commentOnce, commentOnOpenPr, type GhTarget } from './follow-up.js';
 import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
 
 /**
@@ -46,9 +47,11 @@ export interface PublishProgress {
   commit?: string;
   base_sha?: string;
   pr_url?: string;
+  /** a follow-up's comment on the existing PR */
+  comment_url?: string;
 }
 
-const FINISHED: readonly PublishProgressOutcome[] = ['pr_opened', 'pr_exists', 'no_changes'];
+const FINISHED: readonly PublishProgressOutcome[] = ['pr_opened', 'pr_exists', 'pr_commented', 'no_changes'];
 
 interface Run {
   runId: string;
@@ -80,6 +83,7 @@ function sectionOf(p: PublishProgress): PublishSection {
   if (p.commit) section.commit = p.commit;
   if (p.pr_url) section.pr_url = p.pr_url;
   if (p.title) section.title = p.title;
+  if (p.comment_url) section.comment_url = p.comment_url;
   return section;
 }
 
@@ -96,6 +100,8 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
   // Checked against the operator's limits before anything is pushed: a forged record widens nothing.
   const pr = prSettings(t.front_matter, w);
   const { draft, labels } = ctx.incomplete ? { draft: true, labels: [...new Set([...pr.labels, INCOMPLETE_LABEL])] } : pr;
+  // A follow-up pushes onto an existing branch: only one pv-resolve recorded for this run.
+  const followUp = await checkedFollowUp(runRoot, t);
   const run: Run = { runId, runRoot, target: t, workTree, commonDir: path.join(path.resolve(t.repo_dir), '.git'), reposRoot: config.repos_root };
 
   const finish = async (p: PublishProgress): Promise<PvRecord> => {
@@ -106,6 +112,11 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
       durations_ms: { publish: Date.now() - started },
     });
     return { ...rec, publish: sectionOf(p) };
+  };
+
+  const ghFor = (): GhTarget => {
+    const host = ghHostForPr(env, w);
+    return { opts: { cmd: w.gh_cmd, host, env, cwd: runRoot }, repoArg: ghRepoArg(host, t.owner, t.repo) };
   };
 
   let progress = await readJsonIfExists<PublishProgress>(runFile(runRoot, 'publish'));
@@ -131,7 +142,9 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     const made = await commitOrFind(run, rec, title, baseSha, ctx);
     if (made === 'no_changes') {
       log.info(`run ${runId}: the agent changed nothing; no branch pushed, no PR`);
-      return finish(await recordProgress(run, { outcome: 'no_changes', title }));
+      // A follow-up that only answered: the answer still goes on the PR.
+      const answered = followUp && w.publisher === 'gh' ? await commentOnOpenPr(ghFor(), { runId, runRoot, title, body }, t.agent_branch, log) : undefined;
+      return finish(await recordProgress(run, { outcome: 'no_changes', title, ...answered }));
     }
     progress = await recordProgress(run, { outcome: made.pushed ? 'pushed' : 'committed', commit: made.commit, base_sha: baseSha, title });
   }
@@ -142,7 +155,7 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     const hit = findSecretInDiff(diff, knownSecrets);
     if (hit) throw secretError(hit, `commit ${commit.slice(0, 12)} of ${t.repo_dir} and ${workTree}`);
     progress = await recordProgress(run, { outcome: 'pushing', commit, base_sha: baseSha, title });
-    await pushOnce(run, commit, log);
+    await pushOnce(run, commit, log, followUp ? baseSha : undefined);
     progress = await recordProgress(run, { outcome: 'pushed', commit, base_sha: baseSha, title });
   }
 
@@ -150,10 +163,14 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     log.info(`run ${runId}: pushed ${t.agent_branch} (publisher none: PR text in ${bodyFile})`);
     return finish(progress);
   }
-  const host = ghHostForPr(env, w);
-  const repoArg = ghRepoArg(host, t.owner, t.repo);
-  const ghOpts = { cmd: w.gh_cmd, host, env, cwd: runRoot };
+  const { opts: ghOpts, repoArg } = ghFor();
   const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
+  if (existing && followUp) {
+    // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
+    const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
+    return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
+  }
+  if (followUp) log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
   if (existing) {
     log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
     return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: existing }));
@@ -284,10 +301,11 @@ async function refuseNestedRepositories(co: RunCheckout, baseSha: string): Promi
 
 /**
  * Push the recorded commit unless origin already has it. The lease accepts
- * only an absent branch or this run's own earlier commit at its tip, so
- * nothing someone else pushed to the agent branch is overwritten.
+ * only an absent branch or this run's own earlier commit at its tip (for a
+ * follow-up also the agent branch's head it started from), so nothing
+ * someone else pushed to the agent branch is overwritten.
  */
-async function pushOnce(run: Run, commit: string, log: Logger): Promise<void> {
+async function pushOnce(run: Run, commit: string, log: Logger, startedFrom?: string): Promise<void> {
   const branch = run.target.agent_branch;
   const ref = `refs/heads/${branch}`;
   const remote = await remoteTip(run);
@@ -298,7 +316,7 @@ async function pushOnce(run: Run, commit: string, log: Logger): Promise<void> {
   let expected = '';
   if (remote) {
     await repoGit(run.commonDir, ['fetch', '--quiet', '--no-write-fetch-head', 'origin', `+${ref}:refs/remotes/origin/${branch}`]);
-    if (await isRunCommit(run.commonDir, remote, run.runId)) expected = remote;
+    if (remote === startedFrom || (await isRunCommit(run.commonDir, remote, run.runId))) expected = remote;
   }
   try {
     await repoGit(run.commonDir, ['push', '--quiet', '--no-verify', `--force-with-lease=${ref}:${expected}`, 'origin', `${commit}:${ref}`]);

@@ -1,5 +1,6 @@
 import {
-  defineTool, EXIT_STATUS_HELP, mapRecords, markStepDone, pathExists, readStepDone, runOfRecord, updateRunStatus, type TargetSection,
+  defineTool, EXIT_STATUS_HELP, mapRecords, markStepDone, pathExists, readStepDone, recordFollowUp, recordRunId, runOfRecord, updateRunStatus,
+  type TargetSection,
 } from '@prompt-valet/core';
 import { claimOf, resolveRecord } from './resolve.js';
 
@@ -15,12 +16,12 @@ The branch folder is one folder: "feature~x" is the branch "feature/x".
 Folders below it are yours to group prompts; they do not change the target.
 
 Output: each record with
-  "target": {"owner","repo","branch","repo_dir","clone_url","agent_branch","front_matter","subdirs"}
+  "target": {"owner","repo","branch","repo_dir","clone_url","agent_branch","front_matter","subdirs","follow_up"}
 repo_dir is repos_root/<owner>/<repo>; clone_url follows watcher.git_protocol
 (https://host/o/r.git, ssh git@host:o/r.git, git://host/o/r.git,
 file://<folder>/o/r.git); agent_branch is
 <watcher.agent_branch_prefix><slug of the prompt name>-<run id>. The prompt's
-YAML front matter (title, draft, labels, model, sandbox, timeout) is
+YAML front matter (title, draft, labels, model, sandbox, timeout, follow_up) is
 checked against the operator's limits and carried as front_matter: it may
 narrow them (a stricter sandbox, a shorter timeout, a model from
 watcher.allowed_models, draft: true, more labels), never widen them. A path
@@ -28,6 +29,17 @@ that does not resolve (too shallow, a hostile name), front matter that is
 unreadable, unknown or wider than the config (bad_front_matter), or a prompt
 larger than limits.max_prompt_bytes (prompt_too_large, not read) gives the
 record a non-retryable error.
+
+Follow-ups: a prompt in an agent branch's folder (codex~x-<run id>, made by
+pv-tree), or with front matter follow_up: <run id> or follow_up: <PR URL>,
+continues that run's work: target.agent_branch is the earlier run's branch,
+target.branch its base, and target.follow_up says which runs
+({via, of_run, root_run, previous_run, pr_url}). Only branches this valet
+created: the run must have a folder here that resolved to the branch
+(follow_up_unknown_run), a PR URL must be one a run here opened
+(follow_up_unknown_pr), and the prompt must lie in a folder of the same
+repository (follow_up_other_repo). While an earlier run of the branch is
+unsettled the follow-up waits: follow_up_busy (retryable).
 
 Paths come from the configuration: the run folder is processed/<run id>
 and the prompt inbox/<claim.rel>; a record whose claim.run_root, claim.path
@@ -54,6 +66,8 @@ Example:
       }
       const target = await resolveRecord(rec, config);
       if (await pathExists(runRoot)) {
+        // Listed under the branch's first run before the target is recorded: the branch's runs are found from there.
+        if (target.follow_up) await recordFollowUp(config.processed, target.follow_up.root_run, recordRunId(rec));
         await updateRunStatus(runRoot, {
           state: 'resolved',
           step: 'resolve',
@@ -61,6 +75,7 @@ Example:
           repo: target.repo,
           branch: target.branch,
           agent_branch: target.agent_branch,
+          ...(target.follow_up ? { follow_up_of: target.follow_up.of_run } : {}),
         });
         await markStepDone(runRoot, 'resolve', target);
       }

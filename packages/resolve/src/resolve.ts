@@ -23,6 +23,7 @@ import {
   type TargetSection,
   type ValetConfig,
 } from '@prompt-valet/core';
+import { resolveFollowUp } from './follow-up.js';
 
 /**
  * Where a claimed prompt goes, from its place in the inbox:
@@ -103,21 +104,23 @@ export async function resolveRecord(rec: PvRecord, config: ValetConfig): Promise
   const text = await readClaimedPrompt(runRoot, runningFile, config.limits.max_prompt_bytes);
   // Checked here once against the operator's limits; later steps re-check target.front_matter.
   const { front_matter } = parsePrompt(text, config.watcher);
+  const common = {
+    owner: place.owner,
+    repo: place.repo,
+    repo_dir: path.join(config.repos_root, place.owner, place.repo),
+    clone_url: cloneUrl(config.watcher.git_protocol, config.watcher.git_default_host, place.owner, place.repo),
+    front_matter,
+    subdirs: place.subdirs,
+  };
+  // A follow-up goes on with the earlier run's agent branch (and PR); its base is that run's base.
+  const followUp = await resolveFollowUp(place, front_matter, recordRunId(rec), config);
+  if (followUp) return { ...common, branch: followUp.base, agent_branch: followUp.agent_branch, follow_up: followUp.follow_up };
   const stem = parsePromptName(place.file)!.stem;
   const prefix = config.watcher.agent_branch_prefix;
   const agent_branch = `${prefix}${slugify(stem)}-${rec.run_id}`;
   const check = checkBranchName(agent_branch);
   if (!check.ok) throw new StepError('bad_agent_branch', `agent branch ${JSON.stringify(agent_branch)} (watcher.agent_branch_prefix ${JSON.stringify(prefix)}): ${check.reason}`);
-  return {
-    owner: place.owner,
-    repo: place.repo,
-    branch: place.branch,
-    repo_dir: path.join(config.repos_root, place.owner, place.repo),
-    clone_url: cloneUrl(config.watcher.git_protocol, config.watcher.git_default_host, place.owner, place.repo),
-    agent_branch,
-    front_matter,
-    subdirs: place.subdirs,
-  };
+  return { ...common, branch: place.branch, agent_branch };
 }
 
 /** The run folder's copy (made by pv-claim); the running file only if there is none, never through a symlink. */

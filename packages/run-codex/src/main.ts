@@ -31,6 +31,16 @@ Input: records from pv-clone (run_id, target, target.front_matter). The run fold
 come from the configuration; a record whose claim.run_root, checkout.dir or claim.path
 names another place fails with foreign_path before anything runs.
 
+Sessions and follow-ups: each run's codex session (its conversation in its own
+CODEX_HOME, sessions/…/rollout-…-<id>.jsonl) is recorded in agent.session_id and
+<run folder>/session.json ({session_id, file}). A follow-up (target.follow_up, pv-resolve) copies
+the session file of target.follow_up.previous_run (a run of the same agent branch; the
+earlier run folder is only read) into its own CODEX_HOME and runs
+  <runner_cmd> exec … <runner_extra_args…> resume <session id> -
+so the agent has the earlier conversation (agent.continued "resumed"). When that session
+is not known (an older run, files gone) it runs a new session with the earlier PR title
+and last message quoted before the prompt, and says so in agent.log ("fresh").
+
 Resume: when the agent finishes without error its section is recorded in
 <run folder>/steps/run-codex.json; a resumed run that has it gets that section back and the
 agent is not started again. An agent stopped for good (time, idle or token limit,
@@ -41,10 +51,11 @@ Records that already carry "error" pass through untouched.
 Output: each record plus an "agent" section: exit_code, duration_ms, timed_out,
 idle_timed_out, aborted, abort_reason, log, last_message, agent_runs_file,
 events (--json), usage, max_tokens, tokens_over_budget, model, sandbox, limits,
-limits_tripped. A failed run also gets "error" (step run-codex) with one of these
-codes; a run stopped before the agent finished (the four marked *) carries
-error.incomplete.reason (timeout, idle_timeout, aborted, budget_exceeded), and
-pv-publish keeps its work in a draft PR (watcher.keep_incomplete_work):
+limits_tripped, session_id, continued. A failed run also gets "error" (step
+run-codex) with one of these codes; a run stopped before the agent finished (the
+four marked *) carries error.incomplete.reason (timeout, idle_timeout, aborted,
+budget_exceeded), and pv-publish keeps its work in a draft PR
+(watcher.keep_incomplete_work):
   runner_missing      the runner is not installed / not on PATH      not retryable
   agent_failed        non-zero exit; retryable only when codex reports a
                       network, rate-limit or 5xx problem of the model API
@@ -59,7 +70,7 @@ pv-publish keeps its work in a draft PR (watcher.keep_incomplete_work):
   bad_front_matter, empty_prompt
 
 Files in the run folder (PV_RUN_ROOT): agent.log (stdout and stderr, written
-as they arrive: tail -f it), last-message.md, events.jsonl (--json),
+as they arrive: tail -f it), last-message.md, events.jsonl (--json), session.json,
 status.json (state running; durations_ms and usage at the end). The last
 message is also written to <checkout>/<agent_runs_dir>/codex-run-<run id>.md
 unless watcher.agent_runs_dir is empty.

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import {
   expectErrno,
   checkClaimRel,
+  checkedFollowUp,
   checkoutOfRecord,
   checkOwnerName,
   checkRepoName,
@@ -42,6 +43,7 @@ import { hostJailDirs, JAIL_PATHS, makeHostJailDirs, planAgentLaunch } from './j
 import { readFileNoFollow, writeInsideNoFollow } from './safe-files.js';
 import { agentErrors, isTransientFailure, usageFromHumanOutput, UsageCounter } from './outcome.js';
 import { finalUsage, SessionUsageFollower } from './token-budget.js';
+import { describeContinuation, findRunSession, prepareContinuation, recordSession, sessionIdOfEvent } from './session.js';
 
 export const STEP = 'run-codex';
 /** The agent stopped for good (a limit, an abort): recorded so a resumed run keeps its work instead of redoing it. */
@@ -128,6 +130,9 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   makeHostJailDirs(jailDirs);
   await fsp.rm(path.join(jailDirs.out, 'last-message.md'), { force: true });
   fillRunCodexHome(operatorCodexHome(deps.env), jailDirs.codexHome);
+  // A follow-up goes on with the earlier run's codex session when it is known (session.ts).
+  const followUp = rec.target ? await checkedFollowUp(inputs.runRoot, rec.target) : undefined;
+  const continuation = followUp ? await prepareContinuation(deps.roots, followUp, String(rec.target?.agent_branch), jailDirs.codexHome, deps.log) : undefined;
   // The same folders, as the agent sees them.
   const seen = jailed
     ? { out: JAIL_PATHS.out, home: JAIL_PATHS.home, tmp: JAIL_PATHS.tmp, codexHome: JAIL_PATHS.codexHome, prompt: JAIL_PATHS.prompt }
@@ -142,6 +147,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     '--sandbox', sandbox,
     ...(deps.json ? ['--json'] : []),
     ...w.runner_extra_args,
+    ...(continuation?.kind === 'resumed' ? ['resume', continuation.sessionId] : []),
     '-',
   ];
   const marker = randomUUID();
@@ -160,11 +166,13 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     dirs: jailDirs,
   }, deps.runnerPath, args, inputs.runId);
 
+  if (continuation) await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${describeContinuation(continuation)}\n`);
   await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
   deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
   const usageCounter = new UsageCounter();
   const sessionUsage = new SessionUsageFollower(jailDirs.codexHome);
   sessionUsage.start();
+  let announcedSession: string | undefined;
   await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
   // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
@@ -177,9 +185,15 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     ...(maxTokens > 0 ? { overBudget: () => totalTokens(finalUsage(usageCounter.result(), sessionUsage.poll())) > maxTokens } : {}),
     cwd: inputs.checkoutDir,
     env,
-    input: inputs.body,
+    input: continuation?.kind === 'fresh' ? continuation.preamble + inputs.body : inputs.body,
     logFile,
-    ...(eventsFile ? { eventsFile, onStdoutLine: (line: string) => usageCounter.addEventLine(line) } : {}),
+    ...(eventsFile ? {
+      eventsFile,
+      onStdoutLine: (line: string) => {
+        usageCounter.addEventLine(line);
+        announcedSession ??= sessionIdOfEvent(line);
+      },
+    } : {}),
     abortFile: runFile(inputs.runRoot, 'abort'),
     limits: {
       timeoutMs: timeoutSeconds * 1000,
@@ -215,6 +229,12 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   if (overBudget > 0) agent.tokens_over_budget = overBudget;
   if (exit.leftoversStopped > 0) agent.leftovers_stopped = exit.leftoversStopped;
   agent.limits = launch.applied;
+  const session = findRunSession(jailDirs.codexHome, announcedSession);
+  if (session) {
+    await recordSession(inputs.runRoot, session);
+    agent.session_id = session.session_id;
+  }
+  if (continuation) agent.continued = continuation.kind;
   if (tripped.length > 0) agent.limits_tripped = tripped;
   const message = takeLastMessage(path.join(jailDirs.out, 'last-message.md'), inputs.runId, deps.log);
   if (message) {

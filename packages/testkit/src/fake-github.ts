@@ -28,7 +28,9 @@ import { expectSyntaxError } from '@prompt-valet/core';
  * PullRequestForBranch, PullRequestCreate, and for labels
  * RepositoryResolveMetadataIDs and PullRequestCreateMetadata; every label
  * exists)
- * and for `pr list --head … --json …` (PullRequestList), and for
+ * and for `pr list --head … --json …` (PullRequestList), for `pr view N
+ * --json …` and `pr comment N` (PullRequestByNumber, CommentCreate: the
+ * comments are kept on the PR, `pullRequest.comments`), and for
  * `repo list OWNER --json …` (Repository_fields, then RepositoryList, paged;
  * the repositories are those given to addRepository). Any repository
  * exists (the fake does not know which do); anything else answers 404 and is
@@ -49,6 +51,13 @@ export interface RecordedPullRequest {
   state: 'OPEN' | 'CLOSED' | 'MERGED';
   /** false for a PR put there by seedPullRequest */
   created: boolean;
+  /** comments posted on it (`gh pr comment`), in order */
+  comments: RecordedComment[];
+}
+
+export interface RecordedComment {
+  body: string;
+  url: string;
 }
 
 export interface GraphQLCall {
@@ -162,6 +171,11 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     headRepository: { id: repoId(pr.owner, pr.repo), name: pr.repo },
     author: { login: 'valet' },
     labels: { nodes: pr.labels.map((name) => ({ name })), totalCount: pr.labels.length },
+    comments: {
+      nodes: pr.comments.map((c, i) => ({ id: `IC_${pr.number}_${i + 1}`, body: c.body, url: c.url, author: { login: 'valet' }, createdAt: '2026-01-01T00:00:00Z' })),
+      pageInfo: { hasNextPage: false, endCursor: '' },
+      totalCount: pr.comments.length,
+    },
   });
 
   const addPr = (fields: Omit<RecordedPullRequest, 'url' | 'number'>): RecordedPullRequest => {
@@ -205,9 +219,22 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
         const pr = addPr({
           ...target, base: String(input.baseRefName ?? ''), head: String(input.headRefName ?? ''),
           title: String(input.title ?? ''), body: String(input.body ?? ''), draft: input.draft === true,
-          labels: [], state: 'OPEN', created: true,
+          labels: [], state: 'OPEN', created: true, comments: [],
         });
         return { createPullRequest: { pullRequest: prNode(pr) } };
+      }
+      case 'PullRequestByNumber': {
+        const pr = all.find((p) => p.owner === owner && p.repo === repo && p.number === Number(v.pr_number));
+        return pr ? { repository: { pullRequest: prNode(pr) } } : undefined;
+      }
+      case 'CommentCreate': {
+        // gh pr comment: input {subjectId, body}
+        const input = (v.input ?? {}) as Record<string, unknown>;
+        const pr = all.find((p) => `PR_${p.number}` === String(input.subjectId ?? ''));
+        if (!pr) return undefined;
+        const url = `${pr.url}#issuecomment-${pr.number * 1000 + pr.comments.length + 1}`;
+        pr.comments.push({ body: String(input.body ?? ''), url });
+        return { addComment: { commentEdge: { node: { url } } } };
       }
       case 'RepositoryResolveMetadataIDs': {
         // gh asks for each label by an alias: `l000: label(name:"bug"){id,name}`.
@@ -328,7 +355,7 @@ export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitH
     seedPullRequest(pr) {
       return addPr({
         owner: pr.owner, repo: pr.repo, head: pr.head, base: pr.base ?? 'main', title: pr.title ?? `existing PR for ${pr.head}`,
-        body: '', draft: false, labels: [], state: pr.state ?? 'OPEN', created: false,
+        body: '', draft: false, labels: [], state: pr.state ?? 'OPEN', created: false, comments: [],
       });
     },
     addRepository(repo) {

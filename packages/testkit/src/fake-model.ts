@@ -146,9 +146,23 @@ export function requestText(body: unknown): string {
   return texts.join('\n');
 }
 
-function hasToolOutput(body: unknown): boolean {
+/**
+ * The newest prompt (a user message; codex's own context items, such as
+ * `<environment_context>`, start with a tag) and whether a tool output
+ * follows it. Without one, all the request's text.
+ */
+function latestPrompt(body: unknown): { text: string; toolOutputAfter: boolean } {
   const input = (body as { input?: unknown } | undefined)?.input;
-  return Array.isArray(input) && input.some((i) => (i as Record<string, unknown>)?.type === 'function_call_output');
+  if (!Array.isArray(input)) return { text: '', toolOutputAfter: false };
+  const items = input as Array<Record<string, unknown>>;
+  const textOf = (item: Record<string, unknown>) => (Array.isArray(item?.content) ? item.content as Array<Record<string, unknown>> : [])
+    .map((c) => (typeof c?.text === 'string' ? c.text : '')).join('\n');
+  let at = -1;
+  items.forEach((item, i) => {
+    if (item?.role === 'user' && !textOf(item).trimStart().startsWith('<')) at = i;
+  });
+  if (at < 0) return { text: requestText(body), toolOutputAfter: items.some((i) => i?.type === 'function_call_output') };
+  return { text: textOf(items[at]!), toolOutputAfter: items.slice(at + 1).some((i) => i?.type === 'function_call_output') };
 }
 
 /**
@@ -160,10 +174,12 @@ function hasToolOutput(body: unknown): boolean {
  */
 export function promptScriptResponder(opts: { yieldTimeMs?: number } = {}): FakeResponder {
   return (body) => {
-    const text = requestText(body);
+    // A resumed session (a follow-up) carries the earlier turns too: the newest
+    // prompt is the one being answered now.
+    const { text, toolOutputAfter } = latestPrompt(body);
     const m = /```sh\n([\s\S]*?)\n```/.exec(text);
     if (!m) return messageTurn('Nothing to do: the prompt holds no sh block.');
-    if (!hasToolOutput(body)) return execTurn(m[1]!, opts.yieldTimeMs === undefined ? {} : { yieldTimeMs: opts.yieldTimeMs });
+    if (!toolOutputAfter) return execTurn(m[1]!, opts.yieldTimeMs === undefined ? {} : { yieldTimeMs: opts.yieldTimeMs });
     return messageTurn(`Ran the prompt's script:\n\n    ${m[1]!.split('\n').join('\n    ')}\n`);
   };
 }

@@ -29,7 +29,8 @@ A list entry containing "*" is a glob ("*" matches anything, "/" included),
 any other entry matches only the identical name.
 
 tree_builder.mirror_agent_branches (default true): agent branches (codex/x)
-get folders (codex~x) like any branch; false: they get none.
+get folders (codex~x) like any branch, and a prompt dropped there is a
+follow-up of that run (its branch and PR); false: they get none.
 
 tree_builder.greedy_inboxes (default false): also the owner's repositories
 that are not cloned yet: "gh repo list OWNER --json name,isArchived"

@@ -3,6 +3,8 @@
 'use strict';
 
 const FINAL = new Set(['done', 'error', 'retry']);
+// Outcomes that pushed an agent branch: such a run can be followed up.
+const PUSHED = new Set(['pr_opened', 'pr_exists', 'pr_commented', 'pushed']);
 const app = document.getElementById('app');
 const conn = document.getElementById('conn');
 let cleanup = [];
@@ -230,7 +232,8 @@ async function runPage(gen, runId, job) {
     kv('Target', where(r)), kv('Prompt', r.prompt_rel), kv('Run', r.run_id), kv('Attempt', String(r.attempt)),
     kv('Started', `${since(r.created_at)} ago`), kv('Agent branch', st.agent_branch),
     kv('Pull request', prLink(r.pr_url)), kv('Outcome', r.outcome), kv('Reason', r.reason),
-    kv('Tokens', r.tokens !== undefined ? `${r.tokens.toLocaleString()}${st.agent?.max_tokens ? ` of ${st.agent.max_tokens.toLocaleString()}` : ''}` : undefined));
+    kv('Tokens', r.tokens !== undefined ? `${r.tokens.toLocaleString()}${st.agent?.max_tokens ? ` of ${st.agent.max_tokens.toLocaleString()}` : ''}` : undefined),
+    kv('Follow-up of', st.follow_up_of ? el('a', { href: `#/run/${st.follow_up_of}`, id: 'follow-up-of' }, st.follow_up_of) : null));
   const show = (text, err) => { msg.textContent = text; msg.className = err ? 'msg err' : 'msg'; msg.hidden = false; };
   const renderActions = (state) => {
     actions.replaceChildren();
@@ -257,6 +260,9 @@ async function runPage(gen, runId, job) {
       el('h2', {}, stateBox, promptName(r.prompt_rel)), info, actions, msg),
     el('section', { class: 'card' }, el('h2', {}, 'Agent log', logState), pre),
     d.last_message ? el('section', { class: 'card' }, el('h2', {}, 'Last message'), el('pre', { class: 'text', id: 'last-message' }, d.last_message)) : null,
+    d.follow_ups && d.follow_ups.length ? el('section', { class: 'card' }, el('h2', {}, 'Follow-ups', el('span', { class: 'count' }, String(d.follow_ups.length))),
+      el('ul', { class: 'rows', id: 'follow-ups' }, d.follow_ups.map(runRow))) : null,
+    r.state === 'done' && PUSHED.has(r.outcome) ? followUpForm(runId) : null,
     d.prompt ? el('section', { class: 'card' }, el('details', {}, el('summary', {}, 'Prompt'), el('pre', { class: 'text' }, d.prompt))) : null,
   );
   followLog(runId, pre, (state, ended) => {
@@ -264,10 +270,35 @@ async function runPage(gen, runId, job) {
     renderActions(state);
     if (ended) {
       logState.textContent = 'ended';
-      // Settled: reload once for the PR link, outcome and reason.
-      setTimeout(() => { if (gen === generation) route(); }, 300);
+      // Settled while shown: reload once for the PR link, outcome and reason. A run that had
+      // settled already is not reloaded (that would wipe a follow-up being typed).
+      if (!FINAL.has(r.state)) setTimeout(() => { if (gen === generation) route(); }, 300);
     }
   });
+}
+
+// A follow-up goes on with this run's branch and PR (pv-web's POST /api/runs/:id/follow-up).
+function followUpForm(runId) {
+  const text = el('textarea', { name: 'text', id: 'follow-up-text', required: true, placeholder: 'What the agent should do next on this branch…' });
+  const msg = el('p', { class: 'msg', hidden: true, id: 'follow-up-msg' });
+  const button = el('button', { type: 'submit', id: 'follow-up-submit' }, 'Follow up');
+  const form = el('form', { class: 'submit', id: 'follow-up-form' },
+    el('label', {}, 'Prompt (Markdown): continues this run\'s branch and pull request', text), el('div', { class: 'actions' }, button), msg);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    button.disabled = true;
+    msg.hidden = true;
+    try {
+      const body = await api(`/api/runs/${encodeURIComponent(runId)}/follow-up`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: text.value }) });
+      location.hash = `#/job/${body.jobs[0].job_id}`;
+    } catch (err) {
+      msg.className = 'msg err';
+      msg.textContent = err.message;
+      msg.hidden = false;
+      button.disabled = false;
+    }
+  });
+  return el('section', { class: 'card', id: 'follow-up' }, el('h2', {}, 'Follow up'), form);
 }
 
 async function jobPage(gen, jobId) {

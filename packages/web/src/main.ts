@@ -52,6 +52,7 @@ API (JSON; see the README for requests and answers):
   POST /api/prompts                 (JSON {target,name,text} or multipart .md files)
   GET  /api/jobs/JOB                POST /api/runs/ID/abort    POST /api/runs/ID/retry
   GET  /api/tokens?days=N           (tokens per day, N from 1 to 90, default 7)
+  POST /api/runs/ID/follow-up       (JSON {text,name}: continue the run's branch and PR)
 The page is at /.
 
 Security: with web.socket set, listens on that Unix socket (mode 0660, the

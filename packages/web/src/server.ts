@@ -12,6 +12,7 @@ import { loadStaticFiles } from './static-files.js';
 import { readUpload, submitPrompt, type Submission, type Submitted } from './submit.js';
 import { findTarget, listTargets } from './targets.js';
 import { tokenTotalsReader } from './tokens.js';
+import { followUpsOf, submitFollowUp } from './follow-up.js';
 
 export interface ServerOptions {
   config: ValetConfig;
@@ -158,7 +159,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     return { runs: await listRuns(config, filter) };
   });
 
-  app.get<{ Params: { id: string } }>('/api/runs/:id', async (req) => runDetail(config, req.params.id));
+  app.get<{ Params: { id: string } }>('/api/runs/:id', async (req) => {
+    const detail = await runDetail(config, req.params.id);
+    return { ...detail, follow_ups: await followUpsOf(config, detail.status) };
+  });
 
   app.get<{ Params: { id: string } }>('/api/runs/:id/log', async (req, reply) => {
     const bytes = Number(queryString(req.query, 'bytes') ?? TAIL_BYTES);
@@ -191,6 +195,14 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.post<{ Params: { id: string } }>('/api/runs/:id/abort', async (req, reply) => reply.code(202).send(await abortRun(config, req.params.id)));
 
   app.post<{ Params: { id: string } }>('/api/runs/:id/retry', async (req, reply) => reply.code(201).send(await retryRun(config, req.params.id)));
+
+  app.post<{ Params: { id: string } }>('/api/runs/:id/follow-up', async (req, reply) => {
+    const { subs } = readJsonSubmission(req, max);
+    const sub = subs[0]!;
+    const job = await submitFollowUp(config, req.params.id, { name: sub.name, text: Buffer.from(sub.bytes).toString('utf8') });
+    log.notice(`submitted ${job.prompt_rel}, a follow-up of ${req.params.id}`);
+    return reply.code(201).send({ jobs: [job] });
+  });
 
   app.post('/api/prompts', async (req, reply) => {
     const { targetId, subs } = req.isMultipart() ? await readUpload(req, config) : readJsonSubmission(req, max);
