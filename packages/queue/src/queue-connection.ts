@@ -1,0 +1,138 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import {
+  AckPolicy,
+  connect,
+  credsAuthenticator,
+  DiscardPolicy,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type ConnectionOptions,
+  type JetStreamClient,
+  type JetStreamManager,
+  type NatsConnection,
+  type StreamConfig,
+} from 'nats';
+import { ConfigError, EX, ToolError, type NatsConfig } from '@prompt-valet/core';
+
+/**
+ * The connection to the NATS cluster and the two streams of `dispatch: nats`
+ * (docs/scale-out.md): a work-queue stream of jobs (each job goes to one
+ * worker; an ack removes it) and a work-queue stream of results (an ack,
+ * after pv-settle has answered for the run, removes it). Subjects carry the
+ * run id (`jobs.<run id>`, `results.<run id>`), so the valet can ask the
+ * stream about one run while it reconciles.
+ */
+export interface QueueConnection {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  close(): Promise<void>;
+}
+
+/** The durable consumer every worker shares on the jobs stream: one job, one worker. */
+export const WORKERS_CONSUMER = 'pv-workers';
+/** The valet's durable consumer on the results stream. */
+export const VALET_CONSUMER = 'pv-valet';
+
+/** Duplicate publishes (same message id) within this window are dropped by the server. */
+const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
+
+export const subjectFor = (stem: string, runId: string): string => `${stem}.${runId}`;
+
+/** A subject stem given on the command line: one NATS token, no wildcard. */
+export function checkSubjectStem(stem: unknown, what: string): string {
+  if (typeof stem !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(stem)) {
+    throw new ToolError('bad_subject', `${what} ${JSON.stringify(stem)} is not a subject name (letters, digits, _ and -)`, EX.USAGE);
+  }
+  return stem;
+}
+
+export async function connectQueue(nats: NatsConfig, name: string): Promise<QueueConnection> {
+  const opts: ConnectionOptions = {
+    servers: nats.servers,
+    name: `${name}@${os.hostname()}`,
+    // A node going away is normal in a cluster: keep trying the others.
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  };
+  if (nats.creds_file) {
+    let creds: Uint8Array;
+    try {
+      creds = fs.readFileSync(nats.creds_file);
+    } catch (err) {
+      throw new ConfigError(`nats.creds_file ${nats.creds_file}: cannot read it (${(err as Error).message})`);
+    }
+    opts.authenticator = credsAuthenticator(creds);
+  }
+  if (nats.tls_ca_file) opts.tls = { caFile: nats.tls_ca_file };
+  let nc: NatsConnection;
+  try {
+    nc = await connect(opts);
+  } catch (err) {
+    throw new ToolError('queue_unreachable', `cannot reach NATS at ${nats.servers.join(', ')}: ${(err as Error).message}`, EX.TEMPFAIL, err);
+  }
+  const jsm = await nc.jetstreamManager();
+  return {
+    nc,
+    js: nc.jetstream(),
+    jsm,
+    close: async () => {
+      if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
+    },
+  };
+}
+
+/**
+ * Make the stream (or bring its settings in line) and its durable consumer.
+ * Both sides call it for the stream they read, so either may start first.
+ */
+export async function ensureWorkQueue(
+  q: QueueConnection,
+  nats: NatsConfig,
+  stream: string,
+  stem: string,
+  consumer: string,
+): Promise<void> {
+  const config: Partial<StreamConfig> = {
+    name: stream,
+    subjects: [`${stem}.*`],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    num_replicas: nats.replicas,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  };
+  const exists = await q.jsm.streams.info(stream).then(
+    () => true,
+    (err: unknown) => {
+      if (isNotFound(err)) return false;
+      throw err;
+    },
+  );
+  if (exists) await q.jsm.streams.update(stream, config);
+  else await q.jsm.streams.add(config);
+  const consumerConfig = {
+    durable_name: consumer,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(nats.ack_wait_seconds * 1000),
+    max_deliver: nats.max_deliveries,
+    filter_subject: `${stem}.*`,
+  };
+  const have = await q.jsm.consumers.info(stream, consumer).then(
+    () => true,
+    (err: unknown) => {
+      if (isNotFound(err)) return false;
+      throw err;
+    },
+  );
+  if (have) await q.jsm.consumers.update(stream, consumer, consumerConfig);
+  else await q.jsm.consumers.add(stream, consumerConfig);
+}
+
+/** JetStream's "not found" (stream, consumer or message): a 404 in its API error. */
+export function isNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; api_error?: { code?: number }; message?: unknown };
+  return e?.api_error?.code === 404 || e?.code === '404' || /not found/i.test(String(e?.message ?? ''));
+}
