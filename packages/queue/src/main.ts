@@ -182,6 +182,7 @@ async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   const receiver = new ResultReceiver({ config, q, command, jobsStem, resultsStem: stem, log: ctx.log, env: ctx.io.env, stdout: ctx.io.stdout });
   const signal = stopSignal();
   const consumer = await q.js.consumers.get(config.nats.results_stream, VALET_CONSUMER);
+  ctx.log.info(`taking results from ${config.nats.results_stream} (${stem}.*) for ${command[0]}`);
   const every = config.nats.reconcile_interval_seconds * 1000;
   let nextReconcile = 0;
   try {

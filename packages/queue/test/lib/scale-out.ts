@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { binPath, claimLockedCommand, shQuote, startPipelineFixture, type PipelineFixture, type PipelineFixtureOptions } from '@prompt-valet/testkit';
+import { binPath, claimLockedCommand, killAllOf, valetProcesses, shQuote, startPipelineFixture, type PipelineFixture, type PipelineFixtureOptions } from '@prompt-valet/testkit';
 import { startNats, type NatsCluster } from './nats-cluster.js';
 
 /**
@@ -118,6 +118,10 @@ export async function startScaleOut(opts: ScaleOutOptions = {}): Promise<ScaleOu
     },
     async close() {
       await Promise.all(procs.map((p) => p.stop('SIGKILL')));
+      // Their children too (a settler, a worker's pipeline): nothing may write while the roots go.
+      for (const config of [valet.root.configPath, ...workerRoots.map((_, i) => workerEnv(i + 1).PV_CONFIG!)]) {
+        await killAllOf('process of this test', () => valetProcesses(config));
+      }
       await nats.close();
       await valet.close();
       await fsp.rm(dir, { recursive: true, force: true });
