@@ -126,6 +126,30 @@ async function send(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   return EX.OK;
 }
 
+/**
+ * The shared consumer of the jobs stream, waiting for it as long as it takes
+ * (a cluster electing its leader, a valet not started yet): a worker
+ * started first simply waits.
+ */
+async function jobsConsumer(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueConnection, stem: string, stopping: () => boolean): Promise<Consumer> {
+  let said = '';
+  for (;;) {
+    try {
+      // A worker's credentials may not allow managing streams: then the valet's must have made it.
+      await ensureWorkQueue(q, config.nats, config.nats.jobs_stream, stem, WORKERS_CONSUMER).catch((err: unknown) => {
+        if (!/permission/i.test((err as Error).message)) throw err;
+      });
+      return await q.js.consumers.get(config.nats.jobs_stream, WORKERS_CONSUMER);
+    } catch (err) {
+      if (stopping()) throw new ToolError('stopped', 'stopped while waiting for the jobs stream', EX.TEMPFAIL);
+      const line = `waiting for the jobs stream ${config.nats.jobs_stream}: ${(err as Error).message}`;
+      if (line !== said) ctx.log.warn(line);
+      said = line;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 /** Stops a long-lived side on SIGTERM/SIGINT: it finishes what it holds, takes nothing new. */
 function stopSignal(): { stopping: () => boolean; stopped: Promise<void>; dispose: () => void } {
   let stopping = false;
@@ -153,16 +177,12 @@ async function work(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   const resultsStem = checkSubjectStem(ctx.args.results, '--results');
   const logsStem = checkSubjectStem(ctx.args.logs, '--logs');
   const worker = ctx.args.name ?? os.hostname();
-  await ensureWorkQueue(q, config.nats, config.nats.jobs_stream, stem, WORKERS_CONSUMER).catch((err: unknown) => {
-    // A worker's credentials may not allow managing streams: the valet makes them.
-    ctx.log.warn(`could not check the jobs stream (${(err as Error).message}); using it as it is`);
-  });
   const signal = stopSignal();
   const opts: WorkOptions = { config, q, resultsStem, logsStem, command, worker, log: ctx.log, env: ctx.io.env, stopping: signal.stopping };
   void trackConnection(opts);
   ctx.log.info(`${worker}: taking jobs from ${config.nats.jobs_stream} (${stem}.*) with ${slots} slot(s)`);
+  const consumer = await jobsConsumer(ctx, config, q, stem, signal.stopping);
   const slot = async () => {
-    const consumer: Consumer = await q.js.consumers.get(config.nats.jobs_stream, WORKERS_CONSUMER);
     while (!signal.stopping()) {
       const m = await consumer.next({ expires: 1000 }).catch((err: unknown) => {
         ctx.log.warn(`waiting for a job: ${(err as Error).message}`);

@@ -36,6 +36,9 @@ export const WORKERS_CONSUMER = 'pv-workers';
 /** The valet's durable consumer on the results stream. */
 export const VALET_CONSUMER = 'pv-valet';
 
+/** JetStream API calls: a replicated stream is made or elected in seconds on a loaded host, not in the client's default 5. */
+const JS_API_TIMEOUT_MS = 30_000;
+
 /** Duplicate publishes (same message id) within this window are dropped by the server. */
 const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
 
@@ -73,10 +76,11 @@ export async function connectQueue(nats: NatsConfig, name: string): Promise<Queu
   } catch (err) {
     throw new ToolError('queue_unreachable', `cannot reach NATS at ${nats.servers.join(', ')}: ${(err as Error).message}`, EX.TEMPFAIL, err);
   }
-  const jsm = await nc.jetstreamManager();
+  // Not checked now: a cluster may still be electing its leader; every call retries on its own.
+  const jsm = await nc.jetstreamManager({ checkAPI: false, timeout: JS_API_TIMEOUT_MS });
   return {
     nc,
-    js: nc.jetstream(),
+    js: nc.jetstream({ timeout: JS_API_TIMEOUT_MS }),
     jsm,
     close: async () => {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());

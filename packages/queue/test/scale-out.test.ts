@@ -52,3 +52,20 @@ t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two wor
   await recv.stop();
   for (const w of workers) await w.stop();
 });
+
+t.test('pv-watcher with dispatch: nats claims, resolves and dispatches; the worker and recv do the rest', async (t) => {
+  const s = await startScaleOut({ repos: ['widget'], workers: 1 });
+  t.teardown(() => s.close());
+  const recv = s.startReceiver();
+  const worker = s.startWorker(1);
+  await s.valet.root.dropPrompt('widget/main/a.prompt.md', s.valet.prompt('echo a > a.txt', 'A'));
+  await s.valet.root.dropPrompt('widget/dev/b.prompt.md', s.valet.prompt('echo b > b.txt', 'B'));
+  const once = await s.valet.runOnce();
+  t.equal(once.code, 0, 'the watcher ran its pipelines');
+  t.match(once.stderr, /dispatched as PV_JOBS #\d+/, 'its pipelines dispatched');
+  t.same(await s.valet.waitForFinished(2, 90_000), ['widget/dev/b.done.md', 'widget/main/a.done.md'], 'both done');
+  t.equal(s.valet.github.pullRequests.length, 2, 'two PRs');
+  t.notMatch(once.stderr, /pv-clone|pv-run-codex/, 'no costly step ran on the valet host');
+  await recv.stop();
+  await worker.stop();
+});

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { connect } from 'nats';
 import { freePort, waitFor } from '@prompt-valet/testkit';
 
 /**
@@ -47,7 +49,9 @@ export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsClust
       const routes = ports.filter((_, j) => j !== i).map((o) => `nats://127.0.0.1:${o.cluster}`).join(',');
       args.push('--cluster_name', 'pv-test', '--cluster', `nats://127.0.0.1:${p.cluster}`, '--routes', routes);
     }
-    const child = spawn('nats-server', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+    const log = fs.openSync(path.join(dir, `${name}.log`), 'a');
+    const child = spawn('nats-server', args, { stdio: ['ignore', log, log] });
+    fs.closeSync(log);
     const reap = () => child.kill('SIGKILL');
     process.once('exit', reap);
     child.once('exit', () => process.off('exit', reap));
@@ -65,6 +69,11 @@ export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsClust
     });
   }
   for (const n of nodes) await waitFor(`nats-server ${n.name} listening`, () => listening(n.port), 15_000, 100);
+  // JetStream answers once the cluster has elected its meta leader.
+  const nc = await connect({ servers: nodes.map((n) => n.url) });
+  const jsm = await nc.jetstreamManager({ checkAPI: false });
+  await waitFor('JetStream ready', () => jsm.getAccountInfo().then(() => true, () => false), 30_000, 200);
+  await nc.close();
   return {
     nodes,
     servers: nodes.map((n) => n.url),
