@@ -11,6 +11,9 @@ import { freePort, waitFor } from '@prompt-valet/testkit';
  * loopback: one JetStream node, or a cluster of three with routes between
  * them. Every node has its own store under `dir`.
  */
+/** Longest a node may live: longer than any test file runs. */
+const NODE_LIFETIME_SECONDS = 600;
+
 export interface NatsNode {
   name: string;
   url: string;
@@ -50,7 +53,8 @@ export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsClust
       args.push('--cluster_name', 'pv-test', '--cluster', `nats://127.0.0.1:${p.cluster}`, '--routes', routes);
     }
     const log = fs.openSync(path.join(dir, `${name}.log`), 'a');
-    const child = spawn('nats-server', args, { stdio: ['ignore', log, log] });
+    // Bounded: a test killed by a signal (tap's timeout) runs no exit handler, so the node must end on its own.
+    const child = spawn('timeout', ['-s', 'KILL', String(NODE_LIFETIME_SECONDS), 'nats-server', ...args], { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     const reap = () => child.kill('SIGKILL');
     process.once('exit', reap);
@@ -63,7 +67,10 @@ export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsClust
       async kill() {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const gone = new Promise((r) => child.once('exit', r));
-        child.kill('SIGKILL');
+        // kill -9 the server itself (timeout cannot pass SIGKILL on); timeout then exits.
+        const server = fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+        for (const pid of server) process.kill(pid, 'SIGKILL');
+        if (server.length === 0) child.kill('SIGKILL');
         await gone;
       },
     });
