@@ -15,7 +15,7 @@ import {
   type ToolMain,
   type ValetConfig,
 } from '@prompt-valet/core';
-import { checkSubjectStem, connectQueue, ensureWorkQueue, VALET_CONSUMER, WORKERS_CONSUMER, type QueueConnection } from './queue-connection.js';
+import { checkSubjectStem, connectQueue, ensureWorkQueue, retryJetStream, VALET_CONSUMER, WORKERS_CONSUMER, type QueueConnection } from './queue-connection.js';
 import { ResultReceiver } from './recv.js';
 import { dispatchRecord } from './send.js';
 import { runJob, trackConnection, type WorkOptions } from './work.js';
@@ -64,8 +64,9 @@ recv: long-lived on the valet host. Each result is checked like any input
   claims whose job left the jobs stream without a result settle as error
   dispatch_lost.
 
-The streams are made (or brought in line with the configuration) by the
-side that reads them: send makes the jobs stream, recv the results stream.
+Both streams and their consumers are made (or brought in line with the
+configuration) by recv when it starts: start it (pv-results.service) before
+the first dispatch; workers started earlier wait for the jobs stream.
 
 ${EXIT_STATUS_HELP}
 
@@ -110,7 +111,6 @@ function makeTool(action: Action | undefined, subject: string | undefined, comma
 }
 
 async function send(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueConnection, stem: string): Promise<number> {
-  await ensureWorkQueue(q, config.nats, config.nats.jobs_stream, stem, WORKERS_CONSUMER);
   for await (const rec of readRecords(ctx.io.stdin, { maxLineBytes: config.limits.max_record_bytes })) {
     // Only what did not go out is written: pv-settle after send settles those, recv the rest.
     if (rec.error) {
@@ -128,21 +128,17 @@ async function send(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
 
 /**
  * The shared consumer of the jobs stream, waiting for it as long as it takes
- * (a cluster electing its leader, a valet not started yet): a worker
- * started first simply waits.
+ * (the valet's receiver makes it; a cluster may still be electing): a
+ * worker started first simply waits.
  */
-async function jobsConsumer(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueConnection, stem: string, stopping: () => boolean): Promise<Consumer> {
+async function jobsConsumer(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueConnection, stopping: () => boolean): Promise<Consumer> {
   let said = '';
   for (;;) {
     try {
-      // A worker's credentials may not allow managing streams: then the valet's must have made it.
-      await ensureWorkQueue(q, config.nats, config.nats.jobs_stream, stem, WORKERS_CONSUMER).catch((err: unknown) => {
-        if (!/permission/i.test((err as Error).message)) throw err;
-      });
       return await q.js.consumers.get(config.nats.jobs_stream, WORKERS_CONSUMER);
     } catch (err) {
       if (stopping()) throw new ToolError('stopped', 'stopped while waiting for the jobs stream', EX.TEMPFAIL);
-      const line = `waiting for the jobs stream ${config.nats.jobs_stream}: ${(err as Error).message}`;
+      const line = `waiting for the jobs stream ${config.nats.jobs_stream} (pv-queue recv on the valet host makes it): ${(err as Error).message}`;
       if (line !== said) ctx.log.warn(line);
       said = line;
       await new Promise((r) => setTimeout(r, 500));
@@ -181,7 +177,7 @@ async function work(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   const opts: WorkOptions = { config, q, resultsStem, logsStem, command, worker, log: ctx.log, env: ctx.io.env, stopping: signal.stopping };
   void trackConnection(opts);
   ctx.log.info(`${worker}: taking jobs from ${config.nats.jobs_stream} (${stem}.*) with ${slots} slot(s)`);
-  const consumer = await jobsConsumer(ctx, config, q, stem, signal.stopping);
+  const consumer = await jobsConsumer(ctx, config, q, signal.stopping);
   const slot = async () => {
     while (!signal.stopping()) {
       const m = await consumer.next({ expires: 1000 }).catch((err: unknown) => {
@@ -198,20 +194,22 @@ async function work(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
 
 async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueConnection, stem: string, command: string[]): Promise<number> {
   const jobsStem = checkSubjectStem(ctx.args.jobs, '--jobs');
-  await ensureWorkQueue(q, config.nats, config.nats.results_stream, stem, VALET_CONSUMER);
+  // The valet's receiver is the one manager of both streams (see ensureWorkQueue).
+  await retryJetStream('making the jobs stream', () => ensureWorkQueue(q, config.nats, config.nats.jobs_stream, jobsStem, WORKERS_CONSUMER), ctx.log);
+  await retryJetStream('making the results stream', () => ensureWorkQueue(q, config.nats, config.nats.results_stream, stem, VALET_CONSUMER), ctx.log);
   const receiver = new ResultReceiver({ config, q, command, jobsStem, resultsStem: stem, log: ctx.log, env: ctx.io.env, stdout: ctx.io.stdout });
   const signal = stopSignal();
-  const consumer = await q.js.consumers.get(config.nats.results_stream, VALET_CONSUMER);
+  const consumer = await retryJetStream('opening the results consumer', () => q.js.consumers.get(config.nats.results_stream, VALET_CONSUMER), ctx.log);
   ctx.log.info(`taking results from ${config.nats.results_stream} (${stem}.*) for ${command[0]}`);
   const every = config.nats.reconcile_interval_seconds * 1000;
   let nextReconcile = 0;
   try {
     while (!signal.stopping()) {
       if (Date.now() >= nextReconcile) {
-        await receiver.reconcile();
+        await retryJetStream('reconciling dispatched claims', () => receiver.reconcile(), ctx.log);
         nextReconcile = Date.now() + every;
       }
-      const m = await consumer.next({ expires: Math.min(1000, every) });
+      const m = await retryJetStream('waiting for a result', () => consumer.next({ expires: Math.min(1000, every) }), ctx.log);
       if (m) await receiver.handle(m);
     }
   } finally {

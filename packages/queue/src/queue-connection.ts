@@ -36,8 +36,41 @@ export const WORKERS_CONSUMER = 'pv-workers';
 /** The valet's durable consumer on the results stream. */
 export const VALET_CONSUMER = 'pv-valet';
 
-/** JetStream API calls: a replicated stream is made or elected in seconds on a loaded host, not in the client's default 5. */
-const JS_API_TIMEOUT_MS = 30_000;
+/**
+ * JetStream API calls. A request that reaches a stream or consumer while its
+ * leader is being re-elected (a node died) is not answered at all: the
+ * client waits out the timeout. So calls time out soon and are retried
+ * (retryJetStream), rather than waiting long once.
+ */
+const JS_API_TIMEOUT_MS = 10_000;
+
+/** How long a JetStream call is retried across leader elections before the tool gives up (75). */
+const JS_RETRY_MS = 120_000;
+
+/** Errors a retry can outlive: no answer (timeout), no responders (503) while a leader is elected, a lost connection. */
+export function isTransient(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  return e?.code === 'TIMEOUT' || e?.code === '503' || /timeout|no responders|disconnect|connection closed|leader/i.test(String(e?.message ?? ''));
+}
+
+/** Run a JetStream call again while it fails transiently, saying so once; other errors are thrown at once. */
+export async function retryJetStream<T>(what: string, call: () => Promise<T>, log: { warn(...a: unknown[]): void }): Promise<T> {
+  const deadline = Date.now() + JS_RETRY_MS;
+  let said = false;
+  for (;;) {
+    try {
+      return await call();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() > deadline) {
+        if (isTransient(err)) throw new ToolError('queue_unreachable', `${what}: no answer from NATS for ${JS_RETRY_MS / 1000} s (${(err as Error).message})`, EX.TEMPFAIL, err);
+        throw err;
+      }
+      if (!said) log.warn(`${what}: ${(err as Error).message}; trying again (a NATS node may be electing a leader)`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
 
 /** Duplicate publishes (same message id) within this window are dropped by the server. */
 const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
@@ -90,7 +123,11 @@ export async function connectQueue(nats: NatsConfig, name: string): Promise<Queu
 
 /**
  * Make the stream (or bring its settings in line) and its durable consumer.
- * Both sides call it for the stream they read, so either may start first.
+ * Only the valet's long-lived receiver (pv-queue recv) does it, once at its
+ * start, for both streams: on a cluster, concurrent creates and updates of
+ * one replicated stream from several clients time out (seen with 2.9.10),
+ * and a worker's credentials need not allow it. Nothing is sent when the
+ * settings already match.
  */
 export async function ensureWorkQueue(
   q: QueueConnection,
@@ -108,15 +145,17 @@ export async function ensureWorkQueue(
     num_replicas: nats.replicas,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
   };
-  const exists = await q.jsm.streams.info(stream).then(
-    () => true,
+  const have = await q.jsm.streams.info(stream).then(
+    (info) => info.config,
     (err: unknown) => {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return undefined;
       throw err;
     },
   );
-  if (exists) await q.jsm.streams.update(stream, config);
-  else await q.jsm.streams.add(config);
+  if (!have) await q.jsm.streams.add(config);
+  else if (have.subjects.join() !== config.subjects!.join() || have.num_replicas !== config.num_replicas || have.duplicate_window !== config.duplicate_window) {
+    await q.jsm.streams.update(stream, config);
+  }
   const consumerConfig = {
     durable_name: consumer,
     ack_policy: AckPolicy.Explicit,
@@ -124,15 +163,17 @@ export async function ensureWorkQueue(
     max_deliver: nats.max_deliveries,
     filter_subject: `${stem}.*`,
   };
-  const have = await q.jsm.consumers.info(stream, consumer).then(
-    () => true,
+  const current = await q.jsm.consumers.info(stream, consumer).then(
+    (info) => info.config,
     (err: unknown) => {
-      if (isNotFound(err)) return false;
+      if (isNotFound(err)) return undefined;
       throw err;
     },
   );
-  if (have) await q.jsm.consumers.update(stream, consumer, consumerConfig);
-  else await q.jsm.consumers.add(stream, consumerConfig);
+  if (!current) await q.jsm.consumers.add(stream, consumerConfig);
+  else if (current.ack_wait !== consumerConfig.ack_wait || current.max_deliver !== consumerConfig.max_deliver || current.filter_subject !== consumerConfig.filter_subject) {
+    await q.jsm.consumers.update(stream, consumer, consumerConfig);
+  }
 }
 
 /** JetStream's "not found" (stream, consumer or message): a 404 in its API error. */

@@ -26,7 +26,7 @@ import {
   type ValetConfig,
 } from '@prompt-valet/core';
 import { checkedArtifacts, keptSections, parseResult, type ResultMessage } from './envelopes.js';
-import { isNotFound, subjectFor, type QueueConnection } from './queue-connection.js';
+import { isNotFound, isTransient, subjectFor, type QueueConnection } from './queue-connection.js';
 
 /**
  * The valet's end of the queue: each result goes to the settling command
@@ -82,13 +82,22 @@ export class ResultReceiver {
           ? `${r.run_id}: result from ${r.worker} for a run already settled; dropped`
           : `${r.run_id}: result from ${r.worker} for job #${r.job_seq}, which is not the run's dispatch here; dropped`,
       );
-      await m.ackAck();
+      await this.ack(m);
       return;
     }
     const rec = await this.recordOf(claim, r);
     const out = await this.settle(rec);
     log.info(`${claim.prompt_rel}: ${out.settle?.state ?? 'not settled'} (ran on ${r.worker}, delivery ${r.deliveries})`);
-    await m.ackAck();
+    await this.ack(m);
+  }
+
+  /** An ack NATS did not confirm is not an error: the result comes again and finds its run settled. */
+  private async ack(m: JsMsg): Promise<void> {
+    const confirmed = await m.ackAck().catch((err: unknown) => {
+      if (!isTransient(err)) throw err;
+      return false;
+    });
+    if (!confirmed) this.opts.log.warn(`result #${m.seq}: the ack was not confirmed; a second delivery will be dropped as settled`);
   }
 
   private async dispatchedClaim(runId: string): Promise<ClaimRecord | undefined> {

@@ -58,7 +58,9 @@ export async function dispatchRecord(
   try {
     ack = await q.js.publish(subject, encodeMessage(job), { msgID: jobMessageId(runId, claim.attempt, resumed) });
   } catch (err) {
-    throw new StepError('queue_unreachable', `could not queue run ${runId} on ${subject}: ${(err as Error).message}`, { retryable: true });
+    // 503 "no responders": no stream takes the subject yet (pv-queue recv makes it when it starts).
+    const hint = /503|no responders/i.test((err as Error).message) ? ` (no stream takes ${stem}.*: is pv-queue recv running on this host?)` : '';
+    throw new StepError('queue_unreachable', `could not queue run ${runId} on ${subject}: ${(err as Error).message}${hint}`, { retryable: true });
   }
   const liveness: Liveness = { kind: 'dispatched', stream: ack.stream, seq: ack.seq };
   // The claim record is rewritten under the claim lock this pipeline still holds.

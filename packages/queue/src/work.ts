@@ -31,7 +31,7 @@ import {
   type ResultArtifacts,
   type ResultMessage,
 } from './envelopes.js';
-import { subjectFor, type QueueConnection } from './queue-connection.js';
+import { isTransient, retryJetStream, subjectFor, type QueueConnection } from './queue-connection.js';
 
 export interface WorkOptions {
   config: ValetConfig;
@@ -103,7 +103,12 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
       return;
     }
     await respond(result);
-    await m.ackAck();
+    // Unconfirmed: the job comes again after the ack wait; its run is resumed, its result deduplicated or dropped as settled.
+    const acked = await m.ackAck().catch((err: unknown) => {
+      if (!isTransient(err)) throw err;
+      return false;
+    });
+    if (!acked) log.warn(`${job.run_id}: the ack was not confirmed; the job may be delivered again`);
     log.info(`${job.run_id}: ${result.error ? `failed: ${result.error.code}` : (result.publish?.outcome ?? 'done')}`);
     return;
   }
@@ -258,9 +263,11 @@ async function publishResult(job: JobMessage, jobSeq: number, deliveries: number
     record,
     artifacts: await artifactsOf(runRootFor(opts.config, job.run_id)),
   };
-  await opts.q.js.publish(subjectFor(opts.resultsStem, job.run_id), encodeMessage(result), {
-    msgID: resultMessageId(job.run_id, job.attempt, job.resumed),
-  });
+  // The same message id on every try: the stream keeps one copy.
+  await retryJetStream(`${job.run_id}: publishing the result`, () =>
+    opts.q.js.publish(subjectFor(opts.resultsStem, job.run_id), encodeMessage(result), {
+      msgID: resultMessageId(job.run_id, job.attempt, job.resumed),
+    }), opts.log);
 }
 
 /** The run's small artifacts, to travel back with the result. */

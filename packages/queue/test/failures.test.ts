@@ -20,7 +20,7 @@ const claimsOf = async (processed: string): Promise<ClaimRecord[]> => {
 t.test('kill -9 of a worker mid-run: the job goes to the other worker after the ack wait; one branch, one PR, done once', async (t) => {
   const s = await startScaleOut({ repos: ['widget'], workers: 2, nats: { ack_wait_seconds: 3 } });
   t.teardown(() => s.close());
-  const recv = s.startReceiver();
+  const recv = await s.startReceiver();
   const first = s.startWorker(1);
   await s.valet.root.dropPrompt('widget/main/slow.prompt.md', s.valet.prompt('sleep 4; echo slow > slow.txt', 'Slow'));
   t.equal((await s.dispatch()).code, 0, 'dispatched');
@@ -52,7 +52,7 @@ t.test('kill -9 of a worker mid-run: the job goes to the other worker after the 
 t.test('a job whose command always fails retryably ends as an error after max deliveries', async (t) => {
   const s = await startScaleOut({ repos: ['widget'], workers: 1, nats: { ack_wait_seconds: 2, max_deliveries: 2 } });
   t.teardown(() => s.close());
-  const recv = s.startReceiver();
+  const recv = await s.startReceiver();
   const worker = s.startWorker(1, { command: ['sh', '-c', 'cat >/dev/null; echo "cannot reach the forge" >&2; exit 75'] });
   await s.valet.root.dropPrompt('widget/main/doomed.prompt.md', s.valet.prompt('true', 'Doomed'));
   t.equal((await s.dispatch()).code, 0, 'dispatched');
@@ -68,11 +68,10 @@ t.test('a job whose command always fails retryably ends as an error after max de
 t.test('a result delivered twice settles once; a result is checked like any input', async (t) => {
   const s = await startScaleOut({ repos: ['widget'], workers: 0 });
   t.teardown(() => s.close());
+  // The valet's receiver makes the streams, then is down while results come in.
+  const before = await s.startReceiver();
   await s.valet.root.dropPrompt('widget/main/twice.prompt.md', s.valet.prompt(undefined, 'Twice'));
   t.equal((await s.dispatch()).code, 0, 'dispatched');
-  // The valet's receiver makes the results stream, then is down while results come in.
-  const before = s.startReceiver();
-  await waitFor('the receiver up', () => /taking results/.test(before.stderr()), 15_000, 50);
   await before.stop();
   const [claim] = await claimsOf(s.valet.root.processed);
   const live = claim!.liveness as { kind: 'dispatched'; seq: number };
@@ -95,7 +94,7 @@ t.test('a result delivered twice settles once; a result is checked like any inpu
   await js.publish(`results.${claim!.run_id}`, data, { msgID: 'again' });
   await js.publish(`results.${claim!.run_id}`, new TextEncoder().encode('{"kind":"pv-result","run_id":"../x"}'), { msgID: 'junk' });
   await nc.drain();
-  const recv = s.startReceiver();
+  const recv = await s.startReceiver();
   await s.valet.waitForFinished(1, 30_000);
   await waitFor('the second copy dropped', () => /already settled; dropped/.test(recv.stderr()), 15_000, 100);
   await waitFor('the junk dropped', () => /dropped: run_id "\.\.\/x" is not a run id/.test(recv.stderr()), 15_000, 100);

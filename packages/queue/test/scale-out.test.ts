@@ -11,7 +11,7 @@ const PROMPTS = Number(process.env.PV_QUEUE_TEST_PROMPTS ?? 20);
 t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two workers with roots of their own`, async (t) => {
   const s = await startScaleOut({ repos: REPOS, workers: 2 });
   t.teardown(() => s.close());
-  const recv = s.startReceiver();
+  const recv = await s.startReceiver();
   const workers = [s.startWorker(1, { slots: 2 }), s.startWorker(2, { slots: 2 })];
   for (let i = 0; i < PROMPTS; i++) {
     const repo = REPOS[i % REPOS.length]!;
@@ -56,7 +56,7 @@ t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two wor
 t.test('pv-watcher with dispatch: nats claims, resolves and dispatches; the worker and recv do the rest', async (t) => {
   const s = await startScaleOut({ repos: ['widget'], workers: 1 });
   t.teardown(() => s.close());
-  const recv = s.startReceiver();
+  const recv = await s.startReceiver();
   const worker = s.startWorker(1);
   await s.valet.root.dropPrompt('widget/main/a.prompt.md', s.valet.prompt('echo a > a.txt', 'A'));
   await s.valet.root.dropPrompt('widget/dev/b.prompt.md', s.valet.prompt('echo b > b.txt', 'B'));

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { binPath, claimLockedCommand, killAllOf, valetProcesses, shQuote, startPipelineFixture, type PipelineFixture, type PipelineFixtureOptions } from '@prompt-valet/testkit';
+import { binPath, claimLockedCommand, killAllOf, valetProcesses, waitFor, shQuote, startPipelineFixture, type PipelineFixture, type PipelineFixtureOptions } from '@prompt-valet/testkit';
 import { startNats, type NatsCluster } from './nats-cluster.js';
 
 /**
@@ -25,8 +25,8 @@ export interface ScaleOut {
   workerRoots: string[];
   /** `pv-queue work jobs --name w<i>` on worker i's root */
   startWorker(i: number, opts?: { slots?: number; command?: string[] }): Proc;
-  /** `pv-queue recv results -- pv-settle` on the valet */
-  startReceiver(): Proc;
+  /** `pv-queue recv results -- pv-settle` on the valet, once it has made the streams */
+  startReceiver(): Promise<Proc>;
   /** `pv-claim | pv-resolve | pv-queue send jobs | pv-settle` once, under a claim lock */
   dispatch(): Promise<{ code: number | null; stderr: string; stdout: string }>;
   workerEnv(i: number): NodeJS.ProcessEnv;
@@ -105,8 +105,11 @@ export async function startScaleOut(opts: ScaleOutOptions = {}): Promise<ScaleOu
       const command = o.command ?? ['sh', '-c', `${node} ${bin('pv-clone')} | ${node} ${bin('pv-run-codex')} | ${node} ${bin('pv-publish')}`];
       return track(startProc(node, [binPath('pv-queue'), 'work', 'jobs', '--slots', String(o.slots ?? 1), '--name', `w${i}`, '--', ...command], workerEnv(i)));
     },
-    startReceiver() {
-      return track(startProc(node, [binPath('pv-queue'), 'recv', 'results', '--', node, binPath('pv-settle')], valet.env));
+    async startReceiver() {
+      const p = track(startProc(node, [binPath('pv-queue'), 'recv', 'results', '--', node, binPath('pv-settle')], valet.env));
+      await waitFor('pv-queue recv taking results', () => /taking results/.test(p.stderr()) || p.child.exitCode !== null, 60_000, 50);
+      if (p.child.exitCode !== null) throw new Error(`pv-queue recv ended: ${p.stderr()}`);
+      return p;
     },
     async dispatch() {
       const pipeline = `${node} ${bin('pv-claim')} | ${node} ${bin('pv-resolve')} | ${node} ${bin('pv-queue')} send jobs | ${node} ${bin('pv-settle')}`;
