@@ -197,3 +197,6 @@ export function checkedArtifacts(a: ResultArtifacts): ResultArtifacts {
   if (usage) out.usage = usage;
   return out;
 }
+
+/** "1 delivery", "3 deliveries": for messages people read. */
+export const deliveriesText = (n: number): string => `${n} ${n === 1 ? 'delivery' : 'deliveries'}`;

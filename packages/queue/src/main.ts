@@ -15,7 +15,7 @@ import {
   type ToolMain,
   type ValetConfig,
 } from '@prompt-valet/core';
-import { checkSubjectStem, connectQueue, ensureWorkQueue, retryJetStream, VALET_CONSUMER, WORKERS_CONSUMER, type QueueConnection } from './queue-connection.js';
+import { checkSubjectStem, connectQueue, ensureAdvisoryStream, ensureWorkQueue, retryJetStream, VALET_CONSUMER, WORKERS_CONSUMER, type QueueConnection } from './queue-connection.js';
 import { ResultReceiver } from './recv.js';
 import { dispatchRecord } from './send.js';
 import { runJob, trackConnection, type WorkOptions } from './work.js';
@@ -60,9 +60,11 @@ recv: long-lived on the valet host. Each result is checked like any input
   field; paths are the valet's own), handed to CMD (pv-settle) and acked
   only after CMD's output record for it has been read back; CMD's output
   goes to stdout (for pv-notify). A result for a run already settled is
-  dropped (settles once). Every nats.reconcile_interval_seconds, dispatched
-  claims whose job left the jobs stream without a result settle as error
-  dispatch_lost.
+  dropped (settles once). Every nats.reconcile_interval_seconds: jobs the
+  server gave up on (max-deliveries advisories, kept in the stream
+  <jobs_stream>_MAX_DELIVERIES) settle as error max_deliveries and are
+  removed; dispatched claims whose job left the jobs stream without a
+  result settle as error dispatch_lost.
 
 Both streams and their consumers are made (or brought in line with the
 configuration) by recv when it starts: start it (pv-results.service) before
@@ -196,6 +198,7 @@ async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   const jobsStem = checkSubjectStem(ctx.args.jobs, '--jobs');
   // The valet's receiver is the one manager of both streams (see ensureWorkQueue).
   await retryJetStream('making the jobs stream', () => ensureWorkQueue(q, config.nats, config.nats.jobs_stream, jobsStem, WORKERS_CONSUMER), ctx.log);
+  await retryJetStream('making the max-deliveries advisory stream', () => ensureAdvisoryStream(q, config.nats), ctx.log);
   await retryJetStream('making the results stream', () => ensureWorkQueue(q, config.nats, config.nats.results_stream, stem, VALET_CONSUMER), ctx.log);
   const receiver = new ResultReceiver({ config, q, command, jobsStem, resultsStem: stem, log: ctx.log, env: ctx.io.env, stdout: ctx.io.stdout });
   const signal = stopSignal();
@@ -206,6 +209,7 @@ async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   try {
     while (!signal.stopping()) {
       if (Date.now() >= nextReconcile) {
+        await retryJetStream('settling jobs out of deliveries', () => receiver.settleExhaustedJobs(), ctx.log);
         await retryJetStream('reconciling dispatched claims', () => receiver.reconcile(), ctx.log);
         nextReconcile = Date.now() + every;
       }

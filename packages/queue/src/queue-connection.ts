@@ -176,6 +176,43 @@ export async function ensureWorkQueue(
   }
 }
 
+/** The stream that keeps the jobs consumer's max-deliveries advisories (a plain NATS event, lost when nobody listens). */
+export const advisoryStreamFor = (jobsStream: string): string => `${jobsStream}_MAX_DELIVERIES`;
+export const maxDeliveriesSubject = (jobsStream: string): string => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${jobsStream}.${WORKERS_CONSUMER}`;
+
+/**
+ * Keep every max-deliveries advisory of the jobs consumer in a stream of its
+ * own, so a job whose last delivery went to a worker that died is known to
+ * the valet even if no receiver was running when it happened.
+ */
+export async function ensureAdvisoryStream(q: QueueConnection, nats: NatsConfig): Promise<void> {
+  const name = advisoryStreamFor(nats.jobs_stream);
+  const have = await q.jsm.streams.info(name).then(
+    () => true,
+    (err: unknown) => {
+      if (isNotFound(err)) return false;
+      throw err;
+    },
+  );
+  if (!have) {
+    await q.jsm.streams.add({
+      name,
+      subjects: [maxDeliveriesSubject(nats.jobs_stream)],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      num_replicas: nats.replicas,
+    });
+  }
+  const consumer = await q.jsm.consumers.info(name, VALET_CONSUMER).then(
+    () => true,
+    (err: unknown) => {
+      if (isNotFound(err)) return false;
+      throw err;
+    },
+  );
+  if (!consumer) await q.jsm.consumers.add(name, { durable_name: VALET_CONSUMER, ack_policy: AckPolicy.Explicit });
+}
+
 /** JetStream's "not found" (stream, consumer or message): a 404 in its API error. */
 export function isNotFound(err: unknown): boolean {
   const e = err as { code?: unknown; api_error?: { code?: number }; message?: unknown };

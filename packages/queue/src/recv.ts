@@ -25,8 +25,8 @@ import {
   type TargetSection,
   type ValetConfig,
 } from '@prompt-valet/core';
-import { checkedArtifacts, keptSections, parseResult, type ResultMessage } from './envelopes.js';
-import { isNotFound, isTransient, subjectFor, type QueueConnection } from './queue-connection.js';
+import { checkedArtifacts, deliveriesText, keptSections, parseResult, type ResultMessage } from './envelopes.js';
+import { advisoryStreamFor, isNotFound, isTransient, subjectFor, VALET_CONSUMER, type QueueConnection } from './queue-connection.js';
 
 /**
  * The valet's end of the queue: each result goes to the settling command
@@ -135,6 +135,47 @@ export class ResultReceiver {
   }
 
   /**
+   * Jobs delivered `nats.max_deliveries` times without an answer (the worker
+   * of the last delivery died): the server says so in an advisory, kept in a
+   * stream (ensureAdvisoryStream). The run settles as error max_deliveries
+   * and the job, which the stream would otherwise keep undeliverable, is
+   * removed.
+   */
+  async settleExhaustedJobs(): Promise<void> {
+    const { config, q, log } = this.opts;
+    const consumer = await q.js.consumers.get(advisoryStreamFor(config.nats.jobs_stream), VALET_CONSUMER);
+    // Asked first: a pull waits at least a second even when nothing is there.
+    while ((await consumer.info()).num_pending > 0) {
+      const m = await consumer.next({ expires: 1000 });
+      if (!m) return;
+      const advisory = parseAdvisory(m.data);
+      if (!advisory || advisory.stream !== config.nats.jobs_stream) {
+        log.warn(`advisory #${m.seq} dropped: not a max-deliveries advisory of ${config.nats.jobs_stream}`);
+        await this.ack(m);
+        continue;
+      }
+      const claim = (await listClaimRecords(config.processed))
+        .map((c) => c.record)
+        .find((c) => c.liveness?.kind === 'dispatched' && c.liveness.stream === advisory.stream && c.liveness.seq === advisory.stream_seq);
+      if (claim && !(await hasMessage(q, config.nats.results_stream, { last_by_subj: subjectFor(this.opts.resultsStem, claim.run_id) }))) {
+        const error: RecordError = {
+          step: 'queue',
+          code: 'max_deliveries',
+          message: `gave up after ${deliveriesText(advisory.deliveries)} (nats.max_deliveries ${config.nats.max_deliveries}): no worker answered for job ${advisory.stream} #${advisory.stream_seq} (each died or lost NATS)`,
+          retryable: false,
+        };
+        log.warn(`${claim.prompt_rel}: ${error.message}`);
+        const target = await readStepDone<TargetSection>(runRootFor(config, claim.run_id), 'resolve');
+        await this.settle({ v: SCHEMA_VERSION, run_id: claim.run_id, claim: claimSectionOf(claim, config), ...(target ? { target } : {}), error });
+      }
+      await q.jsm.streams.deleteMessage(advisory.stream, advisory.stream_seq).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+      await this.ack(m);
+    }
+  }
+
+  /**
    * Dispatched claims whose job is neither in the jobs stream nor answered
    * in the results stream ended without a result (a job removed by hand, a
    * worker that terminated it without answering, a lost advisory): they
@@ -187,6 +228,24 @@ function claimSectionOf(claim: ClaimRecord, config: ValetConfig): ClaimSection {
     ...(claim.liveness ? { liveness: claim.liveness } : {}),
     ...(claim.resumed ? { resumed: claim.resumed } : {}),
   };
+}
+
+interface MaxDeliveriesAdvisory {
+  stream: string;
+  stream_seq: number;
+  deliveries: number;
+}
+
+function parseAdvisory(data: Uint8Array): MaxDeliveriesAdvisory | undefined {
+  try {
+    const a = JSON.parse(new TextDecoder().decode(data)) as Record<string, unknown>;
+    if (typeof a.stream === 'string' && Number.isInteger(a.stream_seq) && Number.isInteger(a.deliveries)) {
+      return { stream: a.stream, stream_seq: a.stream_seq as number, deliveries: a.deliveries as number };
+    }
+  } catch {
+    // not JSON: not an advisory
+  }
+  return undefined;
 }
 
 async function hasMessage(q: QueueConnection, stream: string, query: { seq: number } | { last_by_subj: string }): Promise<boolean> {

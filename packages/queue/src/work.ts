@@ -30,6 +30,7 @@ import {
   type JobMessage,
   type ResultArtifacts,
   type ResultMessage,
+  deliveriesText,
 } from './envelopes.js';
 import { isTransient, retryJetStream, subjectFor, type QueueConnection } from './queue-connection.js';
 
@@ -124,7 +125,7 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
     return;
   }
   const error: RecordError = retryable
-    ? { step: 'queue', code: 'max_deliveries', message: `gave up after ${deliveries} deliveries (nats.max_deliveries ${config.nats.max_deliveries}): the worker command ${how}`, retryable: false }
+    ? { step: 'queue', code: 'max_deliveries', message: `gave up after ${deliveriesText(deliveries)} (nats.max_deliveries ${config.nats.max_deliveries}): the worker command ${how}`, retryable: false }
     : { step: 'queue', code: 'worker_failed', message: `the worker command ${how} on ${opts.worker}`, retryable: false };
   log.error(`${job.run_id}: ${error.message}`);
   await respond({ ...job.record, error });

@@ -50,7 +50,7 @@ t.test('kill -9 of a worker mid-run: the job goes to the other worker after the 
 });
 
 t.test('a job whose command always fails retryably ends as an error after max deliveries', async (t) => {
-  const s = await startScaleOut({ repos: ['widget'], workers: 1, nats: { ack_wait_seconds: 2, max_deliveries: 2 } });
+  const s = await startScaleOut({ repos: ['widget'], workers: 1, nats: { ack_wait_seconds: 3, max_deliveries: 2 } });
   t.teardown(() => s.close());
   const recv = await s.startReceiver();
   const worker = s.startWorker(1, { command: ['sh', '-c', 'cat >/dev/null; echo "cannot reach the forge" >&2; exit 75'] });
@@ -60,7 +60,8 @@ t.test('a job whose command always fails retryably ends as an error after max de
   t.same(finished, ['widget/main/doomed.error.md'], 'settled as an error');
   const reason = await fsp.readFile(path.join(s.valet.root.finished, 'widget/main/doomed.error.txt'), 'utf8');
   t.match(reason, /gave up after 2 deliveries \(nats\.max_deliveries 2\)/, `the reason says why: ${reason.trim()}`);
-  t.equal((worker.stderr().match(/handed back for another try/g) ?? []).length, 1, 'handed back once, then given up');
+  // Under load the lease may also run out during the last try: the server's advisory then ends it the same way.
+  t.ok((worker.stderr().match(/handed back for another try/g) ?? []).length <= 1, `handed back at most once, then given up: ${worker.stderr()}\nrecv: ${recv.stderr()}`);
   await recv.stop();
   await worker.stop();
 });
@@ -107,5 +108,28 @@ t.test('a result delivered twice settles once; a result is checked like any inpu
   t.same(rec.agent.usage, { input_tokens: 7 }, 'only well-formed token counts kept');
   t.notOk('pr_url' in rec.publish, 'a PR URL that is not http(s) is dropped');
   t.equal(await fsp.readFile(rec.agent.last_message, 'utf8'), 'Nothing to change.', 'the artifact came back');
+  await recv.stop();
+});
+
+t.test('a worker that dies on the last delivery: the max-deliveries advisory settles the prompt as an error', async (t) => {
+  const s = await startScaleOut({ repos: ['widget'], workers: 2, nats: { ack_wait_seconds: 2, max_deliveries: 1 } });
+  t.teardown(() => s.close());
+  const recv = await s.startReceiver();
+  // A command that never answers: this worker's host is about to die.
+  const worker = s.startWorker(1, { command: ['sh', '-c', 'cat >/dev/null; sleep 60'] });
+  await s.valet.root.dropPrompt('widget/main/orphan.prompt.md', s.valet.prompt('true', 'Orphan'));
+  t.equal((await s.dispatch()).code, 0, 'dispatched');
+  await waitFor('the job started on w1', () => /: started/.test(worker.stderr()), 30_000, 50);
+  await killAllOf('w1 process', () => valetProcesses(s.workerEnv(1).PV_CONFIG!));
+  // The server finds a job out of deliveries when a worker asks for the next one.
+  const other = s.startWorker(2);
+  t.same(await s.valet.waitForFinished(1, 30_000).catch(() => recv.stderr()), ['widget/main/orphan.error.md'], 'settled as an error');
+  t.notMatch(other.stderr(), /started/, 'the other worker never got it');
+  const reason = await fsp.readFile(path.join(s.valet.root.finished, 'widget/main/orphan.error.txt'), 'utf8');
+  t.match(reason, /gave up after 1 delivery .*no worker answered/, `the reason says why: ${reason.trim()}`);
+  const nc = await connect({ servers: s.nats.servers });
+  const jsm = await nc.jetstreamManager();
+  t.equal((await jsm.streams.info('PV_JOBS')).state.messages, 0, 'the undeliverable job was removed from the stream');
+  await nc.close();
   await recv.stop();
 });
