@@ -16,6 +16,7 @@ import {
   type ValetConfig,
 } from '@prompt-valet/core';
 import { checkSubjectStem, connectQueue, ensureAdvisoryStream, ensureWorkQueue, retryJetStream, VALET_CONSUMER, WORKERS_CONSUMER, type QueueConnection } from './queue-connection.js';
+import { mirrorRemoteLogs } from './live-log.js';
 import { ResultReceiver } from './recv.js';
 import { dispatchRecord } from './send.js';
 import { runJob, trackConnection, type WorkOptions } from './work.js';
@@ -35,7 +36,7 @@ const SUMMARY = 'Carry runs between the valet host and worker hosts over a NATS 
 
 const USAGE = `pv-queue send SUBJECT [--config FILE] < records
   pv-queue work SUBJECT [--slots N] [--name NAME] [--results SUBJECT] [--logs SUBJECT] -- CMD [ARG…]
-  pv-queue recv SUBJECT [--jobs SUBJECT] -- CMD [ARG…]`;
+  pv-queue recv SUBJECT [--jobs SUBJECT] [--logs SUBJECT] -- CMD [ARG…]`;
 
 const EPILOGUE = `
 send: each record from pv-resolve is published to SUBJECT.<run id> in the
@@ -54,7 +55,8 @@ work: takes one job per free slot (--slots, default 1) from the shared
   answered with error max_deliveries. Any other failure: an error result
   (worker_failed) and the job is terminated. A worker cut off from NATS
   for most of the ack wait stops CMD: the job goes to another worker.
-  CMD's stderr lines are also published to LOGS.<run id>.
+  CMD's stderr lines and the lines its agent appends to the run folder's
+  agent.log are published to LOGS.<run id>.
 recv: long-lived on the valet host. Each result is checked like any input
   (run id, the claim's dispatch sequence and attempt, each section field by
   field; paths are the valet's own), handed to CMD (pv-settle) and acked
@@ -64,7 +66,10 @@ recv: long-lived on the valet host. Each result is checked like any input
   server gave up on (max-deliveries advisories, kept in the stream
   <jobs_stream>_MAX_DELIVERIES) settle as error max_deliveries and are
   removed; dispatched claims whose job left the jobs stream without a
-  result settle as error dispatch_lost.
+  result settle as error dispatch_lost. Live log lines of dispatched runs
+  (LOGS.<run id>) are appended to the valet's run folder's agent.log as
+  "[worker] line", so pv-web and pv-status follow a remote run (and show
+  which worker runs it) as they follow a local one.
 
 Both streams and their consumers are made (or brought in line with the
 configuration) by recv when it starts: start it (pv-results.service) before
@@ -89,7 +94,7 @@ function makeTool(action: Action | undefined, subject: string | undefined, comma
         .option('name', { type: 'string', describe: 'work: this worker\'s name in results and logs (default: the host name)' })
         .option('results', { type: 'string', default: 'results', describe: 'work: subject stem results are published to' })
         .option('jobs', { type: 'string', default: 'jobs', describe: 'recv: subject stem of the jobs (for reconciling)' })
-        .option('logs', { type: 'string', default: 'logs', describe: 'work: subject stem live log lines go to' }),
+        .option('logs', { type: 'string', default: 'logs', describe: 'subject stem of live log lines (work publishes, recv appends them to the run\'s agent.log)' }),
     async run(ctx) {
       if (!action || !ACTIONS.includes(action)) {
         throw new ToolError('bad_action', `say what to do: pv-queue send|work|recv SUBJECT (got ${JSON.stringify(action ?? '')})`, EX.USAGE);
@@ -201,6 +206,8 @@ async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   await retryJetStream('making the max-deliveries advisory stream', () => ensureAdvisoryStream(q, config.nats), ctx.log);
   await retryJetStream('making the results stream', () => ensureWorkQueue(q, config.nats, config.nats.results_stream, stem, VALET_CONSUMER), ctx.log);
   const receiver = new ResultReceiver({ config, q, command, jobsStem, resultsStem: stem, log: ctx.log, env: ctx.io.env, stdout: ctx.io.stdout });
+  const logsStem = checkSubjectStem(ctx.args.logs, '--logs');
+  const logs = mirrorRemoteLogs(q.nc, logsStem, config, ctx.log);
   const signal = stopSignal();
   const consumer = await retryJetStream('opening the results consumer', () => q.js.consumers.get(config.nats.results_stream, VALET_CONSUMER), ctx.log);
   ctx.log.info(`taking results from ${config.nats.results_stream} (${stem}.*) for ${command[0]}`);
@@ -218,6 +225,7 @@ async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
     }
   } finally {
     signal.dispose();
+    logs.unsubscribe();
     await receiver.close();
   }
   return EX.OK;

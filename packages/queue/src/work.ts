@@ -32,6 +32,7 @@ import {
   type ResultMessage,
   deliveriesText,
 } from './envelopes.js';
+import { followFile, publishLogLine } from './live-log.js';
 import { isTransient, retryJetStream, subjectFor, type QueueConnection } from './queue-connection.js';
 
 export interface WorkOptions {
@@ -211,10 +212,13 @@ function runCommand(input: PvRecord, m: JsMsg, opts: WorkOptions, runId: string)
   child.stdin.on('error', () => undefined);
   child.stdin.end(formatRecord(input));
   const lines = readline.createInterface({ input: child.stderr });
+  const publishLine = (line: string) => publishLogLine(q.nc, opts.logsStem, runId, opts.worker, line);
   lines.on('line', (line) => {
     process.stderr.write(`${line}\n`);
-    if (!q.nc.isClosed()) q.nc.publish(subjectFor(opts.logsStem, runId), line);
+    publishLine(line);
   });
+  // The agent's own output goes to the run folder's log, not to stderr: followed there.
+  const agentLog = followFile(runFile(runRootFor(config, runId), 'log'), publishLine);
   const collected = (async () => {
     const out: PvRecord[] = [];
     for await (const r of readRecords(child.stdout)) out.push(r);
@@ -223,11 +227,12 @@ function runCommand(input: PvRecord, m: JsMsg, opts: WorkOptions, runId: string)
   return new Promise((resolve, reject) => {
     child.on('error', (err) => {
       clearInterval(renew);
+      void agentLog.stop();
       reject(new StepError('command_failed', `cannot start ${command[0]}: ${err.message}`));
     });
     child.on('close', (code, signal) => {
       clearInterval(renew);
-      collected.then((records) => resolve({ code, signal, records, leaseLost }), reject);
+      Promise.all([collected, agentLog.stop()]).then(([records]) => resolve({ code, signal, records, leaseLost }), reject);
     });
   });
 }

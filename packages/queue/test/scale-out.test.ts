@@ -47,6 +47,8 @@ t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two wor
     const onWorker = await readRunStatus(path.join(w, 'processed', st.run_id));
     t.equal(onWorker?.agent_runs, 1, `${st.run_id}: the agent ran once, on ${String(st.worker)}`);
     t.ok(await fsp.readFile(path.join(s.valet.root.processed, st.run_id, 'last-message.md'), 'utf8'), 'the last message came back to the valet');
+    const liveLog = await fsp.readFile(path.join(s.valet.root.processed, st.run_id, 'agent.log'), 'utf8').catch(() => '');
+    t.match(liveLog, new RegExp(`^\\[${String(st.worker)}\\] pv-run-codex: .* running `, 'm'), 'the live log followed the run on the valet, marked with its worker');
   }
   t.same(await fsp.readdir(path.join(s.valet.root.processed, '.ledger', 'claims')), [], 'no claim left');
   await recv.stop();
