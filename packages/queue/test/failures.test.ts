@@ -1,3 +1,4 @@
+import * as fsSync from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import t from 'tap';
@@ -133,3 +134,28 @@ t.test('a worker that dies on the last delivery: the max-deliveries advisory set
   await nc.close();
   await recv.stop();
 });
+
+t.test('a worker cut off from NATS stops its command before the lease runs out', async (t) => {
+  const s = await startScaleOut({ repos: ['widget'], workers: 1, nats: { ack_wait_seconds: 3 } });
+  t.teardown(() => s.close());
+  await s.startReceiver();
+  const marker = path.join(s.workerRoots[0]!, 'agent-alive');
+  const worker = s.startWorker(1, { command: ['sh', '-c', `cat >/dev/null; touch ${marker}; exec sleep 60`] });
+  await s.valet.root.dropPrompt('widget/main/cut.prompt.md', s.valet.prompt('true', 'Cut'));
+  t.equal((await s.dispatch()).code, 0, 'dispatched');
+  await waitFor('the command running', () => fsp.stat(marker).then(() => true, () => false), 30_000, 50);
+  const workerConfig = s.workerEnv(1).PV_CONFIG!;
+  const sleeping = () => valetProcesses(workerConfig).filter((pid) => /^sleep\0/.test(readCmdline(pid)));
+  t.equal(sleeping().length, 1, 'the command runs');
+  await s.nats.nodes[0]!.kill();
+  await waitFor('the command stopped', () => sleeping().length === 0, 15_000, 100);
+  t.match(worker.stderr(), /lease lost/, 'the worker says why');
+});
+
+function readCmdline(pid: number): string {
+  try {
+    return fsSync.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return '';
+  }
+}
