@@ -5,6 +5,7 @@
 #   systemd-container, debootstrap  the live suite (test/live/) boots a
 #             Debian 12 with systemd as PID 1 in a container
 #   acl, bubblewrap  ACLs and the agent's jail, used by tests and the install
+#   nats-server  NATS with JetStream, the work queue of dispatch: nats (packages/queue tests)
 # and checks for git and systemd-analyze. Idempotent; quiet when all is there.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ command -v systemd-nspawn >/dev/null 2>&1 || want+=(systemd-container)
 command -v debootstrap >/dev/null 2>&1 || want+=(debootstrap)
 command -v setfacl >/dev/null 2>&1 || want+=(acl)
 command -v bwrap >/dev/null 2>&1 || want+=(bubblewrap)
+# Debian installs it in /usr/sbin, which a non-root PATH may lack.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || want+=(nats-server)
 
 [ ${#want[@]} -eq 0 ] && exit 0
 

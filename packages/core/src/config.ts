@@ -110,6 +110,31 @@ export interface LimitsConfig {
   max_prompt_bytes: number;
 }
 
+/** local: every run on this host; nats: runs go to workers over NATS JetStream (docs/scale-out.md) */
+export type Dispatch = 'local' | 'nats';
+
+/** The NATS JetStream work queue of `dispatch: nats` (pv-queue, docs/scale-out.md). */
+export interface NatsConfig {
+  /** nats:// or tls:// URLs of the cluster's servers */
+  servers: string[];
+  /** this host's NATS credentials file (.creds: JWT + nkey seed); '' = none */
+  creds_file: string;
+  /** CA bundle the servers' TLS certificates are checked against; '' = system CAs, or no TLS */
+  tls_ca_file: string;
+  /** work-queue stream of jobs (subjects `jobs.<run id>`) */
+  jobs_stream: string;
+  /** stream of results coming back (subjects `results.<run id>`) */
+  results_stream: string;
+  /** copies of each stream: 3 in a 3-node cluster, so losing a node loses nothing */
+  replicas: number;
+  /** the lease: a job not acked or renewed this long goes to another worker */
+  ack_wait_seconds: number;
+  /** deliveries of one job before it ends as an error */
+  max_deliveries: number;
+  /** how often pv-queue recv checks dispatched claims against the stream */
+  reconcile_interval_seconds: number;
+}
+
 export type FileServerKind = 'copyparty' | 'none';
 
 export interface FileServerConfig {
@@ -133,6 +158,8 @@ export interface ValetConfig {
   file_server: FileServerConfig;
   limits: LimitsConfig;
   notify: NotifyConfig;
+  dispatch: Dispatch;
+  nats: NatsConfig;
 }
 
 export interface LoadedConfig {
@@ -172,6 +199,19 @@ const webhookEntry: ValueCheck = (v) => {
   const parsed = parseWebhook(v);
   return parsed.ok ? undefined : `a webhook URL, [ntfy:|slack:|discord:|json:]http(s)://… (${parsed.reason})`;
 };
+
+/** A nats.servers entry: nats://, tls://, ws:// or wss:// with a host. */
+const natsUrl: ValueCheck = (v) => {
+  try {
+    const u = new URL(v);
+    return /^(nats|tls|ws|wss):$/.test(u.protocol) && u.hostname ? undefined : 'a nats://host:port (or tls://) URL';
+  } catch {
+    return 'a nats://host:port (or tls://) URL';
+  }
+};
+
+/** JetStream stream names: no spaces, dots, wildcards or path separators. */
+const streamName: ValueCheck = (v) => (/^[A-Za-z0-9_-]{1,64}$/.test(v) ? undefined : 'a stream name (letters, digits, _ and -)');
 
 /** Every key, with its type and default. Sections are dotted prefixes. */
 /**
@@ -266,6 +306,18 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'notify.retry_backoff_seconds': { kind: num(0), default: 2 },
   'notify.concurrency': { kind: int(1, 64), default: 4 },
   'notify.drain_seconds': { kind: num(0), default: 30 },
+
+  dispatch: { kind: { type: 'enum', values: ['local', 'nats'] }, default: 'local' },
+  'nats.servers': { kind: list, default: ['nats://127.0.0.1:4222'], use: natsUrl },
+  'nats.creds_file': { kind: strOrEmpty, default: '', use: use.pathText },
+  'nats.tls_ca_file': { kind: strOrEmpty, default: '', use: use.pathText },
+  'nats.jobs_stream': { kind: str, default: 'PV_JOBS', use: streamName },
+  'nats.results_stream': { kind: str, default: 'PV_RESULTS', use: streamName },
+  'nats.replicas': { kind: int(1, 5), default: 1 },
+  // Fractional seconds so tests can use short leases; the worker renews at a third of it.
+  'nats.ack_wait_seconds': { kind: num(1), default: 60 },
+  'nats.max_deliveries': { kind: int(1, 100), default: 3 },
+  'nats.reconcile_interval_seconds': { kind: num(0.5), default: 30 },
 };
 
 const SECTIONS = new Set(Object.keys(CONFIG_SCHEMA).filter((k) => k.includes('.')).map((k) => k.split('.')[0]!));

@@ -10,7 +10,7 @@ import { ensureDir, ensureFile, ensureSymlink } from './fs-actions.js';
 import { GH_TOKEN_CREDENTIAL, LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
 import type { Reporter } from './report.js';
 import { chownCreated, ensureUser, runAction, systemctlIsActive, systemctlIsEnabled, type UserIds } from './system.js';
-import { CORE_UNITS, COPYPARTY_UNIT, ENABLE_CORE, installUnit, maskUnit, statePathValues, WEB_UNIT, type UnitValues } from './units.js';
+import { COPYPARTY_UNIT, installUnit, maskUnit, NATS_SERVER_CONF, renderNatsServerConf, roleUnits, statePathValues, WEB_UNIT, type Role, type UnitValues } from './units.js';
 
 export interface InstallOptions {
   source: string;
@@ -22,6 +22,8 @@ export interface InstallOptions {
   web: boolean;
   start: boolean;
   installDeps: boolean;
+  /** dispatch: nats: which side of the queue this host is (docs/scale-out.md); undefined: one host, as before */
+  role?: Role;
   choices: Omit<ConfigChoices, 'inbox' | 'processed' | 'finished' | 'reposRoot'>;
   env: NodeJS.ProcessEnv;
 }
@@ -155,7 +157,16 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
   };
   let unitsChanged = 0;
   const countChange = () => (unitsChanged = r.lines.filter((l) => l.path.startsWith(d('/etc/systemd/system')) && l.action !== 'unchanged').length);
-  for (const u of CORE_UNITS) await installUnit(r, layout, templatesDir, u, values);
+  const units = roleUnits(opts.role);
+  for (const u of units.install) await installUnit(r, layout, templatesDir, u, values);
+  if (opts.role) {
+    if (config.dispatch !== 'nats') r.emit('warning', configDisk, `--role ${opts.role}: set dispatch: nats (and nats.servers) in the config, or the units refuse to run`);
+    if (opts.role !== 'worker') {
+      const natsConf = d(P('config', NATS_SERVER_CONF));
+      if (fs.existsSync(natsConf)) r.emit('unchanged', natsConf);
+      else await ensureFile(r, natsConf, renderNatsServerConf(), 0o644, 'a single-host NATS server with JetStream');
+    }
+  }
   if (config.file_server.kind === 'copyparty') await installUnit(r, layout, templatesDir, COPYPARTY_UNIT, values);
   else maskUnit(r, layout, COPYPARTY_UNIT);
   if (opts.web) await installUnit(r, layout, templatesDir, WEB_UNIT, values);
@@ -163,7 +174,7 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
 
   if (layout.live) {
     if (unitsChanged > 0) runAction(r, 'systemd', 'systemctl', ['daemon-reload']);
-    const enable: string[] = [...ENABLE_CORE];
+    const enable: string[] = [...units.enable];
     if (config.file_server.kind === 'copyparty' && copypartyCmd) enable.push(COPYPARTY_UNIT);
     if (opts.web) enable.push(WEB_UNIT);
     for (const u of enable) {
@@ -206,7 +217,7 @@ export function realSystemPath(layout: Layout, systemPath: string): string {
 
 function summary(log: Logger, layout: Layout, config: ValetConfig, copyparty: string | undefined, opts: InstallOptions): void {
   log.info(`installed under ${layout.disk(layout.prefix)}${layout.live ? '' : ` (staging root ${layout.root}: no user, no systemctl)`}`);
-  log.info(`config: ${layout.configFile}; units: codex-watcher.service, codex-tree-builder.timer${opts.web ? `, ${WEB_UNIT} (web on ${config.web.host}:${config.web.port})` : ''}`);
+  log.info(`config: ${layout.configFile}; units: ${roleUnits(opts.role).enable.join(', ')}${opts.web ? `, ${WEB_UNIT} (web on ${config.web.host}:${config.web.port})` : ''}`);
   if (config.file_server.kind === 'none') log.info('file_server=none (copyparty.service masked)');
   else {
     log.info(`file_server=copyparty on ${config.file_server.host}:${config.file_server.port}, account ${COPYPARTY_ACCOUNT}, password in ${copypartyConfigPath(layout)}${copyparty ? '' : ' (copyparty not installed: unit left disabled)'}`);

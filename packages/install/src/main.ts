@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, defineTool, EX, ToolError } from '@prompt-valet/core';
 import { DEFAULT_DROP_GROUP } from './access.js';
-import { WEB_SOCKET } from './units.js';
+import { ROLES, WEB_SOCKET, type Role } from './units.js';
 import { DeployError } from './deploy.js';
 import { install } from './install.js';
 import { makeLayout } from './layout.js';
@@ -26,6 +26,7 @@ interface InstallArgs {
   'file-server'?: string;
   port?: number;
   web: boolean;
+  role?: Role;
   start: boolean;
   'install-deps': boolean;
   'dry-run': boolean;
@@ -41,7 +42,7 @@ const DEFAULT_SOURCE = path.resolve(path.dirname(fileURLToPath(import.meta.url))
 export const main = defineTool<InstallArgs>({
   name: 'pv-install',
   summary: 'pv-install — lay Prompt Valet down under /srv/prompt-valet with its systemd units',
-  usage: `pv-install [--root DIR] [--prefix DIR] [--owner NAME] [--operator USER]… [--file-server copyparty|none] [--web] [--start] [--dry-run]
+  usage: `pv-install [--root DIR] [--prefix DIR] [--owner NAME] [--operator USER]… [--file-server copyparty|none] [--web] [--role valet|worker|both] [--start] [--dry-run]
   pv-install --verify [--root DIR] [--prefix DIR]
   pv-install --check-config [--config FILE]
   pv-install --uninstall [--root DIR] [--prefix DIR]`,
@@ -57,6 +58,10 @@ the config as the watcher does and exits 78 with one line if it is bad;
 with --reload-pid PID it then sends SIGHUP to that pv-watcher once the
 process catches SIGHUP (systemctl reload codex-watcher runs this).
 With --root DIR everything goes under DIR: no user, no chown, no systemctl.
+--role (dispatch: nats, docs/scale-out.md): valet adds pv-results.service
+and a single-host config/nats-server.conf (never overwritten); worker
+installs pv-worker.service instead of the watcher and tree builder; both
+installs all of them.
 
 Output: one JSON line per action on stdout,
   {"v":1,"action":"created|updated|unchanged|skipped|warning|removed|ran","path":…,"detail":…}
@@ -90,6 +95,7 @@ Example:
       .option('file-server', { choices: ['copyparty', 'none'], describe: 'file_server.kind (default: the config\'s, else none)' })
       .option('port', { type: 'number', describe: 'file server port (file_server.port)' })
       .option('web', { type: 'boolean', default: false, describe: 'also install prompt-valet-web.service (pv-web)' })
+      .option('role', { choices: ROLES, describe: 'dispatch: nats (docs/scale-out.md): valet (watcher, tree builder, pv-results, a single-host nats-server.conf), worker (pv-worker only) or both' })
       .option('start', { type: 'boolean', default: false, describe: 'start the services (live system only)' })
       .option('install-deps', { type: 'boolean', default: false, describe: 'install missing node/git/codex/gh (live system only)' })
       .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'print the plan, write nothing' })
@@ -144,6 +150,7 @@ Example:
         dropGroup: a['drop-group'],
         operators: a.operator,
         web: a.web,
+        ...(a.role ? { role: a.role } : {}),
         start: a.start,
         installDeps: a['install-deps'],
         env: ctx.io.env,

@@ -4,7 +4,7 @@ import { isOwnFile, removePath } from './fs-actions.js';
 import { LEGACY_REPOS, OWN_MARKER, type Layout } from './layout.js';
 import type { Reporter } from './report.js';
 import { runAction } from './system.js';
-import { CORE_UNITS, COPYPARTY_UNIT, unitPath, WEB_UNIT } from './units.js';
+import { CORE_UNITS, COPYPARTY_UNIT, RESULTS_UNIT, unitPath, WEB_UNIT, WORKER_UNIT } from './units.js';
 
 /**
  * Remove what pv-install put down: its units, the copyparty mask, scripts/
@@ -12,7 +12,7 @@ import { CORE_UNITS, COPYPARTY_UNIT, unitPath, WEB_UNIT } from './units.js';
  * repos, nor config/ (their settings, tokens and logins) or logs/.
  */
 export function uninstall(r: Reporter, layout: Layout): void {
-  const units = [...CORE_UNITS, COPYPARTY_UNIT, WEB_UNIT];
+  const units = [...CORE_UNITS, COPYPARTY_UNIT, WEB_UNIT, RESULTS_UNIT, WORKER_UNIT];
   if (layout.live) {
     const ours = units.filter((u) => isOwnFile(unitPath(layout, u), OWN_MARKER));
     if (ours.length) runAction(r, 'systemd', 'systemctl', ['disable', '--now', ...ours]);

@@ -8,6 +8,36 @@ import type { Reporter } from './report.js';
 export const CORE_UNITS = ['codex-watcher.service', 'codex-tree-builder.service', 'codex-tree-builder.timer'] as const;
 export const COPYPARTY_UNIT = 'copyparty.service';
 export const WEB_UNIT = 'prompt-valet-web.service';
+/** dispatch: nats (docs/scale-out.md): the valet's result receiver and a worker host's worker. */
+export const RESULTS_UNIT = 'pv-results.service';
+export const WORKER_UNIT = 'pv-worker.service';
+export type Role = 'valet' | 'worker' | 'both';
+export const ROLES: readonly Role[] = ['valet', 'worker', 'both'];
+
+/** The units a role installs and enables; without --role, the one-host set as before. */
+export function roleUnits(role: Role | undefined): { install: string[]; enable: string[] } {
+  const valet = { install: [...CORE_UNITS, RESULTS_UNIT], enable: [...ENABLE_CORE, RESULTS_UNIT] };
+  if (role === undefined) return { install: [...CORE_UNITS], enable: [...ENABLE_CORE] };
+  if (role === 'worker') return { install: [WORKER_UNIT], enable: [WORKER_UNIT] };
+  if (role === 'valet') return valet;
+  return { install: [...valet.install, WORKER_UNIT], enable: [...valet.enable, WORKER_UNIT] };
+}
+
+/** A ready single-host NATS server with JetStream, for the valet host (docs/scale-out.md). */
+export const NATS_SERVER_CONF = 'nats-server.conf';
+export function renderNatsServerConf(): string {
+  return `# Written by pv-install for dispatch: nats on one host (docs/scale-out.md); yours to
+# edit, never overwritten. Run: nats-server -c <this file> (Debian: point
+# nats-server.service at it). Workers on other hosts need listen on an
+# address they reach, with TLS and credentials (authorization { … }).
+server_name: prompt-valet
+listen: 127.0.0.1:4222
+jetstream {
+  store_dir: /var/lib/nats/jetstream
+}
+`;
+}
+
 /** pv-web's socket under the web unit's RuntimeDirectory=. */
 export const WEB_SOCKET = '/run/prompt-valet-web/web.sock';
 /** What `systemctl enable` is given: the tree builder service runs from its timer. */

@@ -9,7 +9,7 @@ import { missingKeys } from './config-file.js';
 import { runCommand } from './system.js';
 import { copypartyConfigPath, findCopyparty, COPYPARTY_INSTALL_HELP } from './file-server.js';
 import { GH_TOKEN_CREDENTIAL, LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
-import { CORE_UNITS, COPYPARTY_UNIT, unitPath, WEB_UNIT } from './units.js';
+import { CORE_UNITS, COPYPARTY_UNIT, RESULTS_UNIT, unitPath, WEB_UNIT, WORKER_UNIT } from './units.js';
 
 /**
  * `pv-install --verify`: the installer contract's checklist, run against an
@@ -77,8 +77,11 @@ export function verifyInstall(layout: Layout, env: NodeJS.ProcessEnv): CheckResu
     }
     add('pv-tree --help', ...runTool(d(P('scripts', 'pv-tree')), ['--help'], env));
 
-    const units: string[] = [...CORE_UNITS];
+    // A worker host (pv-install --role worker) has no watcher or tree builder.
+    const workerOnly = fs.existsSync(unitPath(layout, WORKER_UNIT)) && !fs.existsSync(unitPath(layout, CORE_UNITS[0]));
+    const units: string[] = workerOnly ? [] : [...CORE_UNITS];
     if (fs.existsSync(unitPath(layout, WEB_UNIT))) units.push(WEB_UNIT);
+    for (const u of [RESULTS_UNIT, WORKER_UNIT]) if (fs.existsSync(unitPath(layout, u))) units.push(u);
     const copyparty = fs.lstatSync(unitPath(layout, COPYPARTY_UNIT), { throwIfNoEntry: false });
     const masked = copyparty?.isSymbolicLink() && fs.readlinkSync(unitPath(layout, COPYPARTY_UNIT)) === '/dev/null';
     const kind = config?.file_server.kind;

@@ -215,3 +215,29 @@ t.test('the state folders share one writable mount when they lie under the prefi
   });
   t.same(statePathValues('/srv/pv', ['/srv/pvx/inbox'], []).writable, '/srv/pvx/inbox', 'a sibling with the prefix as a name prefix is not inside');
 });
+
+t.test('--role (dispatch: nats): valet adds pv-results and a NATS config, worker installs pv-worker alone; --verify passes both', async (t) => {
+  const both = tempRoot(t, 'role-both');
+  const run = pvInstall(['--root', both, '--role', 'both']);
+  t.equal(run.status, 0, run.stderr);
+  const unit = (root: string, name: string) => inRoot(root, `/etc/systemd/system/${name}`);
+  for (const u of ['codex-watcher.service', 'pv-results.service', 'pv-worker.service']) t.ok(fs.existsSync(unit(both, u)), `${u} installed`);
+  t.match(fs.readFileSync(unit(both, 'pv-worker.service'), 'utf8'), `ExecStart=${PREFIX}/scripts/pv-queue work jobs --slots 2 --config ${PREFIX}/config/prompt-valet.yaml -- sh -c 'pv-clone | pv-run-codex | pv-publish'`);
+  t.match(fs.readFileSync(unit(both, 'pv-results.service'), 'utf8'), /pv-queue recv results .* -- pv-settle .*\| pv-notify/);
+  t.match(fs.readFileSync(inRoot(both, `${PREFIX}/config/nats-server.conf`), 'utf8'), /jetstream \{/, 'a ready single-host nats-server config');
+  t.ok(run.lines.some((l) => l.action === 'warning' && /set dispatch: nats/.test(l.detail)), 'the config still says dispatch: local: a warning says what to set');
+  fs.accessSync(inRoot(both, `${PREFIX}/scripts/pv-queue`), fs.constants.X_OK);
+  const again = pvInstall(['--root', both, '--role', 'both']);
+  t.same(again.lines.filter((l) => l.action !== 'unchanged' && l.action !== 'warning'), [], 'a second run changes nothing');
+
+  const worker = tempRoot(t, 'role-worker');
+  t.equal(pvInstall(['--root', worker, '--role', 'worker']).status, 0);
+  t.ok(fs.existsSync(unit(worker, 'pv-worker.service')), 'the worker unit');
+  t.notOk(fs.existsSync(unit(worker, 'codex-watcher.service')), 'no watcher on a worker host');
+  t.notOk(fs.existsSync(inRoot(worker, `${PREFIX}/config/nats-server.conf`)), 'no NATS server config on a worker host');
+  for (const root of [both, worker]) {
+    const verify = pvInstall(['--verify', '--root', root]);
+    const units = verify.lines.find((l) => l.check === 'units');
+    t.equal(units?.ok, true, `units verify (${root === worker ? "worker" : "both"}): ${units?.detail}`);
+  }
+});

@@ -125,7 +125,7 @@ Examples:
     };
     const scheduler = new Scheduler({
       factory: (handlers) => {
-        const command = pipelineCommand({ configPath: loaded.path, env: io.env });
+        const command = pipelineCommand({ configPath: loaded.path, env: io.env, dispatch: loaded.config.dispatch });
         log.debug(`starting: ${command}`);
         return new Pipeline(command, io.env, processed, handlers);
       },

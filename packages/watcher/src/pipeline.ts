@@ -38,12 +38,19 @@ const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
  * sockets, which /dev/fd cannot open.) Every step inherits fd 9, the claim
  * lock (see Pipeline).
  */
-export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv }): string {
+export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv; dispatch?: 'local' | 'nats' }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
   const tool = (name: string) => shellQuote(locateTool(name, { env: opts.env ?? process.env }));
   // --wait: pv-claim starts at once, then waits for the watcher's go line.
   const claim = `${tool('pv-claim')} --limit 1 --wait${cfg} 3>&-`;
-  const rest = PIPELINE_STEPS.map((s) => `${tool(s)}${cfg} 3>&-`).join(' | ');
+  // dispatch: nats: the costly steps run on workers; pv-settle here only settles what could not be queued.
+  const steps = opts.dispatch === 'nats' ? ['pv-resolve', 'pv-queue send jobs', 'pv-settle'] : PIPELINE_STEPS;
+  const rest = steps
+    .map((s) => {
+      const [name, ...args] = s.split(' ');
+      return `${tool(name!)}${args.length ? ` ${args.join(' ')}` : ''}${cfg} 3>&-`;
+    })
+    .join(' | ');
   const done = `printf '%s\\n' '${CLAIM_STEP_DONE}' >&3`;
   return (
     `${claim} | { ` +
