@@ -35,6 +35,8 @@ export interface RunView {
   last_log_line?: string;
   /** tokens the run's agent used (status.json usage) */
   tokens?: number;
+  /** dispatch: nats — the worker host running (or that ran) the job */
+  worker?: string;
   run_root: string;
 }
 
@@ -84,6 +86,22 @@ export function runView(status: RunStatus, runRoot: string, now: number): RunVie
   }
   if (status.error) v.reason = `${status.error.code}: ${status.error.message}`;
   if (status.usage) v.tokens = totalTokens(status.usage);
+  if (typeof status.worker === 'string') v.worker = status.worker;
+  return v;
+}
+
+/**
+ * A run still going, as the views show it: its last log line and, when it
+ * was dispatched (dispatch: nats), the worker its live log comes from.
+ */
+export async function liveRunView(status: RunStatus, runRoot: string, now: number): Promise<RunView> {
+  const v = runView(status, runRoot, now);
+  const line = await lastLine(path.join(runRoot, RUN_FILES.log));
+  if (line) v.last_log_line = line;
+  if (!v.worker && status.dispatch !== undefined) {
+    const worker = await currentWorker(runRoot);
+    if (worker) v.worker = worker;
+  }
   return v;
 }
 
@@ -102,13 +120,26 @@ export async function readQueue(config: ValetConfig, opts: { recent?: number; no
     if (FINAL.has(status.state)) {
       if (recent.length < wantRecent) recent.push(runView(status, root, now));
     } else if (status.state !== 'retry') {
-      const v = runView(status, root, now);
-      const line = await lastLine(path.join(root, RUN_FILES.log));
-      if (line) v.last_log_line = line;
-      running.push(v);
+      running.push(await liveRunView(status, root, now));
     }
   }
   return { v: 1, generated_at: new Date(now).toISOString(), pending, running, recent };
+}
+
+/** The worker a dispatched run's live log last came from (pv-queue recv writes it). */
+export async function currentWorker(runRoot: string): Promise<string | undefined> {
+  try {
+    const name = (await fsp.readFile(path.join(runRoot, RUN_FILES.worker), 'utf8')).trim();
+    return isWorkerName(name) ? name : undefined;
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
+    return undefined;
+  }
+}
+
+/** A worker's name as pv-queue carries it: a host name or id, nothing a terminal or a path could misread. */
+export function isWorkerName(name: string): boolean {
+  return /^[\w.@-]{1,100}$/.test(name);
 }
 
 /** Run ids in processed/, newest first (run ids sort by time). */

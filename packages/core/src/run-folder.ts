@@ -26,6 +26,8 @@ export const RUN_FILES = {
   error: 'error.md',
   /** the operator (or pv-web) creates this to stop a running agent */
   abort: 'ABORT',
+  /** dispatch: nats — the worker host running the job, as its live log names it (pv-queue recv) */
+  worker: 'worker.txt',
 } as const;
 
 export type RunState =
@@ -67,6 +69,9 @@ export interface RunStatus {
   final_path?: string;
   error?: RecordError;
   usage?: Record<string, number>;
+  /** dispatch: nats — the worker host that ran the job, and how often it was delivered (pv-queue recv) */
+  worker?: string;
+  deliveries?: number;
   /** milliseconds spent per step */
   durations_ms?: Record<string, number>;
   /** fields a step adds for its own use (e.g. `agent`, `publish`) */

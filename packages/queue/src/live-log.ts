@@ -4,12 +4,14 @@ import {
   claimRecordPath,
   isErrno,
   isRunId,
+  isWorkerName,
   readJsonIfExists,
   runFile,
   runRootFor,
   type ClaimRecord,
   type Logger,
   type ValetConfig,
+  writeFileAtomic,
 } from '@prompt-valet/core';
 import { subjectFor } from './queue-connection.js';
 
@@ -78,6 +80,9 @@ export function followFile(file: string, onLine: (line: string) => void, everyMs
 /** The valet's side: append each checked line to the dispatched run's agent.log. */
 export function mirrorRemoteLogs(nc: NatsConnection, stem: string, config: ValetConfig, log: Logger): Subscription {
   const dispatched = new Map<string, { ok: boolean; at: number }>();
+  // Which worker each run's lines come from, so pv-status and pv-web can say where it runs;
+  // a file of its own (worker.txt), not status.json, which pv-settle may be rewriting meanwhile.
+  const workerOf = new Map<string, string>();
   let writing: Promise<void> = Promise.resolve();
   const isDispatchedHere = async (runId: string): Promise<boolean> => {
     const known = dispatched.get(runId);
@@ -97,10 +102,16 @@ export function mirrorRemoteLogs(nc: NatsConnection, stem: string, config: Valet
       return; // not one of ours
     }
     const p = payload as Partial<LogLine>;
-    if (typeof p.worker !== 'string' || typeof p.line !== 'string' || !/^[\w.@-]{1,100}$/.test(p.worker)) return;
+    if (typeof p.worker !== 'string' || typeof p.line !== 'string' || !isWorkerName(p.worker)) return;
     if (!(await isDispatchedHere(runId))) return;
+    const runRoot = runRootFor(config, runId);
+    if (workerOf.get(runId) !== p.worker) {
+      await writeFileAtomic(runFile(runRoot, 'worker'), `${p.worker}\n`);
+      workerOf.set(runId, p.worker);
+      if (workerOf.size > 10_000) workerOf.delete(workerOf.keys().next().value!);
+    }
     const line = p.line.slice(0, MAX_LINE_CHARS).replace(/[\r\n]/g, ' ');
-    await fsp.appendFile(runFile(runRootFor(config, runId), 'log'), `[${p.worker}] ${line}\n`);
+    await fsp.appendFile(runFile(runRoot, 'log'), `[${p.worker}] ${line}\n`);
   };
   return nc.subscribe(`${stem}.*`, {
     callback: (err, m) => {

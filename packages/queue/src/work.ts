@@ -213,6 +213,8 @@ function runCommand(input: PvRecord, m: JsMsg, opts: WorkOptions, runId: string)
   child.stdin.end(formatRecord(input));
   const lines = readline.createInterface({ input: child.stderr });
   const publishLine = (line: string) => publishLogLine(q.nc, opts.logsStem, runId, opts.worker, line);
+  // First, so the valet knows at once where the run is (pv-status, pv-web), before the clone says anything.
+  publishLine(`pv-queue work: ${opts.worker} took job #${m.seq} (delivery ${m.info.redeliveryCount})`);
   lines.on('line', (line) => {
     process.stderr.write(`${line}\n`);
     publishLine(line);

@@ -49,6 +49,9 @@ t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two wor
     t.ok(await fsp.readFile(path.join(s.valet.root.processed, st.run_id, 'last-message.md'), 'utf8'), 'the last message came back to the valet');
     const liveLog = await fsp.readFile(path.join(s.valet.root.processed, st.run_id, 'agent.log'), 'utf8').catch(() => '');
     t.match(liveLog, new RegExp(`^\\[${String(st.worker)}\\] pv-run-codex: .* running `, 'm'), 'the live log followed the run on the valet, marked with its worker');
+    t.match(liveLog, new RegExp(`^\\[${String(st.worker)}\\] pv-queue work: ${String(st.worker)} took job #\\d+`, 'm'), 'the worker said first that it took the job');
+    const shown = await fsp.readFile(path.join(s.valet.root.processed, st.run_id, 'worker.txt'), 'utf8');
+    t.equal(shown.trim(), String(st.worker), 'worker.txt, which pv-status and pv-web show while the run goes, names the worker');
   }
   t.same(await fsp.readdir(path.join(s.valet.root.processed, '.ledger', 'claims')), [], 'no claim left');
   await recv.stop();

@@ -26,14 +26,16 @@ export function renderQueue(q: QueueView, tokens?: TokenTotals, now = Date.parse
   for (const p of q.pending) out.push(`  ${p.rel}  waiting ${age(Math.round((now - Date.parse(p.mtime)) / 1000))}`);
   out.push('', `Running (${q.running.length})`);
   for (const r of q.running) {
-    out.push(`  ${r.run_id}  ${r.state.padEnd(9)} ${age(r.age_seconds).padStart(4)}  ${target(r)}  ${r.prompt_rel}`);
+    const on = r.worker ? `  on ${r.worker}` : '';
+    out.push(`  ${r.run_id}  ${r.state.padEnd(9)} ${age(r.age_seconds).padStart(4)}  ${target(r)}  ${r.prompt_rel}${on}`);
     if (r.last_log_line) out.push(`      ${clip(r.last_log_line, 100)}`);
   }
   out.push('', `Recent (${q.recent.length})`);
   for (const r of q.recent) {
     const what = r.state === 'done' ? (r.pr_url ?? r.outcome ?? 'done') : clip(r.reason ?? 'error', 90);
     const used = r.tokens === undefined ? '' : `  ${tokenCount(r.tokens)} tokens`;
-    out.push(`  ${r.run_id}  ${r.state.padEnd(5)} ${target(r)}  ${what}${used}`);
+    const on = r.worker ? `  (ran on ${r.worker})` : '';
+    out.push(`  ${r.run_id}  ${r.state.padEnd(5)} ${target(r)}  ${what}${used}${on}`);
   }
   if (tokens) {
     out.push('', `Tokens per day${tokens.truncated ? ' (the oldest runs not counted: too many)' : ''}`);

@@ -105,3 +105,28 @@ t.test('tokens per run and per day, from the runs of the days asked for', async 
   t.match(human.stdout, /1,500 tokens/);
   t.match(human.stdout, new RegExp(`Tokens per day\\n  ${now.toISOString().slice(0, 10)}  +1,750 tokens  3 run\\(s\\)`));
 });
+
+t.test('dispatch: nats — a running job shows the worker its live log comes from, a finished one the worker that ran it', async (t) => {
+  const root = await makeValetRoot();
+  t.teardown(() => root.cleanup());
+  const running = path.join(root.processed, '20261126-101010-000-dddddddd');
+  await updateRunStatus(running, { state: 'claimed', prompt_rel: 'widget/main/a.prompt.md', attempt: 1, dispatch: { stream: 'PV_JOBS', seq: 4 } });
+  fs.writeFileSync(path.join(running, RUN_FILES.log), '[w2] pv-queue work: w2 took job #4 (delivery 1)\n');
+  fs.writeFileSync(path.join(running, RUN_FILES.worker), 'w2\n');
+  const forged = path.join(root.processed, '20261126-101011-000-eeeeeeee');
+  await updateRunStatus(forged, { state: 'claimed', prompt_rel: 'widget/main/b.prompt.md', attempt: 1, dispatch: { stream: 'PV_JOBS', seq: 5 } });
+  fs.writeFileSync(path.join(forged, RUN_FILES.worker), '\u001b[2Jw3\n');
+  const done = path.join(root.processed, '20261126-090000-000-ffffffff');
+  await updateRunStatus(done, { state: 'done', prompt_rel: 'widget/main/c.prompt.md', owner: 'acme', repo: 'widget', branch: 'main', outcome: 'no_changes', worker: 'w1', deliveries: 1 });
+
+  const json = await runBin('pv-status', ['--json', '--config', root.configPath]);
+  t.equal(json.code, 0, json.stderr);
+  const q = JSON.parse(json.stdout) as { running: { run_id: string; worker?: string }[]; recent: { worker?: string }[] };
+  t.same(q.running.map((r) => [r.run_id, r.worker]), [['20261126-101011-000-eeeeeeee', undefined], ['20261126-101010-000-dddddddd', 'w2']],
+    'the worker named by worker.txt; a name a terminal could misread is not shown');
+  t.equal(q.recent[0]?.worker, 'w1');
+  const human = await runBin('pv-status', ['--config', root.configPath]);
+  t.match(human.stdout, /a\.prompt\.md  on w2\n/);
+  t.match(human.stdout, /no_changes  \(ran on w1\)/);
+  t.notMatch(human.stdout, /\u001b/);
+});

@@ -74,7 +74,7 @@ function every(ms, fn) {
 
 function runRow(r) {
   const said = r.state === 'error' || r.state === 'retry' ? r.reason : r.last_log_line;
-  const sub = [r.tokens !== undefined ? `${r.tokens.toLocaleString()} tokens` : undefined, said].filter(Boolean).join(' · ');
+  const sub = [r.worker ? `on ${r.worker}` : undefined, r.tokens !== undefined ? `${r.tokens.toLocaleString()} tokens` : undefined, said].filter(Boolean).join(' · ');
   return el('li', { class: 'row', 'data-run': r.run_id, onclick: () => { location.hash = `#/run/${r.run_id}`; } },
     badge(r.state),
     el('span', { class: 'what where', title: where(r) }, where(r)),
@@ -232,6 +232,7 @@ async function runPage(gen, runId, job) {
     kv('Target', where(r)), kv('Prompt', r.prompt_rel), kv('Run', r.run_id), kv('Attempt', String(r.attempt)),
     kv('Started', `${since(r.created_at)} ago`), kv('Agent branch', st.agent_branch),
     kv('Pull request', prLink(r.pr_url)), kv('Outcome', r.outcome), kv('Reason', r.reason),
+    kv('Worker', r.worker),
     kv('Tokens', r.tokens !== undefined ? `${r.tokens.toLocaleString()}${st.agent?.max_tokens ? ` of ${st.agent.max_tokens.toLocaleString()}` : ''}` : undefined),
     kv('Follow-up of', st.follow_up_of ? el('a', { href: `#/run/${st.follow_up_of}`, id: 'follow-up-of' }, st.follow_up_of) : null));
   const show = (text, err) => { msg.textContent = text; msg.className = err ? 'msg err' : 'msg'; msg.hidden = false; };

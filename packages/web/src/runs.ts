@@ -2,7 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   expectErrno,
-  FINAL_RUN_STATES, isErrno, isInside, lastLine, listRunIds, readRunStatus, requeuePrompt, RequeueError, RUN_FILES, runView,
+  FINAL_RUN_STATES, isErrno, isInside, listRunIds, liveRunView, readRunStatus, requeuePrompt, RequeueError, RUN_FILES, runView,
   writeFileAtomic, type RunStatus, type RunView, type ValetConfig,
 } from '@prompt-valet/core';
 import { encodeJobId } from './jobs.js';
@@ -59,11 +59,7 @@ export async function listRuns(config: ValetConfig, filter: RunFilter, now = Dat
     if (filter.state && st.state !== filter.state) continue;
     if (filter.repo && st.repo !== filter.repo && `${st.owner}/${st.repo}` !== filter.repo) continue;
     if (filter.branch && st.branch !== filter.branch) continue;
-    const v = runView(st, root, now);
-    if (!FINAL_RUN_STATES.has(st.state)) {
-      const line = await lastLine(path.join(root, RUN_FILES.log));
-      if (line) v.last_log_line = line;
-    }
+    const v = FINAL_RUN_STATES.has(st.state) ? runView(st, root, now) : await liveRunView(st, root, now);
     out.push(apiRun(v, config));
   }
   return out;
@@ -101,7 +97,8 @@ export async function runDetail(config: ValetConfig, runId: string): Promise<Run
   const status = await statusOf(root);
   const present = new Set(await fsp.readdir(root).catch(() => [] as string[]));
   const files = Object.values(RUN_FILES).filter((f) => present.has(f));
-  const detail: RunDetail = { run: apiRun(runView(status, root, Date.now()), config), status, files, abort_requested: present.has(RUN_FILES.abort) };
+  const view = FINAL_RUN_STATES.has(status.state) ? runView(status, root, Date.now()) : await liveRunView(status, root, Date.now());
+  const detail: RunDetail = { run: apiRun(view, config), status, files, abort_requested: present.has(RUN_FILES.abort) };
   const prompt = await readSmall(path.join(root, RUN_FILES.prompt));
   if (prompt !== undefined) detail.prompt = prompt;
   const last = await readSmall(path.join(root, RUN_FILES.lastMessage));
