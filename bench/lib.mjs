@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { bundleState, staleBundleLine } from '../packages/core/dist/index.js';
 import { cloneInto, makeOrigin, makeValetRoot } from '../packages/testkit/dist/index.js';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -16,7 +17,17 @@ export const FAKE_AGENT = path.join(HERE, 'fake-agent.sh');
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const run = promisify(execFile);
 
-export const bin = (tool) => path.join(REPO, 'packages', tool.replace(/^pv-/, ''), 'bin', `${tool}.js`);
+/**
+ * The tool as `make install` deploys it: its bundle (scripts/bundle.mjs),
+ * which starts the other tools' bundles. `make bench` builds them; a missing
+ * or stale one stops the bench rather than measure code the tests never ran.
+ */
+export function bin(tool) {
+  const pkg = path.join(REPO, 'packages', tool.replace(/^pv-/, ''));
+  const stale = staleBundleLine(tool, bundleState(REPO, pkg, tool));
+  if (stale) throw new Error(stale);
+  return path.join(pkg, 'bundle', `${tool}.js`);
+}
 export const say = (m) => process.stderr.write(`bench: ${m}\n`);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const round = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? null : +x.toFixed(d));

@@ -5,13 +5,13 @@
 //
 //   node bench/run.mjs [--quick] [--only pickup,overhead,throughput,idle,tree,jail] [--out FILE]
 //
-// Needs the built tools (npx tsc -b). Methods: bench/README.md.
+// Needs the built and bundled tools (make build). Methods: bench/README.md.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { HERE, REPO, loadAvg, say } from './lib.mjs';
+import { HERE, REPO, bin, loadAvg, say } from './lib.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -22,9 +22,16 @@ const { values: opt } = parseArgs({
 });
 for (const tool of ['watcher', 'claim', 'tree', 'testkit']) {
   if (!fs.existsSync(path.join(REPO, 'packages', tool, 'dist', tool === 'testkit' ? 'index.js' : 'main.js'))) {
-    process.stderr.write('bench: the tools are not built: run `npx tsc -b` (or `make bench`) first\n');
+    process.stderr.write('bench: the tools are not built: run `make build` (or `make bench`) first\n');
     process.exit(69);
   }
+}
+// The tools measured are their bundles, as `make install` deploys them.
+try {
+  for (const tool of ['pv-watcher', 'pv-claim', 'pv-resolve', 'pv-clone', 'pv-run-codex', 'pv-publish', 'pv-settle', 'pv-tree']) bin(tool);
+} catch (err) {
+  process.stderr.write(`bench: ${err.message}\n`);
+  process.exit(69);
 }
 
 // Sample sizes. The full run fits in 10 minutes on a 2-core machine; where it

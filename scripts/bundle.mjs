@@ -7,11 +7,12 @@
 //                                          the text rendered here at build time
 //                                          (no module is loaded); anything else
 //                                          imports the bundle
-//   packages/<pkg>/bundle/<tool>.main.js   bin/<tool>.js with everything it imports
-//   packages/<pkg>/bundle/chunk-*.js       what the bundle imports only when used
+//   packages/<pkg>/bundle/<tool>.main.mjs  bin/<tool>.js with everything it imports
+//   packages/<pkg>/bundle/chunk-*.mjs      what the bundle imports only when used
 //                                          (yargs for help and usage errors, chalk)
 //   packages/<pkg>/bundle/inputs.json      the files the bundle was made from, so
 //                                          pv-install can refuse a stale bundle
+//   packages/<pkg>/bundle/package.json     the executable is CommonJS (see there)
 //
 // Why: a tool loading its modules from many files spends 130-220 ms of CPU
 // before doing anything; one file halves that (README "Performance").
@@ -20,15 +21,17 @@
 // stay the same. Dependencies stay in the bundle's node_modules lookup path
 // too, so anything left external still resolves.
 //
-//   node scripts/bundle.mjs [--only pv-x,pv-y] [--quiet]
+// A bundle whose inputs are unchanged is kept (so `make build` on a built tree
+// is quick and rewrites nothing another process may be reading); --force
+// rebuilds. A new bundle is made beside the old one and renamed into place.
+//
+//   node scripts/bundle.mjs [--only pv-x,pv-y] [--force] [--quiet]
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-
-export const BUNDLE_DIR = 'bundle';
-export const INPUTS_FILE = 'inputs.json';
+import { BUNDLE_DIR, BUNDLE_INPUTS_FILE, bundleState } from '@prompt-valet/core';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -63,11 +66,13 @@ export function launcherSource(tool, help) {
     `// Made by scripts/bundle.mjs from bin/${tool}.js (make build): do not edit.`,
     '// `--help` alone prints the text rendered at build time without loading any',
     '// module; everything else runs the bundle, where yargs still parses and helps.',
+    "// CommonJS (bundle/package.json): Node starts it ~5 ms sooner than an ES module.",
+    "'use strict';",
     'const args = process.argv.slice(2);',
     "if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {",
     `  process.stdout.write(${JSON.stringify(help)});`,
     '} else {',
-    `  await import('./${tool}.main.js');`,
+    `  import('./${tool}.main.mjs');`,
     '}',
     '',
   ].join('\n');
@@ -78,7 +83,8 @@ export function launcherSource(tool, help) {
 const REQUIRE_BANNER = "import { createRequire as __pvCreateRequire } from 'node:module';\nconst require = __pvCreateRequire(import.meta.url);";
 
 export async function bundleTool({ dir, tool, bin }, top = root) {
-  const out = path.join(dir, BUNDLE_DIR);
+  const final = path.join(dir, BUNDLE_DIR);
+  const out = `${final}.new-${process.pid}`;
   fs.rmSync(out, { recursive: true, force: true });
   const result = await esbuild.build({
     entryPoints: { [`${tool}.main`]: path.join(dir, bin) },
@@ -89,6 +95,7 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
     format: 'esm',
     target: 'node20',
     chunkNames: 'chunk-[hash]',
+    outExtension: { '.js': '.mjs' },
     banner: { js: REQUIRE_BANNER },
     metafile: true,
     logLevel: 'warning',
@@ -97,8 +104,14 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
   const help = helpText(path.join(dir, bin));
   const launcher = path.join(out, `${tool}.js`);
   fs.writeFileSync(launcher, launcherSource(tool, help), { mode: 0o755 });
+  fs.writeFileSync(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
   const inputs = Object.keys(result.metafile.inputs).sort();
-  fs.writeFileSync(path.join(out, INPUTS_FILE), JSON.stringify({ tool, inputs }, null, 1) + '\n');
+  // Written last: its time stamp is the bundle's (see bundleState in core).
+  fs.writeFileSync(path.join(out, BUNDLE_INPUTS_FILE), JSON.stringify({ tool, inputs }, null, 1) + '\n');
+  const old = `${final}.old-${process.pid}`;
+  if (fs.existsSync(final)) fs.renameSync(final, old);
+  fs.renameSync(out, final);
+  fs.rmSync(old, { recursive: true, force: true });
   const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
   return { tool, files: Object.keys(result.metafile.outputs).length + 2, bytes, inputs: inputs.length };
 }
@@ -108,6 +121,7 @@ async function cli() {
   const onlyAt = args.indexOf('--only');
   const only = onlyAt === -1 ? undefined : new Set((args[onlyAt + 1] ?? '').split(','));
   const quiet = args.includes('--quiet');
+  const force = args.includes('--force');
   const tools = toolBins().filter((t) => !only || only.has(t.tool));
   if (only && tools.length !== only.size) {
     console.error(`bundle: no such tool among ${[...only].join(', ')}`);
@@ -121,8 +135,10 @@ async function cli() {
       return;
     }
   }
+  const stale = tools.filter((t) => force || !bundleState(root, t.dir, t.tool).fresh);
+  if (!quiet) console.error(`bundle: ${tools.length - stale.length} of ${tools.length} bundle(s) up to date`);
   // Two at a time: this machine has 2 cores, and each build also runs the tool's --help.
-  const queue = [...tools];
+  const queue = [...stale];
   const made = [];
   const worker = async () => {
     for (let t = queue.shift(); t; t = queue.shift()) made.push(await bundleTool(t));

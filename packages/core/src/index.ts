@@ -33,3 +33,4 @@ export * from './forge-token.js';
 export * from './run-steps.js';
 export * from './record-paths.js';
 export * from './git-hardening.js';
+export * from './tool-bundle.js';

@@ -26,10 +26,17 @@ t.test('installs the layout, the tools and a config with every key into a stagin
     const entry = inRoot(root, `${PREFIX}/scripts/${tool}`);
     fs.accessSync(entry, fs.constants.X_OK);
     t.match(fs.readFileSync(entry, 'utf8'), /^#!\/usr\/bin\/env node\n/, `${tool} keeps its shebang`);
+    t.match(fs.realpathSync(entry), new RegExp(`/@prompt-valet/[a-z-]+/bundle/${tool}\\.js$`), `${tool} is the tool's bundle`);
   }
   // The deployed tree lies outside the checkout: only its own lib/ can serve imports.
   const help = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-tree`), ['--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
   t.equal(help.status, 0, `deployed pv-tree runs with only node: ${help.stderr}`);
+  const devHelp = spawnSync(process.execPath, [path.join(REPO, 'packages/tree/bin/pv-tree.js'), '--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
+  t.equal(help.stdout, devHelp.stdout, "the bundle's --help (made at build time) is the tool's own");
+  // Not just --help: the bundle itself loads and runs (a usage error goes through yargs, a chunk of its own).
+  const bad = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-settle`), ['--bogus'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
+  t.equal(bad.status, 64, `the deployed pv-settle bundle parses its options: ${bad.stderr}`);
+  t.match(bad.stderr, /pv-settle: Unknown argument: bogus/);
 
   const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
   const text = fs.readFileSync(configFile, 'utf8');
