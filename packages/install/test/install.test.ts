@@ -31,8 +31,12 @@ t.test('installs the layout, the tools and a config with every key into a stagin
   // The deployed tree lies outside the checkout: only its own lib/ can serve imports.
   const help = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-tree`), ['--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
   t.equal(help.status, 0, `deployed pv-tree runs with only node: ${help.stderr}`);
-  const devHelp = spawnSync(process.execPath, [path.join(REPO, 'packages/tree/bin/pv-tree.js'), '--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
-  t.equal(help.stdout, devHelp.stdout, "the bundle's --help (made at build time) is the tool's own");
+  for (const tool of ['pv-watcher', 'pv-tree', 'pv-claim', 'pv-settle', 'pv-install']) {
+    const env = { PATH: '/usr/bin:/bin' };
+    const deployed = spawnSync(inRoot(root, `${PREFIX}/scripts/${tool}`), ['--help'], { encoding: 'utf8', timeout: 60_000, env });
+    const dev = spawnSync(process.execPath, [path.join(REPO, 'packages', tool.slice(3), 'bin', `${tool}.js`), '--help'], { encoding: 'utf8', timeout: 60_000, env });
+    t.equal(deployed.stdout, dev.stdout, `${tool}: the bundle's --help (made at build time) is the tool's own`);
+  }
   // Not just --help: the bundle itself loads and runs (a usage error goes through yargs, a chunk of its own).
   const bad = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-settle`), ['--bogus'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
   t.equal(bad.status, 64, `the deployed pv-settle bundle parses its options: ${bad.stderr}`);
