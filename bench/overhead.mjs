@@ -7,7 +7,7 @@ import { pipelineCommand } from '../packages/watcher/dist/pipeline.js';
 import { startFakeGitHub } from '../packages/testkit/dist/index.js';
 import {
   REPO, baseEnv, bin, dropPromptSync, gitTraceSummary, loadAvg, makeBenchRoot, repeatTimed, promptText, say, sleep,
-  startWatcher, stats, timeProcess, treeUsage, waitQuiet, CLK_TCK,
+  startWatcher, stats, timeBatch, timeProcess, treeUsage, waitQuiet, CLK_TCK,
 } from './lib.mjs';
 
 export const TOOLS = ['pv-claim', 'pv-resolve', 'pv-clone', 'pv-run-codex', 'pv-publish', 'pv-settle', 'pv-watcher', 'pv-tree'];
@@ -116,15 +116,23 @@ async function emptyPipeline(n) {
 
 const p50s = (r) => ({ wall_ms: r.wall_ms.p50, cpu_ms: r.cpu_ms.p50 });
 
-export async function overhead({ runs, startupRuns }) {
+export async function overhead({ runs, startupRuns, startupBatch }) {
   const load = [loadAvg()];
   const traceRoot = fs.mkdtempSync(path.join(REPO, 'bench', '.trace-'));
   let ghServer;
   try {
     say('overhead: fixed costs');
-    const nodeBare = await repeatTimed(startupRuns, () => timeProcess(process.execPath, ['-e', '0']));
+    // Bare Node and each tool's --help by the same method, batches of starts (see timeBatch).
+    const nodeBare = await repeatTimed(startupRuns, () => timeBatch(process.execPath, ['-e', '0'], startupBatch));
     const help = {};
-    for (const t of TOOLS) help[t] = await repeatTimed(startupRuns, () => timeProcess(process.execPath, [bin(t), '--help']));
+    for (const t of TOOLS) help[t] = await repeatTimed(startupRuns, () => timeBatch(process.execPath, [bin(t), '--help'], startupBatch));
+    // A plain start, as a pipeline step pays it: the bundle loaded, the config read, no input.
+    const plain = {};
+    const plainRoot = await makeBenchRoot({ repos: ['widget'], preclone: false });
+    for (const t of ['pv-resolve', 'pv-settle', 'pv-publish']) {
+      plain[t] = await repeatTimed(startupRuns, () => timeBatch(process.execPath, [bin(t), '--config', plainRoot.configPath], startupBatch));
+    }
+    await plainRoot.cleanup();
     // what a tool's start-up is made of: loading each shared dependency alone
     const imports = {};
     for (const m of ['yargs', 'yaml', 'execa', 'chalk', '@prompt-valet/core']) {
@@ -143,7 +151,9 @@ export async function overhead({ runs, startupRuns }) {
     return {
       method: 'watcher daemon, settle 0, fake agent returning at once, one prompt at a time (next after the previous pipeline ended); wall = rename into place → settled file in finished/ (2 ms poll)',
       node_bare: p50s(nodeBare),
+      startup_batch: startupBatch,
       help: Object.fromEntries(Object.entries(help).map(([k, v]) => [k, p50s(v)])),
+      plain_start: Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, p50s(v)])),
       imports: Object.fromEntries(Object.entries(imports).map(([k, v]) => [k, p50s(v)])),
       git_version: p50s(gitVersion),
       empty_pipeline: p50s(empty),

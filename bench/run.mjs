@@ -39,7 +39,7 @@ try {
 const PLAN = opt.quick
   ? {
       pickup: { samples: 10, budgetSeconds: 15, branchFolders: [1, 5000] },
-      overhead: { runs: 2, startupRuns: 1 },
+      overhead: { runs: 2, startupRuns: 1, startupBatch: 10 },
       throughput: { prompts: 4, repos: 2, agentSeconds: 1, parallels: [1, 4] },
       idle: { repos: 100, branches: 10, seconds: 10 },
       tree: { repos: 40, branches: 10, runs: 2 },
@@ -47,7 +47,7 @@ const PLAN = opt.quick
     }
   : {
       pickup: { samples: 200, budgetSeconds: 45, branchFolders: [1, 5000] },
-      overhead: { runs: 6, startupRuns: 3 },
+      overhead: { runs: 6, startupRuns: 3, startupBatch: 20 },
       throughput: { prompts: 15, repos: 5, agentSeconds: 2, parallels: [1, 2, 4, 8] },
       idle: { repos: 500, branches: 10, seconds: 60 },
       tree: { repos: 200, branches: 50, runs: 3 },
@@ -152,6 +152,9 @@ if (r.overhead && !r.overhead.failed) {
     );
     row('    split p50 (ms)', split, '', undefined, '');
     row('    git per run', `${s.git_per_run.commands} commands, ${ms(s.git_per_run.ms)} summed`, '', undefined, '');
+  }
+  if (o.plain_start) {
+    row('    plain start, config read, no input (CPU)', Object.entries(o.plain_start).map(([k, v]) => `${k} ${ms(v.cpu_ms)}`).join(', '), '', undefined, '');
   }
   row('    empty pipeline (7 processes)', `${ms(o.empty_pipeline.wall_ms)} wall, ${ms(o.empty_pipeline.cpu_ms)} CPU`, '', undefined, '');
   row('    import alone (CPU)', Object.entries(o.imports).map(([k, v]) => `${k.replace('@prompt-valet/', '')} ${Math.round(v.cpu_ms)}`).join(', ') + ' ms', '', undefined, '');
