@@ -175,9 +175,18 @@ if (r.throughput && !r.throughput.failed) {
 }
 if (r.idle && !r.idle.failed) {
   const i = r.idle;
-  const mb = Math.max(i.watcher_peak_rss_mb, i.tree_rss_sampled_peak_mb ?? 0);
-  row(`idle, ${i.repos}×${i.branches} folders, ${i.seconds} s`, `${i.cpu_percent_of_core} % of a core (${i.pipelines_started} rescan pipelines)`, '< 0.5 % of a core', i.cpu_percent_of_core < 0.5, la(i.load_avg));
-  row('    memory, in all', `watcher peak ${i.watcher_peak_rss_mb} MB; with a rescan pipeline ${i.tree_rss_sampled_peak_mb} MB`, '< 100 MB in all', mb < 100, '');
+  // In all = every physical page once (pagemap, as root); summed RSS counts the
+  // node executable's pages once per Node process, and is the figure without root.
+  const inAll = i.tree_distinct_peak_mb ?? i.tree_rss_sampled_peak_mb ?? 0;
+  const mb = Math.max(i.watcher_peak_rss_mb, inAll);
+  row(`idle, ${i.repos}×${i.branches} folders, ${i.seconds} s`, `${i.cpu_percent_of_core} % of a core (${i.pipelines_started} waiting claimer(s) started)`, '< 0.5 % of a core', i.cpu_percent_of_core < 0.5, la(i.load_avg));
+  row(
+    '    memory, in all',
+    `${i.tree_distinct_peak_mb === null || i.tree_distinct_peak_mb === undefined ? '' : `${i.tree_distinct_peak_mb} MB, each page once (watcher + waiting claimer); `}summed RSS ${i.tree_rss_sampled_peak_mb} MB; watcher peak RSS ${i.watcher_peak_rss_mb} MB`,
+    '< 100 MB in all',
+    mb < 100,
+    '',
+  );
 }
 if (r.pickup && !r.pickup.failed) {
   for (const p of Object.values(r.pickup)) {
