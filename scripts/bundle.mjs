@@ -105,7 +105,12 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
   const launcher = path.join(out, `${tool}.js`);
   fs.writeFileSync(launcher, launcherSource(tool, help), { mode: 0o755 });
   fs.writeFileSync(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
-  const inputs = Object.keys(result.metafile.inputs).sort();
+  // npm stamps the files it unpacks with a fixed old date, so a dependency
+  // updated by npm ci looks older than any bundle: its install record (npm
+  // rewrites it on every install) stands for all of node_modules.
+  const installRecord = path.join('node_modules', '.package-lock.json');
+  const extra = fs.existsSync(path.join(top, installRecord)) ? [installRecord] : [];
+  const inputs = [...Object.keys(result.metafile.inputs), ...extra].sort();
   // Written last: its time stamp is the bundle's (see bundleState in core).
   fs.writeFileSync(path.join(out, BUNDLE_INPUTS_FILE), JSON.stringify({ tool, inputs }, null, 1) + '\n');
   const old = `${final}.old-${process.pid}`;
