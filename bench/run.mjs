@@ -153,6 +153,11 @@ if (r.overhead && !r.overhead.failed) {
     row('    split p50 (ms)', split, '', undefined, '');
     row('    git per run', `${s.git_per_run.commands} commands, ${ms(s.git_per_run.ms)} summed`, '', undefined, '');
   }
+  if (o.cpu_by_program) {
+    const c = o.cpu_by_program;
+    const parts = Object.entries(c.by_tool).map(([k, v]) => `${k.replace('pv-', '')} ${v.cpu_ms}${v.starts !== 1 ? ` (×${v.starts})` : ''}`);
+    row(`    CPU by program per run (publisher none, n=${c.runs})`, `${parts.join(', ')}, watcher and the rest ${c.watcher_and_rest_ms}; in all ${c.tree_cpu_ms_per_run} ms`, '', undefined, '');
+  }
   if (o.plain_start) {
     row('    plain start, config read, no input (CPU)', Object.entries(o.plain_start).map(([k, v]) => `${k} ${ms(v.cpu_ms)}`).join(', '), '', undefined, '');
   }
