@@ -19,6 +19,24 @@ export interface TriggerOptions {
   onRescan?: () => void;
 }
 
+/**
+ * Whether a claimer has anything to look at: core's walk of the inbox, in
+ * this process, sees a complete prompt, or a folder it cannot read (which
+ * pv-claim reports). A walk that fails says yes: pv-claim looks and reports.
+ * Cheaper than starting a claimer to find nothing (~45 ms of CPU for the
+ * process; the walk over 5,000 folders costs ~40 ms, over a few ~0.1 ms).
+ */
+export async function inboxHasWork(inbox: string, settleMs: number, log: Logger): Promise<boolean> {
+  let problems = 0;
+  try {
+    const prompts = await listInboxPrompts(inbox, { onProblem: () => problems++ });
+    return problems > 0 || prompts.some((p) => isCompletePrompt(p, settleMs / 1000));
+  } catch (err) {
+    log.warn(`walk of ${inbox}: ${(err as Error).message}; letting pv-claim look`);
+    return true;
+  }
+}
+
 export class Triggers {
   private watcher: FolderWatch | undefined;
   /** folders already reported as not watchable (said once, not at every rescan) */
@@ -56,15 +74,7 @@ export class Triggers {
     // Folders events did not tell about (made while a watch was being set up, or by a
     // rename of a whole tree) get their watch now.
     this.watcher?.sync();
-    let problems = 0;
-    try {
-      const prompts = await listInboxPrompts(this.opts.inbox, { onProblem: () => problems++ });
-      const settleSeconds = this.opts.settleMs / 1000;
-      if (problems === 0 && !prompts.some((p) => isCompletePrompt(p, settleSeconds))) return;
-    } catch (err) {
-      this.opts.log.warn(`rescan of ${this.opts.inbox}: ${(err as Error).message}; letting pv-claim look`);
-    }
-    this.opts.onTrigger('rescan');
+    if (await inboxHasWork(this.opts.inbox, this.opts.settleMs, this.opts.log)) this.opts.onTrigger('rescan');
   }
 
   private watch(): void {
