@@ -180,6 +180,9 @@ export class Scheduler {
         // A prompt that waited for this one (same name) may be claimable now.
         if (pipeline.claim) this.lookAgain();
         else this.pump();
+        // The run is over, its steps no longer start: the next claimer can load now
+        // (a run shorter than prestartAfterClaimMs would otherwise leave none waiting).
+        this.prestart();
         this.checkIdle();
       },
     });

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isCompletePrompt, listInboxPrompts, type Logger } from '@prompt-valet/core';
 import { FolderWatch } from './folder-watch.js';
@@ -84,6 +85,10 @@ export class Triggers {
         // Our own renames (.running.md, .done.md) and unrelated files are
         // not new work; a rename *into* x.prompt.md is (uploads, retries).
         if (name !== null && !name.endsWith('.prompt.md')) return;
+        // A name that is gone is not new work: a claim's own unlink of
+        // x.prompt.md (after linking x.running.md) is such an event, and it
+        // used to start a claimer that found nothing, once per run.
+        if (name !== null && !fs.existsSync(path.join(dir, name))) return;
         const rel = name === null ? undefined : path.relative(this.opts.inbox, path.join(dir, name));
         this.opts.onTrigger('event', rel);
         this.afterSettle(rel);

@@ -128,10 +128,12 @@ t.test('after a claim and after a run, a claimer is sent to look again only when
   made[0]!.exits(0);
   await tick();
   t.equal(asked, 2, 'the end of a run that claimed makes the watcher look');
-  t.equal(made.length, 1, 'still nothing seen: no claimer');
+  t.equal(made.length, 2, 'still nothing seen: no claimer walks; the next one is started ahead');
+  t.notOk(made[1]!.went, 'and waits for go');
 
   s.trigger('r/main/b.prompt.md');
-  t.equal(made.length, 2, 'a file event still sends a claimer at once');
+  t.equal(made.length, 2, 'a file event sends the waiting claimer at once');
+  t.ok(made[1]!.went);
   work = true;
   made[1]!.claims('run-b');
   await tick();
