@@ -56,5 +56,5 @@ uninstall:
 
 clean:
 	npx tsc -b --clean
-	rm -rf packages/*/bundle
+	rm -rf packages/*/bundle packages/*/bundle.*
 	rm -rf .tap
