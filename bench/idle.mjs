@@ -22,7 +22,7 @@ export async function idle({ repos, branches, seconds, rescanSeconds }) {
     {
       watcher: {
         runner_cmd: FAKE_AGENT,
-        settle_seconds: 1,
+        quiet_seconds: 1,
         shutdown_grace_seconds: 1,
         ...(rescanSeconds ? { rescan_interval_seconds: rescanSeconds } : {}),
       },

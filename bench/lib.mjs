@@ -73,7 +73,7 @@ export async function makeBenchRoot({ repos = ['widget'], branches = ['main'], w
         runner_cmd: FAKE_AGENT,
         runner_model: 'bench-model',
         runner_timeout_seconds: 300,
-        settle_seconds: 0,
+        quiet_seconds: 0,
         publisher: 'none',
         // pv-watcher lingers this long after SIGTERM even when idle (see README): keep stops short
         shutdown_grace_seconds: 1,
