@@ -19,8 +19,11 @@ deps: node_modules/.package-lock.json
 system-deps:
 	@scripts/ensure-system-deps.sh
 
+# tsc, then one esbuild bundle per tool (scripts/bundle.mjs): the bundles are
+# what `make install` deploys; the dev bins (packages/*/bin) run dist/.
 build: deps
 	npx tsc -b
+	node scripts/bundle.mjs --quiet
 
 # Tests are type-checked too (tap runs them transpile-only), and ESLint's short list.
 lint: deps
@@ -53,4 +56,5 @@ uninstall:
 
 clean:
 	npx tsc -b --clean
+	rm -rf packages/*/bundle packages/*/bundle.*
 	rm -rf .tap

@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '.tap/**', 'bench/out/**', 'packages/web/public/**'] },
+  { ignores: ['**/dist/**', 'packages/*/bundle*/**', '**/node_modules/**', '.tap/**', 'bench/out/**', 'packages/web/public/**'] },
   {
     files: ['packages/*/src/**/*.ts', 'packages/*/test/**/*.ts', 'test/**/*.ts'],
     extends: [tseslint.configs.base],

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { makeValetRoot } from '../packages/testkit/dist/index.js';
 import { CONFIG_SCHEMA } from '../packages/core/dist/index.js';
-import { CLK_TCK, FAKE_AGENT, baseEnv, descendants, loadAvg, peakRssKb, say, sleep, startWatcher, treeUsage } from './lib.mjs';
+import { CLK_TCK, FAKE_AGENT, baseEnv, descendants, distinctResidentKb, loadAvg, peakRssKb, say, sleep, startWatcher, treeUsage } from './lib.mjs';
 
 /**
  * CPU: ticks of the watcher and everything it started (its own utime+stime,
@@ -11,14 +11,18 @@ import { CLK_TCK, FAKE_AGENT, baseEnv, descendants, loadAvg, peakRssKb, say, sle
  * the live descendants), read at the start and end of the window. Memory:
  * the watcher's VmHWM (peak RSS over its whole life, start-up scan
  * included), and the largest RSS of the whole tree seen by sampling every
- * 100 ms. Pipelines are counted by sampling too (a pipeline lives ~1 s).
+ * 100 ms; and the tree's memory with each physical page counted once
+ * (distinctResidentKb: summed RSS counts the node executable's pages once
+ * per Node process), taken whenever the summed RSS reaches a new peak (at
+ * most once a second; one reading costs the bench ~0.3 s of its own CPU).
+ * Pipelines are counted by sampling too (a pipeline lives ~1 s).
  */
 export async function idle({ repos, branches, seconds, rescanSeconds }) {
   const root = await makeValetRoot(
     {
       watcher: {
         runner_cmd: FAKE_AGENT,
-        settle_seconds: 1,
+        quiet_seconds: 1,
         shutdown_grace_seconds: 1,
         ...(rescanSeconds ? { rescan_interval_seconds: rescanSeconds } : {}),
       },
@@ -38,8 +42,15 @@ export async function idle({ repos, branches, seconds, rescanSeconds }) {
   let treePeakKb = 0;
   let selfPeakSampledKb = 0;
   const pipelines = new Set();
+  let distinctPeakKb = null;
+  let distinctAt = -Infinity;
   while (performance.now() - t0 < seconds * 1000) {
     const u = treeUsage(watcher.pid);
+    if (u.treeRssKb > treePeakKb + 1024 && performance.now() - distinctAt >= 1000) {
+      const kb = distinctResidentKb([watcher.pid, ...descendants(watcher.pid).map((d) => d.pid)]);
+      distinctAt = performance.now();
+      if (kb !== null) distinctPeakKb = Math.max(distinctPeakKb ?? 0, kb);
+    }
     treePeakKb = Math.max(treePeakKb, u.treeRssKb);
     selfPeakSampledKb = Math.max(selfPeakSampledKb, u.selfRssKb);
     for (const d of descendants(watcher.pid)) if (d.ppid === watcher.pid) pipelines.add(d.pid);
@@ -66,6 +77,7 @@ export async function idle({ repos, branches, seconds, rescanSeconds }) {
     watcher_peak_rss_mb: vmHwmKb === null ? null : +(vmHwmKb / 1024).toFixed(1),
     watcher_rss_sampled_peak_mb: +(selfPeakSampledKb / 1024).toFixed(1),
     tree_rss_sampled_peak_mb: +(treePeakKb / 1024).toFixed(1),
+    tree_distinct_peak_mb: distinctPeakKb === null ? null : +(distinctPeakKb / 1024).toFixed(1),
     load_avg: load,
   };
 }

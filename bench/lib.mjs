@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { bundleState, staleBundleLine } from '../packages/core/dist/index.js';
 import { cloneInto, makeOrigin, makeValetRoot } from '../packages/testkit/dist/index.js';
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -16,7 +17,17 @@ export const FAKE_AGENT = path.join(HERE, 'fake-agent.sh');
 export const CLK_TCK = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 const run = promisify(execFile);
 
-export const bin = (tool) => path.join(REPO, 'packages', tool.replace(/^pv-/, ''), 'bin', `${tool}.js`);
+/**
+ * The tool as `make install` deploys it: its bundle (scripts/bundle.mjs),
+ * which starts the other tools' bundles. `make bench` builds them; a missing
+ * or stale one stops the bench rather than measure code the tests never ran.
+ */
+export function bin(tool) {
+  const pkg = path.join(REPO, 'packages', tool.replace(/^pv-/, ''));
+  const stale = staleBundleLine(tool, bundleState(REPO, pkg, tool));
+  if (stale) throw new Error(stale);
+  return path.join(pkg, 'bundle', `${tool}.js`);
+}
 export const say = (m) => process.stderr.write(`bench: ${m}\n`);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const round = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? null : +x.toFixed(d));
@@ -62,7 +73,7 @@ export async function makeBenchRoot({ repos = ['widget'], branches = ['main'], w
         runner_cmd: FAKE_AGENT,
         runner_model: 'bench-model',
         runner_timeout_seconds: 300,
-        settle_seconds: 0,
+        quiet_seconds: 0,
         publisher: 'none',
         // pv-watcher lingers this long after SIGTERM even when idle (see README): keep stops short
         shutdown_grace_seconds: 1,
@@ -164,6 +175,52 @@ export function treeUsage(pid) {
     rssKb += d.rssPages * PAGE_KB;
   }
   return { ticks, selfRssKb: self.rssPages * PAGE_KB, treeRssKb: rssKb, children: desc.length };
+}
+
+/**
+ * The memory a set of processes holds, each physical page counted once, in
+ * kB: the distinct page frames behind their resident pages, from
+ * /proc/<pid>/pagemap (needs root; null otherwise, or when a process is
+ * gone). Summed RSS counts the pages every Node process maps from the node
+ * executable and its libraries (~35 MB) once per process.
+ */
+export function distinctResidentKb(pids) {
+  const frames = new Set();
+  const entry = Buffer.alloc(8 * 4096);
+  for (const pid of pids) {
+    let maps;
+    let fd;
+    try {
+      maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+      fd = fs.openSync(`/proc/${pid}/pagemap`, 'r');
+    } catch {
+      return null;
+    }
+    try {
+      for (const line of maps.split('\n')) {
+        const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (!m || line.endsWith('[vsyscall]')) continue;
+        const first = Number.parseInt(m[1], 16) / 4096;
+        const last = Number.parseInt(m[2], 16) / 4096;
+        for (let page = first; page < last; page += 4096) {
+          const n = Math.min(4096, last - page);
+          const got = fs.readSync(fd, entry, 0, n * 8, page * 8);
+          for (let i = 0; i + 8 <= got; i += 8) {
+            const v = entry.readBigUInt64LE(i);
+            if (!(v >> 63n)) continue; // not present
+            const pfn = v & ((1n << 55n) - 1n);
+            if (pfn === 0n) return null; // frame numbers hidden: not root
+            frames.add(pfn);
+          }
+        }
+      }
+    } catch {
+      return null;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return frames.size * PAGE_KB;
 }
 
 /** VmHWM: the peak resident set of one process since it started, in kB. */
@@ -318,6 +375,17 @@ export function timeProcess(cmd, args, { env = baseEnv(), stdin = 'ignore', cwd 
       else resolve({ wall: ms, cpu: ((childTicks() - c0) * 1000) / CLK_TCK });
     });
   });
+}
+
+/**
+ * `k` starts of one command in a row from one sh, timed as one: wall and CPU
+ * per start. CPU comes in 10 ms ticks; over k starts the resolution is
+ * 10/k ms (sh's own start, ~1 ms once, is shared by all k).
+ */
+export async function timeBatch(cmd, args, k, opts = {}) {
+  const loop = `i=0; while [ $i -lt ${k} ]; do "$@" >/dev/null </dev/null || exit 1; i=$((i + 1)); done`;
+  const r = await timeProcess('/bin/sh', ['-c', loop, 'sh', cmd, ...args], opts);
+  return { wall: r.wall / k, cpu: r.cpu / k };
 }
 
 /** `n` runs of `fn` (returning {wall, cpu}), one after the other: stats of each. */

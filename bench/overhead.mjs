@@ -7,7 +7,7 @@ import { pipelineCommand } from '../packages/watcher/dist/pipeline.js';
 import { startFakeGitHub } from '../packages/testkit/dist/index.js';
 import {
   REPO, baseEnv, bin, dropPromptSync, gitTraceSummary, loadAvg, makeBenchRoot, repeatTimed, promptText, say, sleep,
-  startWatcher, stats, timeProcess, treeUsage, waitQuiet, CLK_TCK,
+  startWatcher, stats, timeBatch, timeProcess, treeUsage, waitQuiet, CLK_TCK,
 } from './lib.mjs';
 
 export const TOOLS = ['pv-claim', 'pv-resolve', 'pv-clone', 'pv-run-codex', 'pv-publish', 'pv-settle', 'pv-watcher', 'pv-tree'];
@@ -100,6 +100,64 @@ async function runSeries(label, { runs, publisher, ghEnv = {}, traceDir }) {
   };
 }
 
+const PIPELINE_TOOLS = ['pv-claim', 'pv-resolve', 'pv-clone', 'pv-run-codex', 'pv-publish', 'pv-settle'];
+
+/**
+ * Where a run's CPU goes, by program: each pipeline tool started through
+ * GNU time (PV_TOOLS_DIR holds wrappers), whose figure includes what the
+ * tool itself started and waited for (git, gh, the agent); "watcher and the
+ * rest" is the tree's CPU per run less the tools' (pv-watcher, sh, cat).
+ * A series of its own, publisher none: the wrappers add a process per step.
+ */
+async function cpuByProgram(runs) {
+  if (!fs.existsSync('/usr/bin/time')) return null;
+  const root = await makeBenchRoot({ repos: ['widget'], watcher: { publisher: 'none' } });
+  const acct = path.join(root.root, 'cpu-by-program.txt');
+  const wrappers = path.join(root.root, 'timed-tools');
+  fs.mkdirSync(wrappers);
+  for (const t of PIPELINE_TOOLS) {
+    const script = `#!/bin/sh\nexec /usr/bin/time -a -o '${acct}' -f '${t} %U %S' '${process.execPath}' '${bin(t)}' "$@"\n`;
+    fs.writeFileSync(path.join(wrappers, t), script, { mode: 0o755 });
+  }
+  const watcher = await startWatcher(root, baseEnv({ PV_TOOLS_DIR: wrappers }));
+  let treeMs = 0;
+  try {
+    for (let i = -1; i < runs; i++) {
+      await waitQuiet(watcher.pid);
+      if (i === 0) fs.writeFileSync(acct, '');
+      const cpu0 = treeUsage(watcher.pid).ticks;
+      dropPromptSync(root.inbox, `widget/main/c${i + 1}.prompt.md`, promptText(`cpu ${i}`));
+      const done = path.join(root.finished, 'widget', 'main', `c${i + 1}.done.md`);
+      const deadline = Date.now() + 120_000;
+      while (!fs.existsSync(done)) {
+        if (Date.now() > deadline) throw new Error(`cpu by program: c${i + 1} did not settle as done in 120 s (see ${watcher.logFile})`);
+        await sleep(5);
+      }
+      await waitQuiet(watcher.pid, { quietMs: 50 });
+      if (i >= 0) treeMs += ((treeUsage(watcher.pid).ticks - cpu0) * 1000) / CLK_TCK;
+    }
+  } finally {
+    await watcher.stop();
+  }
+  const perTool = {};
+  for (const line of fs.readFileSync(acct, 'utf8').split('\n')) {
+    const m = /^(pv-[a-z-]+) ([\d.]+) ([\d.]+)$/.exec(line);
+    if (!m) continue;
+    perTool[m[1]] ??= { starts: 0, cpu_ms: 0 };
+    perTool[m[1]].starts += 1 / runs;
+    perTool[m[1]].cpu_ms += ((Number(m[2]) + Number(m[3])) * 1000) / runs;
+  }
+  await root.cleanup();
+  const toolsMs = Object.values(perTool).reduce((n, x) => n + x.cpu_ms, 0);
+  const round1 = (x) => Math.round(x * 10) / 10;
+  return {
+    runs,
+    tree_cpu_ms_per_run: Math.round(treeMs / runs),
+    by_tool: Object.fromEntries(Object.entries(perTool).map(([k, v]) => [k, { starts: round1(v.starts), cpu_ms: Math.round(v.cpu_ms) }])),
+    watcher_and_rest_ms: Math.round(treeMs / runs - toolsMs),
+  };
+}
+
 /** The pipeline the watcher runs, over an inbox with nothing to claim: pure process start-up. */
 async function emptyPipeline(n) {
   const root = await makeBenchRoot({ repos: ['widget'], preclone: false });
@@ -116,15 +174,23 @@ async function emptyPipeline(n) {
 
 const p50s = (r) => ({ wall_ms: r.wall_ms.p50, cpu_ms: r.cpu_ms.p50 });
 
-export async function overhead({ runs, startupRuns }) {
+export async function overhead({ runs, startupRuns, startupBatch }) {
   const load = [loadAvg()];
   const traceRoot = fs.mkdtempSync(path.join(REPO, 'bench', '.trace-'));
   let ghServer;
   try {
     say('overhead: fixed costs');
-    const nodeBare = await repeatTimed(startupRuns, () => timeProcess(process.execPath, ['-e', '0']));
+    // Bare Node and each tool's --help by the same method, batches of starts (see timeBatch).
+    const nodeBare = await repeatTimed(startupRuns, () => timeBatch(process.execPath, ['-e', '0'], startupBatch));
     const help = {};
-    for (const t of TOOLS) help[t] = await repeatTimed(startupRuns, () => timeProcess(process.execPath, [bin(t), '--help']));
+    for (const t of TOOLS) help[t] = await repeatTimed(startupRuns, () => timeBatch(process.execPath, [bin(t), '--help'], startupBatch));
+    // A plain start, as a pipeline step pays it: the bundle loaded, the config read, no input.
+    const plain = {};
+    const plainRoot = await makeBenchRoot({ repos: ['widget'], preclone: false });
+    for (const t of ['pv-resolve', 'pv-settle', 'pv-publish']) {
+      plain[t] = await repeatTimed(startupRuns, () => timeBatch(process.execPath, [bin(t), '--config', plainRoot.configPath], startupBatch));
+    }
+    await plainRoot.cleanup();
     // what a tool's start-up is made of: loading each shared dependency alone
     const imports = {};
     for (const m of ['yargs', 'yaml', 'execa', 'chalk', '@prompt-valet/core']) {
@@ -135,6 +201,8 @@ export async function overhead({ runs, startupRuns }) {
 
     say(`overhead: ${runs} runs, publisher none`);
     const none = await runSeries('none', { runs, publisher: 'none', traceDir: path.join(traceRoot, 'none') });
+    say(`overhead: CPU by program, ${runs} runs`);
+    const byProgram = await cpuByProgram(runs);
     say(`overhead: ${runs} runs, publisher gh (fake GitHub over TLS)`);
     ghServer = await startFakeGitHub({ dir: path.join(traceRoot, 'gh') });
     const gh = await runSeries('gh', { runs, publisher: 'gh', ghEnv: ghServer.ghEnv(), traceDir: path.join(traceRoot, 'gh-trace') });
@@ -143,11 +211,14 @@ export async function overhead({ runs, startupRuns }) {
     return {
       method: 'watcher daemon, settle 0, fake agent returning at once, one prompt at a time (next after the previous pipeline ended); wall = rename into place → settled file in finished/ (2 ms poll)',
       node_bare: p50s(nodeBare),
+      startup_batch: startupBatch,
       help: Object.fromEntries(Object.entries(help).map(([k, v]) => [k, p50s(v)])),
+      plain_start: Object.fromEntries(Object.entries(plain).map(([k, v]) => [k, p50s(v)])),
       imports: Object.fromEntries(Object.entries(imports).map(([k, v]) => [k, p50s(v)])),
       git_version: p50s(gitVersion),
       empty_pipeline: p50s(empty),
       none,
+      cpu_by_program: byProgram,
       gh,
       load_avg: load,
     };

@@ -119,14 +119,18 @@ interface OptionSpec {
   alias?: unknown;
 }
 
+/** A yargs `.check(fn)`: true when the parsed options are acceptable. */
+type OptionCheck = (argv: Record<string, unknown>) => unknown;
+
 /**
  * The options a tool's builder declares, recorded by running the builder on
- * a stand-in that only understands `.option(name, spec)`. Undefined when the
- * builder uses anything else (then yargs parses).
+ * a stand-in that only understands `.option(name, spec)` and `.check(fn)`.
+ * Undefined when the builder uses anything else (then yargs parses).
  */
-function declaredOptions<A>(spec: ToolSpec<A>): Map<string, OptionSpec> | undefined {
+function declaredOptions<A>(spec: ToolSpec<A>): { options: Map<string, OptionSpec>; checks: OptionCheck[] } | undefined {
   const options = new Map<string, OptionSpec>(Object.entries(COMMON_OPTIONS));
-  if (!spec.options) return options;
+  const checks: OptionCheck[] = [];
+  if (!spec.options) return { options, checks };
   let understood = true;
   const recorder: object = new Proxy(
     {},
@@ -138,13 +142,19 @@ function declaredOptions<A>(spec: ToolSpec<A>): Map<string, OptionSpec> | undefi
             return recorder;
           };
         }
+        if (prop === 'check') {
+          return (check: OptionCheck) => {
+            checks.push(check);
+            return recorder;
+          };
+        }
         understood = false;
         return () => recorder;
       },
     },
   );
   spec.options(recorder as Argv<CommonArgs>);
-  return understood ? options : undefined;
+  return understood ? { options, checks } : undefined;
 }
 
 const camelCase = (name: string) => name.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -154,11 +164,13 @@ const camelCase = (name: string) => name.replace(/-([a-z])/g, (_m, c: string) =>
  * number and boolean options, as yargs would (numbers through Number(),
  * both the dashed and the camelCase key). Anything else — `--help`, an
  * unknown option, a positional word, an array option, a missing value —
- * returns undefined so that yargs parses it and reports it in its words.
+ * returns undefined so that yargs parses it and reports it in its words. So
+ * does a value a `.check` of the tool refuses (pv-tree's --concurrency 0).
  */
 export function parseSimpleArgs<A>(argv: string[], spec: ToolSpec<A>): (A & CommonArgs) | undefined {
-  const options = declaredOptions(spec);
-  if (!options) return undefined;
+  const declared = declaredOptions(spec);
+  if (!declared) return undefined;
+  const { options, checks } = declared;
   const out: Record<string, unknown> = { _: [], $0: spec.name };
   const set = (name: string, value: unknown) => {
     out[name] = value;
@@ -197,6 +209,15 @@ export function parseSimpleArgs<A>(argv: string[], spec: ToolSpec<A>): (A & Comm
     set(name, opt.type === 'number' ? Number(value) : value);
   }
   if (out.verbose !== undefined) out.v = out.verbose;
+  for (const check of checks) {
+    try {
+      if (check(out) !== true) return undefined;
+    } catch (err) {
+      // yargs runs it again and words the refusal; this path only declines.
+      if (!(err instanceof Error)) throw err;
+      return undefined;
+    }
+  }
   return out as A & CommonArgs;
 }
 

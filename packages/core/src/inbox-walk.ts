@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno } from './files.js';
@@ -38,7 +39,7 @@ export interface InboxWalkOptions {
 /** Every prompt file in the given state, complete or not, oldest first (by last change, then path). */
 export async function listInboxPrompts(inbox: string, opts: InboxWalkOptions = {}): Promise<InboxPrompt[]> {
   const suffix = opts.suffix ?? PROMPT_SUFFIX.pending;
-  const rels = await walk(inbox, '', suffix, opts.onProblem);
+  const rels = await walk(inbox, suffix, opts.onProblem);
   const out: InboxPrompt[] = [];
   await Promise.all(
     rels.map(async (rel) => {
@@ -87,34 +88,46 @@ export async function inboxPromptAt(inbox: string, rel: string, opts: Pick<Inbox
   }
 }
 
+/** Folders read between two turns of the event loop (see walk). */
+const FOLDERS_PER_TURN = 64;
+
 /**
  * Names ending in `suffix` below `root`, skipping hidden entries and never
  * descending through a symlink. A plain walk rather than a glob: glob
  * patterns do not match every legal name (a newline in a folder name), and
  * a prompt the valet cannot see is one it can neither run nor reject.
+ *
+ * One readdir after the other, synchronously, with a turn of the event loop
+ * every FOLDERS_PER_TURN folders: over 5,000 branch folders ~40 ms of CPU and
+ * ~9 MB, where a promise per folder (all in flight at once) cost ~100 ms and
+ * grew pv-watcher by 30-60 MB that V8 kept (bench: idle); the turns keep a
+ * file event that arrives meanwhile from waiting for the whole walk (pickup).
  */
-async function walk(root: string, rel: string, suffix: string, onProblem: InboxWalkOptions['onProblem']): Promise<string[]> {
-  const dir = rel ? path.join(root, rel) : root;
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if (isPermissionError(err)) {
-      onProblem?.(dir, err);
-      return [];
-    }
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return [];
-    throw err;
-  }
+async function walk(root: string, suffix: string, onProblem: InboxWalkOptions['onProblem']): Promise<string[]> {
   const out: string[] = [];
-  const below: Promise<string[]>[] = [];
-  for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
-    const child = rel ? `${rel}/${e.name}` : e.name;
-    if (e.isDirectory()) below.push(walk(root, child, suffix, onProblem));
-    else if (e.name.endsWith(suffix) && e.name.length > suffix.length) out.push(child);
+  const todo = [''];
+  let read = 0;
+  for (let rel = todo.pop(); rel !== undefined; rel = todo.pop()) {
+    if (++read % FOLDERS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    const dir = rel ? path.join(root, rel) : root;
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isPermissionError(err)) {
+        onProblem?.(dir, err);
+        continue;
+      }
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) continue;
+      throw err;
+    }
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const child = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) todo.push(child);
+      else if (e.name.endsWith(suffix) && e.name.length > suffix.length) out.push(child);
+    }
   }
-  for (const more of await Promise.all(below)) out.push(...more);
   return out;
 }
 

@@ -35,3 +35,4 @@ export * from './run-steps.js';
 export * from './record-paths.js';
 export * from './git-hardening.js';
 export * from './follow-up.js';
+export * from './tool-bundle.js';

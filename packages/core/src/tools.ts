@@ -7,7 +7,9 @@ import { expectErrno } from './files.js';
  * runs the pipeline, pv-install --verify runs the installed ones). In order:
  * $PV_TOOLS_DIR; the folder of the running tool's own bin (the installed
  * layout, /srv/prompt-valet/scripts, keeps them side by side); the monorepo
- * layout packages/<pkg>/bin/<name>.js; else the bare name, found on PATH.
+ * layout packages/<pkg>/bin/<name>.js, or packages/<pkg>/bundle/<name>.js when
+ * the running tool is a bundle (a bundle starts bundles, dist starts dist);
+ * else the bare name, found on PATH.
  */
 export function locateTool(name: string, opts: { env?: NodeJS.ProcessEnv; selfBin?: string } = {}): string {
   const env = opts.env ?? process.env;
@@ -23,8 +25,8 @@ export function locateTool(name: string, opts: { env?: NodeJS.ProcessEnv; selfBi
       // not a file we can resolve; use it as given
     }
     dirs.push(path.dirname(real));
-    // packages/<pkg>/bin/<tool>.js → packages/<other>/bin/<name>.js
-    dirs.push(path.join(path.dirname(real), '..', '..', name.replace(/^pv-/, ''), 'bin'));
+    // packages/<pkg>/bin/<tool>.js → packages/<other>/bin/<name>.js (bundle/ → bundle/)
+    dirs.push(path.join(path.dirname(real), '..', '..', name.replace(/^pv-/, ''), path.basename(path.dirname(real))));
   }
   for (const dir of dirs) {
     for (const file of [name, `${name}.js`]) {

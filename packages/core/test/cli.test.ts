@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { defineTool, parseSimpleArgs } from '../src/cli.js';
+import type { Argv } from 'yargs';
+import { defineTool, parseSimpleArgs, type CommonArgs } from '../src/cli.js';
 import { EX } from '../src/exit.js';
 
 function harness() {
@@ -113,6 +114,27 @@ t.test('plain command lines parse without yargs exactly as yargs parses them', a
   for (const argv of [['--help'], ['-h'], ['--nope'], ['word'], ['--limit'], ['--inbox', '--wait'], ['--wait=maybe']]) {
     t.equal(parseSimpleArgs<Args>(argv, spec), undefined, `${JSON.stringify(argv)} goes to yargs`);
   }
+});
+
+t.test('a tool with a .check still takes the fast path; a value the check refuses gets the words of yargs', async (t) => {
+  type Args = { workers?: number };
+  const checked = {
+    name: 'pv-demo',
+    summary: 'Demonstrates a check.',
+    usage: 'pv-demo [--workers N]',
+    epilogue: '',
+    options: (y: Argv<CommonArgs>) =>
+      y.option('workers', { type: 'number', describe: 'at once' }).check((a) => {
+        if (a.workers !== undefined && (!Number.isInteger(a.workers) || a.workers < 1)) throw new Error('--workers must be a whole number >= 1');
+        return true;
+      }),
+    async run() {},
+  };
+  t.match(parseSimpleArgs<Args>(['--workers', '3'], checked), { workers: 3 }, 'accepted by the check: parsed without yargs');
+  t.equal(parseSimpleArgs<Args>(['--workers', '0'], checked), undefined, 'refused by the check: left to yargs');
+  const { io, text } = harness();
+  t.equal(await defineTool<Args>(checked)(['--workers', '0'], io), EX.USAGE);
+  t.match(text.err, /^pv-demo: --workers must be a whole number >= 1\n/);
 });
 
 t.test('a command line the fast path declines still gets the usage error of yargs', async (t) => {

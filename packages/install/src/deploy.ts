@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { BUNDLE_DIR, bundleState, staleBundleLine } from '@prompt-valet/core';
 import { syncFile, type FileOutcome } from './fs-actions.js';
 import type { Layout } from './layout.js';
 import type { Reporter } from './report.js';
@@ -7,8 +8,11 @@ import type { Reporter } from './report.js';
 /**
  * Deploying the built tools so they run with only `node`:
  *
- *   scripts/pv-<tool>            relative symlink to the package's bin
- *   scripts/lib/node_modules/    @prompt-valet/<pkg> (package.json, bin, dist, public)
+ *   scripts/pv-<tool>            relative symlink to the tool's bundle
+ *                                (packages/<pkg>/bundle/<tool>.js, made by `make
+ *                                build`: one file to load, and --help without
+ *                                loading anything; see scripts/bundle.mjs)
+ *   scripts/lib/node_modules/    @prompt-valet/<pkg> (package.json, bin, dist, bundle, public)
  *                                and every production dependency, at the same
  *                                place under node_modules as in the checkout,
  *                                so Node resolves them as it did in the build
@@ -18,6 +22,8 @@ import type { Reporter } from './report.js';
  * `dependencies` (never devDependencies: testkit, tap, typescript, codex,
  * playwright stay behind). Everything under scripts/ belongs to the installer
  * and is kept in step with the checkout: stale files there are removed.
+ * The bundles need none of node_modules; dist/ and the dependencies stay
+ * deployed so that bin/<tool>.js (the unbundled tool) still runs there too.
  */
 
 interface PackageJson {
@@ -97,7 +103,12 @@ export function planDeployment(source: string): DeployPlan {
     if (!fs.existsSync(path.join(dir, 'dist'))) {
       throw new DeployError(`${pkg.name} is not built (no ${path.join(dir, 'dist')}): run npx tsc -b first`);
     }
-    for (const [bin, file] of bins) entries.push({ name: bin, target: path.join(destOf(dir), file) });
+    for (const [bin] of bins) {
+      // What the tests ran (dist/) is what is deployed: a bundle older than its inputs is refused.
+      const stale = staleBundleLine(bin, bundleState(top, dir, bin));
+      if (stale) throw new DeployError(stale);
+      entries.push({ name: bin, target: path.join(destOf(dir), BUNDLE_DIR, `${bin}.js`) });
+    }
     queue.push(dir);
   }
   while (queue.length > 0) {
@@ -125,7 +136,7 @@ export function planDeployment(source: string): DeployPlan {
 /** The files of one package to deploy, as paths relative to the package. */
 function packageFiles(pkg: DeployedPackage): string[] {
   // `public` is pv-web's page (static files served as they are).
-  const roots = pkg.workspace ? ['package.json', 'README.md', 'bin', 'dist', 'public'] : ['.'];
+  const roots = pkg.workspace ? ['package.json', 'README.md', 'bin', 'dist', BUNDLE_DIR, 'public'] : ['.'];
   const out: string[] = [];
   const walk = (rel: string): void => {
     const abs = path.join(pkg.source, rel);

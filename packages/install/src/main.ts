@@ -48,7 +48,8 @@ export const main = defineTool<InstallArgs>({
   pv-install --uninstall [--root DIR] [--prefix DIR]`,
   epilogue: `Creates {inbox,processed,finished,config,scripts,logs,repos} under the prefix,
 /srv/repos -> <prefix>/repos, deploys the built tools into <prefix>/scripts
-(they then run with only node), writes config/prompt-valet.yaml from
+(each runs as its bundle, made by make build, with only node; a missing or
+stale bundle is refused), writes config/prompt-valet.yaml from
 configs/prompt-valet.yaml (an existing config is never overwritten: a .new
 goes beside it), writes the units into /etc/systemd/system, and on the live
 system (--root /) creates the service user and the drop group (its

@@ -26,10 +26,21 @@ t.test('installs the layout, the tools and a config with every key into a stagin
     const entry = inRoot(root, `${PREFIX}/scripts/${tool}`);
     fs.accessSync(entry, fs.constants.X_OK);
     t.match(fs.readFileSync(entry, 'utf8'), /^#!\/usr\/bin\/env node\n/, `${tool} keeps its shebang`);
+    t.match(fs.realpathSync(entry), new RegExp(`/@prompt-valet/[a-z-]+/bundle/${tool}\\.js$`), `${tool} is the tool's bundle`);
   }
   // The deployed tree lies outside the checkout: only its own lib/ can serve imports.
   const help = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-tree`), ['--help'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
   t.equal(help.status, 0, `deployed pv-tree runs with only node: ${help.stderr}`);
+  for (const tool of ['pv-watcher', 'pv-tree', 'pv-claim', 'pv-settle', 'pv-install']) {
+    const env = { PATH: '/usr/bin:/bin' };
+    const deployed = spawnSync(inRoot(root, `${PREFIX}/scripts/${tool}`), ['--help'], { encoding: 'utf8', timeout: 60_000, env });
+    const dev = spawnSync(process.execPath, [path.join(REPO, 'packages', tool.slice(3), 'bin', `${tool}.js`), '--help'], { encoding: 'utf8', timeout: 60_000, env });
+    t.equal(deployed.stdout, dev.stdout, `${tool}: the bundle's --help (made at build time) is the tool's own`);
+  }
+  // Not just --help: the bundle itself loads and runs (a usage error goes through yargs, a chunk of its own).
+  const bad = spawnSync(inRoot(root, `${PREFIX}/scripts/pv-settle`), ['--bogus'], { encoding: 'utf8', timeout: 60_000, env: { PATH: '/usr/bin:/bin' } });
+  t.equal(bad.status, 64, `the deployed pv-settle bundle parses its options: ${bad.stderr}`);
+  t.match(bad.stderr, /pv-settle: Unknown argument: bogus/);
 
   const configFile = inRoot(root, `${PREFIX}/config/prompt-valet.yaml`);
   const text = fs.readFileSync(configFile, 'utf8');

@@ -18,7 +18,7 @@ import { Notifier } from './notifier.js';
 import { Recovery } from './recovery.js';
 import { Scheduler } from './scheduler.js';
 import { earlySignals, type WatcherSignal } from './signals.js';
-import { Triggers } from './triggers.js';
+import { inboxHasWork, Triggers } from './triggers.js';
 
 interface WatcherArgs {
   once?: boolean;
@@ -135,6 +135,7 @@ Examples:
       onSettledRecord: (rec) => {
         if (rec.settle) notifier?.send(rec);
       },
+      inboxHasWork: () => inboxHasWork(config.inbox, loaded.config.watcher.quiet_seconds * 1000, log),
       onEnded: (p, how) => {
         const done = ended(p, how).catch((err: unknown) => log.error(`after pipeline ${p.lockId}: ${(err as Error).message}`));
         endings.add(done);

@@ -33,6 +33,14 @@ export interface SchedulerOptions {
   restartDelayMs?: number;
   /** ms after a claim before the next claimer is started ahead (default 1500) */
   prestartAfterClaimMs?: number;
+  /**
+   * Whether the inbox holds anything a claimer could take (pv-watcher: core's
+   * walk, in its own process). Asked before a claimer is sent to look again
+   * after a claim and after a run that claimed something ends: a claimer
+   * process that finds nothing costs more than the walk. Without it (and
+   * with --once) a claimer always looks.
+   */
+  inboxHasWork?: () => Promise<boolean>;
 }
 
 export class Scheduler {
@@ -129,8 +137,7 @@ export class Scheduler {
         // claimer a moment later keeps it from competing with them.
         setTimeout(() => this.prestart(), this.opts.prestartAfterClaimMs ?? PRESTART_AFTER_CLAIM_MS).unref();
         // More may be waiting: claim again while slots are free.
-        this.wanted = true;
-        this.pump();
+        this.lookAgain();
       },
       onNothingClaimed: () => {
         if (this.claiming === pipeline) this.claiming = undefined;
@@ -171,12 +178,34 @@ export class Scheduler {
           log.error(`pipeline ${pipeline.claim?.run_id ?? '(no claim)'} ended with ${signal ?? `exit ${code}`}`);
         }
         // A prompt that waited for this one (same name) may be claimable now.
-        if (pipeline.claim) this.wanted = true;
-        this.pump();
+        if (pipeline.claim) this.lookAgain();
+        else this.pump();
+        // The run is over, its steps no longer start: the next claimer can load now
+        // (a run shorter than prestartAfterClaimMs would otherwise leave none waiting).
+        this.prestart();
         this.checkIdle();
       },
     });
     return pipeline;
+  }
+
+  /**
+   * Send a claimer to walk the inbox, or, with inboxHasWork, only when that
+   * walk sees something. Prompts named by file events (hints) go as before.
+   */
+  private lookAgain(): void {
+    const check = this.opts.once ? undefined : this.opts.inboxHasWork;
+    if (!check) {
+      this.wanted = true;
+      this.pump();
+      return;
+    }
+    this.pump();
+    void check().then((seen) => {
+      if (!seen || this.stopping) return;
+      this.wanted = true;
+      this.pump();
+    });
   }
 
   private checkIdle(): void {

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isCompletePrompt, listInboxPrompts, type Logger } from '@prompt-valet/core';
 import { FolderWatch } from './folder-watch.js';
@@ -17,6 +18,24 @@ export interface TriggerOptions {
   onTrigger: (why: 'event' | 'settled' | 'rescan', rel?: string) => void;
   /** every rescan tick, whether or not it found work (pv-watcher looks for abandoned claims) */
   onRescan?: () => void;
+}
+
+/**
+ * Whether a claimer has anything to look at: core's walk of the inbox, in
+ * this process, sees a complete prompt, or a folder it cannot read (which
+ * pv-claim reports). A walk that fails says yes: pv-claim looks and reports.
+ * Cheaper than starting a claimer to find nothing (~45 ms of CPU for the
+ * process; the walk over 5,000 folders costs ~40 ms, over a few ~0.1 ms).
+ */
+export async function inboxHasWork(inbox: string, settleMs: number, log: Logger): Promise<boolean> {
+  let problems = 0;
+  try {
+    const prompts = await listInboxPrompts(inbox, { onProblem: () => problems++ });
+    return problems > 0 || prompts.some((p) => isCompletePrompt(p, settleMs / 1000));
+  } catch (err) {
+    log.warn(`walk of ${inbox}: ${(err as Error).message}; letting pv-claim look`);
+    return true;
+  }
 }
 
 export class Triggers {
@@ -56,15 +75,7 @@ export class Triggers {
     // Folders events did not tell about (made while a watch was being set up, or by a
     // rename of a whole tree) get their watch now.
     this.watcher?.sync();
-    let problems = 0;
-    try {
-      const prompts = await listInboxPrompts(this.opts.inbox, { onProblem: () => problems++ });
-      const settleSeconds = this.opts.settleMs / 1000;
-      if (problems === 0 && !prompts.some((p) => isCompletePrompt(p, settleSeconds))) return;
-    } catch (err) {
-      this.opts.log.warn(`rescan of ${this.opts.inbox}: ${(err as Error).message}; letting pv-claim look`);
-    }
-    this.opts.onTrigger('rescan');
+    if (await inboxHasWork(this.opts.inbox, this.opts.settleMs, this.opts.log)) this.opts.onTrigger('rescan');
   }
 
   private watch(): void {
@@ -74,6 +85,10 @@ export class Triggers {
         // Our own renames (.running.md, .done.md) and unrelated files are
         // not new work; a rename *into* x.prompt.md is (uploads, retries).
         if (name !== null && !name.endsWith('.prompt.md')) return;
+        // A name that is gone is not new work: a claim's own unlink of
+        // x.prompt.md (after linking x.running.md) is such an event, and it
+        // used to start a claimer that found nothing, once per run.
+        if (name !== null && !fs.existsSync(path.join(dir, name))) return;
         const rel = name === null ? undefined : path.relative(this.opts.inbox, path.join(dir, name));
         this.opts.onTrigger('event', rel);
         this.afterSettle(rel);

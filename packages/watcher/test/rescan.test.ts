@@ -40,3 +40,25 @@ t.test('a rescan triggers only for a complete prompt, and ticks every time', asy
   await sleep(350);
   t.ok(why.includes('rescan'), `the walk found the prompt no event named (${why.join(', ')})`);
 });
+
+t.test('a file event for a prompt name that is gone (a claim unlinking x.prompt.md) sends no claimer', async (t) => {
+  const inbox = await fs.mkdtemp(path.join(os.tmpdir(), 'pv-events-'));
+  t.teardown(() => fs.rm(inbox, { recursive: true, force: true }));
+  const branch = path.join(inbox, 'widget', 'main');
+  await fs.mkdir(branch, { recursive: true });
+  await fs.writeFile(path.join(branch, 'x.prompt.md'), '# before the watch\n');
+  const events: (string | undefined)[] = [];
+  const triggers = new Triggers({ inbox, rescanMs: 60_000, settleMs: 0, log: quiet, onTrigger: (w, rel) => w === 'event' && events.push(rel) });
+  triggers.start();
+  t.teardown(() => triggers.stop());
+  await sleep(100);
+  // What pv-claim does: link the running name, unlink the prompt name.
+  await fs.link(path.join(branch, 'x.prompt.md'), path.join(branch, 'x.running.md'));
+  await fs.unlink(path.join(branch, 'x.prompt.md'));
+  await sleep(200);
+  t.same(events, [], 'no trigger for the claim itself');
+  await fs.writeFile(path.join(branch, '.y.prompt.md.upload'), '# new\n');
+  await fs.rename(path.join(branch, '.y.prompt.md.upload'), path.join(branch, 'y.prompt.md'));
+  await sleep(200);
+  t.same(events, ['widget/main/y.prompt.md'], 'a prompt renamed into place still triggers, named');
+});

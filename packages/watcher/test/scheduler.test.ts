@@ -108,6 +108,44 @@ t.test('a warm pipeline is started ahead and used by the next trigger', async (t
   await s.shutdown(100, 100);
 });
 
+t.test('after a claim and after a run, a claimer is sent to look again only when the walk in the watcher sees work', async (t) => {
+  let work = false;
+  let asked = 0;
+  const { s, made } = scheduler({
+    maxParallel: 2,
+    prestartAfterClaimMs: 60_000,
+    inboxHasWork: async () => {
+      asked++;
+      return work;
+    },
+  });
+  s.trigger('r/main/a.prompt.md');
+  made[0]!.claims('run-a');
+  await tick();
+  t.equal(asked, 1, 'the claim makes the watcher look');
+  t.equal(made.length, 1, 'nothing seen: no claimer started to walk for nothing');
+  made[0]!.settles();
+  made[0]!.exits(0);
+  await tick();
+  t.equal(asked, 2, 'the end of a run that claimed makes the watcher look');
+  t.equal(made.length, 2, 'still nothing seen: no claimer walks; the next one is started ahead');
+  t.notOk(made[1]!.went, 'and waits for go');
+
+  s.trigger('r/main/b.prompt.md');
+  t.equal(made.length, 2, 'a file event sends the waiting claimer at once');
+  t.ok(made[1]!.went);
+  work = true;
+  made[1]!.claims('run-b');
+  await tick();
+  t.equal(made.length, 3, 'the walk sees a complete prompt: a claimer goes');
+  t.ok(made[2]!.went);
+  made[2]!.findsNothing();
+  made[2]!.exits(0);
+  made[1]!.settles();
+  made[1]!.exits(0);
+  await s.shutdown(100, 100);
+});
+
 t.test('a waiting pipeline that dies is replaced after a delay (re-arm), not in a tight loop', async (t) => {
   const { s, made } = scheduler();
   s.prestart();
