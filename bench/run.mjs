@@ -3,7 +3,7 @@
 // tests: prints one table and writes bench/results.json; asserts nothing
 // about time. `--quick` is a 1-2 minute smoke run with small samples.
 //
-//   node bench/run.mjs [--quick] [--only pickup,overhead,throughput,idle,tree,jail] [--out FILE]
+//   node bench/run.mjs [--quick] [--only pickup,overhead,throughput,idle,tree,jail,scaleout] [--out FILE]
 //
 // Needs the built and bundled tools (make build). Methods: bench/README.md.
 import { execFile } from 'node:child_process';
@@ -47,6 +47,7 @@ const PLAN = opt.quick
       idle: { repos: 100, branches: 10, seconds: 10 },
       tree: { repos: 40, branches: 10, runs: 2 },
       jail: { runs: 10 },
+      scaleout: { prompts: 4 },
     }
   : {
       pickup: { samples: 200, budgetSeconds: 45, branchFolders: [1, 5000] },
@@ -55,6 +56,7 @@ const PLAN = opt.quick
       idle: { repos: 500, branches: 10, seconds: 60 },
       tree: { repos: 200, branches: 50, runs: 3 },
       jail: { runs: 50 },
+      scaleout: { prompts: 12 },
     };
 const only = opt.only ? new Set(opt.only.split(',')) : undefined;
 const want = (k) => !only || only.has(k);
@@ -97,6 +99,7 @@ const steps = [
   ['idle', async () => (await import('./idle.mjs')).idle(PLAN.idle)],
   ['tree', () => treeScale(PLAN.tree)],
   ['jail', async () => (await import('./jail.mjs')).jail(PLAN.jail)],
+  ['scaleout', async () => (await import('./scale-out.mjs')).scaleOut(PLAN.scaleout)],
 ];
 for (const [name, fn] of steps) {
   if (!want(name)) continue;
@@ -225,6 +228,19 @@ if (r.tree && !r.tree.failed) {
 if (r.jail && !r.jail.failed) {
   const j = r.jail;
   row(`agent jail start-up per run (n=${j.runs}, cgroup ${j.cgroup})`, `p50 ${ms(j.jailed.wall_ms.p50)} jailed vs ${ms(j.unjailed.wall_ms.p50)} without: +${ms(j.cost_ms_p50)}`, '≤ 50 ms', j.cost_ms_p50 <= 50, la(j.load_avg));
+}
+if (r.scaleout && !r.scaleout.failed) {
+  const base = r.scaleout.runs.find((x) => x.workers === 1);
+  for (const x of r.scaleout.runs) {
+    const speedup = base && x.workers > 1 ? `, ×${(base.wall_s / x.wall_s).toFixed(2)} the speed of one worker` : '';
+    row(
+      `dispatch: nats, ${x.workers} worker(s) × ${x.slots} slots (${x.prompts} prompts, 2 s agent, all on this machine)`,
+      `${x.wall_s} s vs ideal ${x.ideal_s} s (${x.per_prompt_s} s per prompt)${speedup}`,
+      '',
+      undefined,
+      `${x.load_before.toFixed(1)}→${x.load_after.toFixed(1)}`,
+    );
+  }
 }
 for (const [name] of steps) if (r[name]?.failed) row(`${name}`, 'FAILED (see results.json)', '', false, '');
 

@@ -82,6 +82,16 @@ const TABLE: Record<string, Row> = {
   'notify.retry_backoff_seconds': { good: [0, 2.5], bad: [[-1, /number >= 0/]] },
   'notify.concurrency': { good: [1, 64], bad: [[0, /from 1 to 64/]] },
   'notify.drain_seconds': { good: [0, 30], bad: [['30', /number/]] },
+  dispatch: { good: ['local', 'nats'], bad: [['queue', /one of local, nats/], [true, /one of local, nats/]] },
+  'nats.servers': { good: [['nats://127.0.0.1:4222'], ['tls://a.example:4222', 'nats://b.example:4222']], bad: [[['http://x:4222'], /servers\[0\].*nats:\/\/host:port/], [['nats://'], /nats:\/\/host:port/], ['nats://x:4222', /a list/]] },
+  'nats.creds_file': { good: ['', '/srv/prompt-valet/config/nats/worker.creds'], bad: [['/x\ny', /control characters/]] },
+  'nats.tls_ca_file': { good: ['', '/etc/ssl/nats-ca.pem'], bad: [['/a\x1b[2Jb', /control characters/]] },
+  'nats.jobs_stream': { good: ['PV_JOBS', 'jobs-2'], bad: [['PV.JOBS', /a stream name/], ['a b', /a stream name/], ['', /non-empty|a stream name/]] },
+  'nats.results_stream': { good: ['PV_RESULTS'], bad: [['results>', /a stream name/], ['x/y', /a stream name/]] },
+  'nats.replicas': { good: [1, 3, 5], bad: [[0, /from 1 to 5/], [6, /from 1 to 5/], [2.5, /whole number/]] },
+  'nats.ack_wait_seconds': { good: [1, 60, 2.5], bad: [[0.5, /number >= 1/], ['60', /number/]] },
+  'nats.max_deliveries': { good: [1, 100], bad: [[0, /from 1 to 100/], [101, /from 1 to 100/]] },
+  'nats.reconcile_interval_seconds': { good: [0.5, 30], bad: [[0.1, /number >= 0.5/]] },
 };
 
 function rawWith(key: string, value: unknown): Record<string, unknown> {
