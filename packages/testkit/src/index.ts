@@ -9,3 +9,4 @@ export * from './hostile-names.js';
 export * from './pipeline-fixture.js';
 export * from './hang-wrapper.js';
 export * from './valet-processes.js';
+export * from './tracked-process.js';

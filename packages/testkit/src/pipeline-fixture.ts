@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
+import { startTrackedProcess, type TrackedProcess } from './tracked-process.js';
 import * as path from 'node:path';
 import { expectErrno, readRunStatus, type RunStatus } from '@prompt-valet/core';
 import { cloneInto, makeOrigin } from './git-fixtures.js';
@@ -37,14 +37,8 @@ export interface PipelineFixtureOptions {
   agentYieldMs?: number;
 }
 
-export interface WatcherProcess {
-  child: ChildProcess;
-  /** everything the watcher and its pipelines wrote to stderr so far */
-  stderr(): string;
-  /** SIGTERM and wait for the exit (bounded); resolves to the exit code */
-  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
-  exited: Promise<number | null>;
-}
+/** pv-watcher started by a test: its stderr holds its pipelines' too */
+export type WatcherProcess = TrackedProcess;
 
 export interface PipelineFixture {
   root: ValetRoot;
@@ -134,31 +128,8 @@ export async function startPipelineFixture(opts: PipelineFixtureOptions = {}): P
   };
 
   const startWatcher = (args: string[] = []): WatcherProcess => {
-    const child = spawn(process.execPath, [binPath('pv-watcher'), ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     // A test that dies without stopping its watcher must not leave it running.
-    const reap = () => child.kill('SIGKILL');
-    process.once('exit', reap);
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => {
-        process.off('exit', reap);
-        resolve(code);
-      }),
-    );
-    return {
-      child,
-      stderr: () => err,
-      exited,
-      async stop(signal = 'SIGTERM', timeoutMs = 60_000) {
-        if (child.exitCode !== null) return child.exitCode;
-        child.kill(signal);
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        const code = await exited;
-        clearTimeout(timer);
-        return code;
-      },
-    };
+    return startTrackedProcess(process.execPath, [binPath('pv-watcher'), ...args], env, { keepStdout: false });
   };
 
   const listFinished = () => walk(root.finished);

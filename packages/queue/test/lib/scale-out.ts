@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { binPath, claimLockedCommand, killAllOf, valetProcesses, waitFor, shQuote, startPipelineFixture, type PipelineFixture, type PipelineFixtureOptions } from '@prompt-valet/testkit';
+import { binPath, claimLockedCommand, killAllOf, valetProcesses, waitFor, shQuote, startPipelineFixture, startTrackedProcess, type PipelineFixture, type PipelineFixtureOptions, type TrackedProcess } from '@prompt-valet/testkit';
 import { startNats, type NatsCluster } from './nats-cluster.js';
 
 /**
@@ -11,13 +10,7 @@ import { startNats, type NatsCluster } from './nats-cluster.js';
  * a cluster of three). The valet is the pipeline fixture with
  * `dispatch: nats`; workers share its git server, fake model and fake GitHub.
  */
-export interface Proc {
-  child: ChildProcess;
-  stderr(): string;
-  stdout(): string;
-  exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-}
+export type Proc = TrackedProcess;
 
 export interface ScaleOut {
   valet: PipelineFixture;
@@ -39,34 +32,10 @@ export interface ScaleOutOptions extends PipelineFixtureOptions {
   nats?: Record<string, unknown>;
 }
 
+/** A pv-queue process on a root; 20 s from SIGTERM to SIGKILL. */
 export function startProc(file: string, args: string[], env: NodeJS.ProcessEnv): Proc {
-  const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  let out = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      process.off('exit', reap);
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    stderr: () => err,
-    stdout: () => out,
-    exited,
-    async stop(signal = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  const p = startTrackedProcess(file, args, env);
+  return { ...p, stop: (signal = 'SIGTERM') => p.stop(signal, 20_000) };
 }
 
 const node = process.execPath;
