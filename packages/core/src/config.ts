@@ -119,6 +119,8 @@ export interface NatsConfig {
   servers: string[];
   /** this host's NATS credentials file (.creds: JWT + nkey seed); '' = none */
   creds_file: string;
+  /** this host's NATS user nkey seed file (`SU…`, made by pv-install --role valet); '' = none; not with creds_file */
+  nkey_seed_file: string;
   /** CA bundle the servers' TLS certificates are checked against; '' = system CAs, or no TLS */
   tls_ca_file: string;
   /** work-queue stream of jobs (subjects `jobs.<run id>`) */
@@ -310,6 +312,7 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   dispatch: { kind: { type: 'enum', values: ['local', 'nats'] }, default: 'local' },
   'nats.servers': { kind: list, default: ['nats://127.0.0.1:4222'], use: natsUrl },
   'nats.creds_file': { kind: strOrEmpty, default: '', use: use.pathText },
+  'nats.nkey_seed_file': { kind: strOrEmpty, default: '', use: use.pathText },
   'nats.tls_ca_file': { kind: strOrEmpty, default: '', use: use.pathText },
   'nats.jobs_stream': { kind: str, default: 'PV_JOBS', use: streamName },
   'nats.results_stream': { kind: str, default: 'PV_RESULTS', use: streamName },

@@ -85,6 +85,7 @@ const TABLE: Record<string, Row> = {
   dispatch: { good: ['local', 'nats'], bad: [['queue', /one of local, nats/], [true, /one of local, nats/]] },
   'nats.servers': { good: [['nats://127.0.0.1:4222'], ['tls://a.example:4222', 'nats://b.example:4222']], bad: [[['http://x:4222'], /servers\[0\].*nats:\/\/host:port/], [['nats://'], /nats:\/\/host:port/], ['nats://x:4222', /a list/]] },
   'nats.creds_file': { good: ['', '/srv/prompt-valet/config/nats/worker.creds'], bad: [['/x\ny', /control characters/]] },
+  'nats.nkey_seed_file': { good: ['', '/srv/prompt-valet/config/nats/worker.nk'], bad: [['/x\ty', /control characters/]] },
   'nats.tls_ca_file': { good: ['', '/etc/ssl/nats-ca.pem'], bad: [['/a\x1b[2Jb', /control characters/]] },
   'nats.jobs_stream': { good: ['PV_JOBS', 'jobs-2'], bad: [['PV.JOBS', /a stream name/], ['a b', /a stream name/], ['', /non-empty|a stream name/]] },
   'nats.results_stream': { good: ['PV_RESULTS'], bad: [['results>', /a stream name/], ['x/y', /a stream name/]] },

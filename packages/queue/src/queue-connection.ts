@@ -4,6 +4,7 @@ import {
   AckPolicy,
   connect,
   credsAuthenticator,
+  nkeyAuthenticator,
   DiscardPolicy,
   nanos,
   RetentionPolicy,
@@ -85,6 +86,25 @@ export function checkSubjectStem(stem: unknown, what: string): string {
   return stem;
 }
 
+/** The host's identity: a .creds file (JWT + seed) or a bare user nkey seed (pv-install --role valet makes them); one at most. */
+export function authenticatorFor(nats: Pick<NatsConfig, 'creds_file' | 'nkey_seed_file'>): ConnectionOptions['authenticator'] {
+  if (nats.creds_file && nats.nkey_seed_file) throw new ConfigError('nats.creds_file and nats.nkey_seed_file are both set: keep one (a .creds file or a user nkey seed)');
+  const read = (key: string, file: string): Uint8Array => {
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`${key} ${file}: cannot read it (${(err as Error).message})`);
+    }
+  };
+  if (nats.creds_file) return credsAuthenticator(read('nats.creds_file', nats.creds_file));
+  if (nats.nkey_seed_file) {
+    const seed = new TextDecoder().decode(read('nats.nkey_seed_file', nats.nkey_seed_file)).trim();
+    if (!/^SU[A-Z2-7]{56}$/.test(seed)) throw new ConfigError(`nats.nkey_seed_file ${nats.nkey_seed_file}: not a user nkey seed (one line, SU…)`);
+    return nkeyAuthenticator(new TextEncoder().encode(seed));
+  }
+  return undefined;
+}
+
 export async function connectQueue(nats: NatsConfig, name: string): Promise<QueueConnection> {
   const opts: ConnectionOptions = {
     servers: nats.servers,
@@ -93,15 +113,8 @@ export async function connectQueue(nats: NatsConfig, name: string): Promise<Queu
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
   };
-  if (nats.creds_file) {
-    let creds: Uint8Array;
-    try {
-      creds = fs.readFileSync(nats.creds_file);
-    } catch (err) {
-      throw new ConfigError(`nats.creds_file ${nats.creds_file}: cannot read it (${(err as Error).message})`);
-    }
-    opts.authenticator = credsAuthenticator(creds);
-  }
+  const authenticator = authenticatorFor(nats);
+  if (authenticator) opts.authenticator = authenticator;
   if (nats.tls_ca_file) opts.tls = { caFile: nats.tls_ca_file };
   let nc: NatsConnection;
   try {
