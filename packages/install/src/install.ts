@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as nkeys from 'nkeys.js';
 import { LEDGER_DIR, LEDGER_SUBDIRS, loadConfig, type Logger, type ValetConfig } from '@prompt-valet/core';
 import { choicesFromConfig, installConfig, renderConfig, type ConfigChoices } from './config-file.js';
 import { deploy, planDeployment } from './deploy.js';
@@ -10,7 +11,7 @@ import { ensureDir, ensureFile, ensureSymlink } from './fs-actions.js';
 import { GH_TOKEN_CREDENTIAL, LAYOUT_DIRS, LEGACY_REPOS, resolveInRoot, type Layout } from './layout.js';
 import type { Reporter } from './report.js';
 import { chownCreated, ensureUser, runAction, systemctlIsActive, systemctlIsEnabled, type UserIds } from './system.js';
-import { COPYPARTY_UNIT, installUnit, maskUnit, NATS_SERVER_CONF, renderNatsServerConf, roleUnits, statePathValues, WEB_UNIT, type Role, type UnitValues } from './units.js';
+import { COPYPARTY_UNIT, installUnit, maskUnit, NATS_NKEY_FILES, NATS_SERVER_CONF, renderNatsServerConf, roleUnits, statePathValues, WEB_UNIT, type Role, type UnitValues } from './units.js';
 
 export interface InstallOptions {
   source: string;
@@ -162,9 +163,20 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
   if (opts.role) {
     if (config.dispatch !== 'nats') r.emit('warning', configDisk, `--role ${opts.role}: set dispatch: nats (and nats.servers) in the config, or the units refuse to run`);
     if (opts.role !== 'worker') {
+      // Two NATS identities (user nkeys), made once: the valet's and the one every worker host gets a copy of.
+      const natsDir = d(P('config', NATS_NKEY_FILES.valet[0]));
+      if (ensureDir(r, natsDir, 0o700)) chownCreated(r, natsDir, ids);
+      const publicKeys = { valet: '', worker: '' };
+      for (const role of ['valet', 'worker'] as const) {
+        const file = d(P('config', ...NATS_NKEY_FILES[role]));
+        publicKeys[role] = await ensureNkeySeed(r, file, role, ids);
+      }
       const natsConf = d(P('config', NATS_SERVER_CONF));
       if (fs.existsSync(natsConf)) r.emit('unchanged', natsConf);
-      else await ensureFile(r, natsConf, renderNatsServerConf(), 0o644, 'a single-host NATS server with JetStream');
+      else {
+        const conf = renderNatsServerConf({ valet: publicKeys.valet, worker: publicKeys.worker, jobsStream: config.nats.jobs_stream, resultsStream: config.nats.results_stream });
+        await ensureFile(r, natsConf, conf, 0o644, 'a single-host NATS server with JetStream, a valet and a worker identity');
+      }
     }
   }
   if (config.file_server.kind === 'copyparty') await installUnit(r, layout, templatesDir, COPYPARTY_UNIT, values);
@@ -228,4 +240,25 @@ function summary(log: Logger, layout: Layout, config: ValetConfig, copyparty: st
   if (!layout.live) log.info('on the target: systemctl daemon-reload && systemctl enable --now codex-watcher.service codex-tree-builder.timer');
   else if (!opts.start) log.info('start with: systemctl start codex-watcher.service codex-tree-builder.timer (or rerun with --start)');
   log.info(`check with: ${path.posix.join(layout.scripts, 'pv-install')} --verify${layout.live ? '' : ` --root ${layout.root}`}`);
+}
+
+/**
+ * A NATS user nkey seed file (config/nats/<role>.nk, 0600, the service
+ * user's: its units connect with it), made once and never overwritten.
+ * Returns its public key, for the server config.
+ */
+async function ensureNkeySeed(r: Reporter, file: string, role: string, ids: UserIds | undefined): Promise<string> {
+  if (fs.existsSync(file)) {
+    r.emit('unchanged', file);
+    try {
+      return nkeys.fromSeed(new TextEncoder().encode(fs.readFileSync(file, 'utf8').trim())).getPublicKey();
+    } catch {
+      r.emit('warning', file, 'not a NATS user nkey seed (SU…): move it away and rerun to get a new one');
+      return '';
+    }
+  }
+  const user = nkeys.createUser();
+  await ensureFile(r, file, `${new TextDecoder().decode(user.getSeed())}\n`, 0o600, `the ${role}'s NATS identity (nats.nkey_seed_file)`);
+  if (!r.dryRun) chownCreated(r, file, ids);
+  return user.getPublicKey();
 }

@@ -25,17 +25,92 @@ export function roleUnits(role: Role | undefined): { install: string[]; enable: 
 
 /** A ready single-host NATS server with JetStream, for the valet host (docs/scale-out.md). */
 export const NATS_SERVER_CONF = 'nats-server.conf';
-export function renderNatsServerConf(): string {
+/** The two NATS identities pv-install --role valet makes (user nkey seeds, config/nats/). */
+export const NATS_NKEY_FILES = { valet: ['nats', 'valet.nk'], worker: ['nats', 'worker.nk'] } as const;
+
+/** The public nkeys (U…) of the two roles, and the names the queue uses (pv-queue's defaults). */
+export interface NatsAuthUsers {
+  valet: string;
+  worker: string;
+  jobsStream?: string;
+  resultsStream?: string;
+  jobsStem?: string;
+  resultsStem?: string;
+  logsStem?: string;
+}
+
+/**
+ * What each role may do (docs/scale-out.md, "Identities"). The valet owns the
+ * streams (JetStream API), sends jobs, takes results and live log lines. A
+ * worker may only read its shared consumer, take the next job, ack or renew
+ * it, and publish results and log lines: not jobs, not the results stream,
+ * no stream or consumer made or deleted.
+ */
+export function natsPermissions(u: NatsAuthUsers): { valet: NatsPermissions; worker: NatsPermissions } {
+  const jobs = u.jobsStream ?? 'PV_JOBS';
+  const jobsStem = u.jobsStem ?? 'jobs';
+  const resultsStem = u.resultsStem ?? 'results';
+  const logsStem = u.logsStem ?? 'logs';
+  return {
+    valet: {
+      publish: { allow: [`${jobsStem}.>`, '$JS.API.>', '$JS.ACK.>', '_INBOX.>'] },
+      subscribe: { allow: ['_INBOX.>', `${logsStem}.>`, '$JS.EVENT.ADVISORY.>'] },
+    },
+    worker: {
+      publish: {
+        allow: [
+          `${resultsStem}.>`,
+          `${logsStem}.>`,
+          '$JS.API.INFO',
+          `$JS.API.CONSUMER.INFO.${jobs}.pv-workers`,
+          `$JS.API.CONSUMER.MSG.NEXT.${jobs}.pv-workers`,
+          `$JS.ACK.${jobs}.>`,
+        ],
+        deny: [`${jobsStem}.>`, '$JS.API.STREAM.>'],
+      },
+      subscribe: { allow: ['_INBOX.>'] },
+    },
+  };
+}
+export interface NatsPermissions {
+  publish: { allow: string[]; deny?: string[] };
+  subscribe: { allow: string[] };
+}
+
+const confList = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+function renderPermissions(p: NatsPermissions): string {
+  const publish = `publish: { allow: ${confList(p.publish.allow)}${p.publish.deny ? `, deny: ${confList(p.publish.deny)}` : ''} }`;
+  return `{
+        ${publish}
+        subscribe: { allow: ${confList(p.subscribe.allow)} }
+      }`;
+}
+
+/** The server config: pure (public keys in, text out). Without users, no authorization (anyone connecting may do anything). */
+export function renderNatsServerConf(users?: NatsAuthUsers): string {
+  let auth = '';
+  if (users) {
+    const perms = natsPermissions(users);
+    auth = `authorization {
+  users = [
+    # valet (config/nats/valet.nk): the streams, jobs out, results and log lines in
+    { nkey: ${users.valet}, permissions: ${renderPermissions(perms.valet)} }
+    # worker (config/nats/worker.nk): next job, ack, results and log lines out; nothing else
+    { nkey: ${users.worker}, permissions: ${renderPermissions(perms.worker)} }
+  ]
+}
+`;
+  }
   return `# Written by pv-install for dispatch: nats on one host (docs/scale-out.md); yours to
 # edit, never overwritten. Run: nats-server -c <this file> (Debian: point
 # nats-server.service at it). Workers on other hosts need listen on an
-# address they reach, with TLS and credentials (authorization { … }).
+# address they reach, with TLS (tls { … }).
 server_name: prompt-valet
 listen: 127.0.0.1:4222
 jetstream {
   store_dir: /var/lib/nats/jetstream
 }
-`;
+${auth}`;
 }
 
 /** pv-web's socket under the web unit's RuntimeDirectory=. */

@@ -236,16 +236,26 @@ t.test('--role (dispatch: nats): valet adds pv-results and a NATS config, worker
   t.match(fs.readFileSync(unit(both, 'pv-worker.service'), 'utf8'), `ExecStart=${PREFIX}/scripts/pv-queue work jobs --slots 2 --config ${PREFIX}/config/prompt-valet.yaml -- sh -c 'pv-clone | pv-run-codex | pv-publish'`);
   t.match(fs.readFileSync(unit(both, 'pv-results.service'), 'utf8'), /pv-queue recv results .* -- pv-settle .*\| pv-notify/);
   t.match(fs.readFileSync(inRoot(both, `${PREFIX}/config/nats-server.conf`), 'utf8'), /jetstream \{/, 'a ready single-host nats-server config');
+  const seeds = ['valet', 'worker'].map((role) => inRoot(both, `${PREFIX}/config/nats/${role}.nk`));
+  for (const seed of seeds) {
+    t.match(fs.readFileSync(seed, 'utf8'), /^SU[A-Z2-7]{56}\n$/, `${seed}: a user nkey seed`);
+    t.equal(fs.statSync(seed).mode & 0o777, 0o600, `${seed}: 0600`);
+  }
+  const natsConf = fs.readFileSync(inRoot(both, `${PREFIX}/config/nats-server.conf`), 'utf8');
+  t.equal((natsConf.match(/\{ nkey: U[A-Z2-7]{55}, permissions/g) ?? []).length, 2, 'the server config names both identities, each with its permissions');
+  const seedsBefore = seeds.map((f) => fs.readFileSync(f, 'utf8'));
   t.ok(run.lines.some((l) => l.action === 'warning' && /set dispatch: nats/.test(l.detail)), 'the config still says dispatch: local: a warning says what to set');
   fs.accessSync(inRoot(both, `${PREFIX}/scripts/pv-queue`), fs.constants.X_OK);
   const again = pvInstall(['--root', both, '--role', 'both']);
   t.same(again.lines.filter((l) => l.action !== 'unchanged' && l.action !== 'warning'), [], 'a second run changes nothing');
+  t.same(seeds.map((f) => fs.readFileSync(f, 'utf8')), seedsBefore, 'the identities are made once');
 
   const worker = tempRoot(t, 'role-worker');
   t.equal(pvInstall(['--root', worker, '--role', 'worker']).status, 0);
   t.ok(fs.existsSync(unit(worker, 'pv-worker.service')), 'the worker unit');
   t.notOk(fs.existsSync(unit(worker, 'codex-watcher.service')), 'no watcher on a worker host');
   t.notOk(fs.existsSync(inRoot(worker, `${PREFIX}/config/nats-server.conf`)), 'no NATS server config on a worker host');
+  t.notOk(fs.existsSync(inRoot(worker, `${PREFIX}/config/nats`)), 'no identities made on a worker host (it gets a copy of worker.nk)');
   for (const root of [both, worker]) {
     const verify = pvInstall(['--verify', '--root', root]);
     const units = verify.lines.find((l) => l.check === 'units');
