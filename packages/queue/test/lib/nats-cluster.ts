@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { connect } from 'nats';
+import { connect, type Authenticator } from 'nats';
 import { freePort, waitFor } from '@prompt-valet/testkit';
 
 /**
@@ -40,7 +40,14 @@ async function listening(port: number): Promise<boolean> {
   });
 }
 
-export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsCluster> {
+export interface StartNatsOptions {
+  /** a server config file's text (authorization { … }), given with -c; the flags above still set ports and store */
+  conf?: string;
+  /** how the readiness check connects when conf asks for an identity */
+  authenticator?: Authenticator;
+}
+
+export async function startNats(dir: string, size: 1 | 3 = 1, o: StartNatsOptions = {}): Promise<NatsCluster> {
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), cluster: await freePort() })));
   const nodes: NatsNode[] = [];
   for (const [i, p] of ports.entries()) {
@@ -48,6 +55,11 @@ export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsClust
     const store = path.join(dir, name);
     await fsp.mkdir(store, { recursive: true });
     const args = ['-js', '-a', '127.0.0.1', '-p', String(p.client), '-sd', store, '-n', name];
+    if (o.conf !== undefined) {
+      const conf = path.join(dir, `${name}.conf`);
+      await fsp.writeFile(conf, o.conf);
+      args.unshift('-c', conf);
+    }
     if (size > 1) {
       const routes = ports.filter((_, j) => j !== i).map((o) => `nats://127.0.0.1:${o.cluster}`).join(',');
       args.push('--cluster_name', 'pv-test', '--cluster', `nats://127.0.0.1:${p.cluster}`, '--routes', routes);
@@ -77,7 +89,7 @@ export async function startNats(dir: string, size: 1 | 3 = 1): Promise<NatsClust
   }
   for (const n of nodes) await waitFor(`nats-server ${n.name} listening`, () => listening(n.port), 15_000, 100);
   // JetStream answers once the cluster has elected its meta leader.
-  const nc = await connect({ servers: nodes.map((n) => n.url) });
+  const nc = await connect({ servers: nodes.map((n) => n.url), ...(o.authenticator ? { authenticator: o.authenticator } : {}) });
   const jsm = await nc.jetstreamManager({ checkAPI: false });
   await waitFor('JetStream ready', () => jsm.getAccountInfo().then(() => true, () => false), 30_000, 200);
   await nc.close();

@@ -1,5 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { nkeyAuthenticator } from 'nats';
 import YAML from 'yaml';
 import { binPath, claimLockedCommand, killAllOf, valetProcesses, waitFor, shQuote, startPipelineFixture, startTrackedProcess, type PipelineFixture, type PipelineFixtureOptions, type TrackedProcess } from '@prompt-valet/testkit';
 import { startNats, type NatsCluster } from './nats-cluster.js';
@@ -30,6 +31,8 @@ export interface ScaleOutOptions extends PipelineFixtureOptions {
   workers?: number;
   natsNodes?: 1 | 3;
   nats?: Record<string, unknown>;
+  /** NATS with identities: the server's config text, the valet's and the workers' nkey seed files (nats.nkey_seed_file) */
+  natsAuth?: { conf: string; valetSeedFile: string; workerSeedFile: string };
 }
 
 /** A pv-queue process on a root; 20 s from SIGTERM to SIGKILL. */
@@ -43,8 +46,17 @@ const bin = (tool: string) => shQuote(binPath(tool));
 
 export async function startScaleOut(opts: ScaleOutOptions = {}): Promise<ScaleOut> {
   const dir = await fsp.mkdtemp('/tmp/pv-nats-');
-  const nats = await startNats(dir, opts.natsNodes ?? 1);
-  const natsConfig = { servers: nats.servers, ack_wait_seconds: 4, max_deliveries: 3, reconcile_interval_seconds: 1, replicas: opts.natsNodes ?? 1, ...opts.nats };
+  const auth = opts.natsAuth;
+  const nats = await startNats(dir, opts.natsNodes ?? 1, auth ? { conf: auth.conf, authenticator: nkeyAuthenticator(new TextEncoder().encode((await fsp.readFile(auth.valetSeedFile, 'utf8')).trim())) } : {});
+  const natsConfig = {
+    servers: nats.servers,
+    ack_wait_seconds: 4,
+    max_deliveries: 3,
+    reconcile_interval_seconds: 1,
+    replicas: opts.natsNodes ?? 1,
+    ...(auth ? { nkey_seed_file: auth.valetSeedFile } : {}),
+    ...opts.nats,
+  };
   const valet = await startPipelineFixture({
     ...opts,
     prefix: 'pv-valet-',
@@ -56,7 +68,8 @@ export async function startScaleOut(opts: ScaleOutOptions = {}): Promise<ScaleOu
     const root = path.join(valet.root.root, `worker-${i}`);
     const paths = { inbox: path.join(root, 'inbox'), processed: path.join(root, 'processed'), finished: path.join(root, 'finished'), repos_root: path.join(root, 'repos') };
     for (const p of Object.values(paths)) await fsp.mkdir(p, { recursive: true });
-    await fsp.writeFile(path.join(root, 'prompt-valet.yaml'), YAML.stringify({ ...valetConfig, ...paths }));
+    const workerNats = auth ? { nats: { ...(valetConfig.nats as Record<string, unknown>), nkey_seed_file: auth.workerSeedFile } } : {};
+    await fsp.writeFile(path.join(root, 'prompt-valet.yaml'), YAML.stringify({ ...valetConfig, ...paths, ...workerNats }));
     workerRoots.push(root);
   }
   const workerEnv = (i: number): NodeJS.ProcessEnv => ({ ...valet.env, PV_CONFIG: path.join(workerRoots[i - 1]!, 'prompt-valet.yaml') });
