@@ -174,7 +174,7 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
       const natsConf = d(P('config', NATS_SERVER_CONF));
       if (fs.existsSync(natsConf)) r.emit('unchanged', natsConf);
       else {
-        const conf = renderNatsServerConf({ valet: publicKeys.valet, worker: publicKeys.worker, jobsStream: config.nats.jobs_stream, resultsStream: config.nats.results_stream });
+        const conf = renderNatsServerConf({ valet: publicKeys.valet, worker: publicKeys.worker, jobsStream: config.nats.jobs_stream });
         await ensureFile(r, natsConf, conf, 0o644, 'a single-host NATS server with JetStream, a valet and a worker identity');
       }
     }

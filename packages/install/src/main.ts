@@ -59,8 +59,10 @@ the config as the watcher does and exits 78 with one line if it is bad;
 with --reload-pid PID it then sends SIGHUP to that pv-watcher once the
 process catches SIGHUP (systemctl reload codex-watcher runs this).
 With --root DIR everything goes under DIR: no user, no chown, no systemctl.
---role (dispatch: nats, docs/scale-out.md): valet adds pv-results.service
-and a single-host config/nats-server.conf (never overwritten); worker
+--role (dispatch: nats, docs/scale-out.md): valet adds pv-results.service,
+two NATS identities config/nats/valet.nk and worker.nk (nkey seeds, 0600)
+and a single-host config/nats-server.conf letting in only those two, each
+with its role's permissions (none of them ever overwritten); worker
 installs pv-worker.service instead of the watcher and tree builder; both
 installs all of them.
 

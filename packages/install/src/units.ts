@@ -33,7 +33,6 @@ export interface NatsAuthUsers {
   valet: string;
   worker: string;
   jobsStream?: string;
-  resultsStream?: string;
   jobsStem?: string;
   resultsStem?: string;
   logsStem?: string;
