@@ -59,7 +59,10 @@ t.test('a job whose command always fails retryably ends as an error after max de
   t.equal((await s.dispatch()).code, 0, 'dispatched');
   const finished = await s.valet.waitForFinished(1, 60_000);
   t.same(finished, ['widget/main/doomed.error.md'], 'settled as an error');
-  const reason = await fsp.readFile(path.join(s.valet.root.finished, 'widget/main/doomed.error.txt'), 'utf8');
+  // pv-settle moves the prompt into finished/ first, then writes the reason beside it.
+  const doomedReason = path.join(s.valet.root.finished, 'widget/main/doomed.error.txt');
+  await waitFor('the reason beside it', () => fsSync.existsSync(doomedReason), 10_000, 50).catch(() => undefined);
+  const reason = await fsp.readFile(doomedReason, 'utf8');
   t.match(reason, /gave up after 2 deliveries \(nats\.max_deliveries 2\)/, `the reason says why: ${reason.trim()}`);
   // Under load the lease may also run out during the last try: the server's advisory then ends it the same way.
   t.ok((worker.stderr().match(/handed back for another try/g) ?? []).length <= 1, `handed back at most once, then given up: ${worker.stderr()}\nrecv: ${recv.stderr()}`);
@@ -126,7 +129,10 @@ t.test('a worker that dies on the last delivery: the max-deliveries advisory set
   const other = s.startWorker(2);
   t.same(await s.valet.waitForFinished(1, 30_000).catch(() => recv.stderr()), ['widget/main/orphan.error.md'], 'settled as an error');
   t.notMatch(other.stderr(), /started/, 'the other worker never got it');
-  const reason = await fsp.readFile(path.join(s.valet.root.finished, 'widget/main/orphan.error.txt'), 'utf8');
+  // pv-settle moves the prompt into finished/ first, then writes the reason beside it.
+  const orphanReason = path.join(s.valet.root.finished, 'widget/main/orphan.error.txt');
+  await waitFor('the reason beside it', () => fsSync.existsSync(orphanReason), 10_000, 50).catch(() => undefined);
+  const reason = await fsp.readFile(orphanReason, 'utf8');
   t.match(reason, /gave up after 1 delivery .*no worker answered/, `the reason says why: ${reason.trim()}`);
   const nc = await connect({ servers: s.nats.servers });
   const jsm = await nc.jetstreamManager();
