@@ -172,8 +172,12 @@ export async function install(r: Reporter, layout: Layout, opts: InstallOptions,
         publicKeys[role] = await ensureNkeySeed(r, file, role, ids);
       }
       const natsConf = d(P('config', NATS_SERVER_CONF));
-      if (fs.existsSync(natsConf)) r.emit('unchanged', natsConf);
-      else {
+      if (fs.existsSync(natsConf)) {
+        r.emit('unchanged', natsConf);
+        if (!/^\s*authorization\s*\{/m.test(fs.readFileSync(natsConf, 'utf8'))) {
+          r.emit('warning', natsConf, 'no authorization block: anyone reaching the server may do anything; move it away and rerun for one with the valet and worker identities (docs/scale-out.md, Identities)');
+        }
+      } else {
         const conf = renderNatsServerConf({ valet: publicKeys.valet, worker: publicKeys.worker, jobsStream: config.nats.jobs_stream });
         await ensureFile(r, natsConf, conf, 0o644, 'a single-host NATS server with JetStream, a valet and a worker identity');
       }

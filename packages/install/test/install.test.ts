@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CONFIG_SCHEMA, loadConfig } from '@prompt-valet/core';
 import { missingKeys } from '../src/config-file.js';
+import { natsPermissions, renderNatsServerConf } from '../src/units.js';
 import { inRoot, PREFIX, pvInstall, REPO, tempRoot } from './fixtures/helpers.js';
 
 const DIRS = ['inbox', 'processed', 'finished', 'config', 'scripts', 'logs', 'repos'];
@@ -261,4 +262,18 @@ t.test('--role (dispatch: nats): valet adds pv-results and a NATS config, worker
     const units = verify.lines.find((l) => l.check === 'units');
     t.equal(units?.ok, true, `units verify (${root === worker ? "worker" : "both"}): ${units?.detail}`);
   }
+});
+
+t.test('renderNatsServerConf: public keys in, text out; without keys no authorization; a worker may not send jobs nor touch streams', (t) => {
+  t.notMatch(renderNatsServerConf(), /authorization/, 'no identities, no authorization block');
+  const valet = `U${'A'.repeat(55)}`;
+  const worker = `U${'B'.repeat(55)}`;
+  const conf = renderNatsServerConf({ valet, worker, jobsStream: 'JOBS2' });
+  t.match(conf, `{ nkey: ${valet}, permissions:`, 'the valet');
+  t.match(conf, `{ nkey: ${worker}, permissions:`, 'the worker');
+  const p = natsPermissions({ valet, worker, jobsStream: 'JOBS2' });
+  t.notOk(p.worker.publish.allow.some((s) => s.startsWith('jobs.') || s === '>' || s.startsWith('$JS.API.STREAM') || s === '$JS.API.>'), 'the worker may not publish jobs nor call the stream API');
+  t.ok(p.worker.publish.allow.includes('$JS.API.CONSUMER.MSG.NEXT.JOBS2.pv-workers'), 'the worker pulls from its consumer on the configured jobs stream');
+  t.ok(p.valet.publish.allow.includes('jobs.>'), 'the valet sends jobs');
+  t.end();
 });
