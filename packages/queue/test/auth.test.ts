@@ -5,6 +5,7 @@ import t from 'tap';
 import { connect, nkeyAuthenticator, nkeys, type NatsConnection } from 'nats';
 import { renderNatsServerConf } from '@prompt-valet/install/units';
 import { waitFor } from '@prompt-valet/testkit';
+import { authenticatorFor } from '../src/queue-connection.js';
 import { startScaleOut } from './lib/scale-out.js';
 
 /**
@@ -82,4 +83,20 @@ t.test('a worker identity takes jobs and publishes results, nothing else; no ide
 
   await t.rejects(connect({ servers, authenticator: withSeed(seedText(nkeys.createUser())), maxReconnectAttempts: 0 }), /authorization violation/i, 'an unknown identity cannot connect');
   await t.rejects(connect({ servers, maxReconnectAttempts: 0 }), /authorization violation/i, 'no identity, no connection');
+});
+
+t.test('nats.nkey_seed_file: refused with creds_file, unreadable or not a seed, one line naming it (exit 78)', async (t) => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pv-nats-seed-'));
+  t.teardown(() => fsp.rm(dir, { recursive: true, force: true }));
+  const good = path.join(dir, 'ok.nk');
+  await fsp.writeFile(good, `${seedText(nkeys.createUser())}\n`);
+  const bad = path.join(dir, 'bad.nk');
+  await fsp.writeFile(bad, 'SOMETHING ELSE\n');
+  t.ok(authenticatorFor({ creds_file: '', nkey_seed_file: good }), 'a seed file gives an authenticator');
+  t.equal(authenticatorFor({ creds_file: '', nkey_seed_file: '' }), undefined, 'none, no identity');
+  const refused = (creds_file: string, nkey_seed_file: string, re: RegExp, what: string) =>
+    t.throws(() => authenticatorFor({ creds_file, nkey_seed_file }), { exitCode: 78, message: re }, what);
+  refused('/x.creds', good, /^nats\.creds_file and nats\.nkey_seed_file are both set/, 'both set');
+  refused('', path.join(dir, 'missing.nk'), /^nats\.nkey_seed_file .*missing\.nk: cannot read it/, 'unreadable');
+  refused('', bad, /^nats\.nkey_seed_file .*bad\.nk: not a user nkey seed/, 'not a seed');
 });
