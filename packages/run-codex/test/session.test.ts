@@ -10,6 +10,14 @@ const PREVIOUS = '20261130-070000-000-aaaaaaaa';
 const SESSION = '01a22b35-e6b4-7933-bc03-c595fdc1dad0';
 const BRANCH = `codex/add-a-${PREVIOUS}`;
 
+/** A codex session file, where codex writes them, in a run's CODEX_HOME; its path relative to it. */
+function plantSession(home: string, content: string): string {
+  const rel = `sessions/2026/11/30/rollout-2026-11-30T07-00-00-${SESSION}.jsonl`;
+  fs.mkdirSync(path.dirname(path.join(home, rel)), { recursive: true });
+  fs.writeFileSync(path.join(home, rel), content);
+  return rel;
+}
+
 function scratch(t: Test) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-session-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -32,9 +40,7 @@ t.test('a run\'s session: announced by --json, else the newest conversation in i
   t.equal(sessionIdOfEvent(`{"type":"thread.started","thread_id":"${SESSION}"}`), SESSION);
   t.equal(sessionIdOfEvent('{"type":"thread.started","thread_id":"--last"}'), undefined, 'only a UUID is ever passed to codex');
   t.equal(findRunSession(s.previousHome, undefined), undefined, 'no conversation, no session');
-  const rel = `sessions/2026/11/30/rollout-2026-11-30T07-00-00-${SESSION}.jsonl`;
-  fs.mkdirSync(path.dirname(path.join(s.previousHome, rel)), { recursive: true });
-  fs.writeFileSync(path.join(s.previousHome, rel), '{"type":"session_meta"}\n');
+  const rel = plantSession(s.previousHome, '{"type":"session_meta"}\n');
   t.same(findRunSession(s.previousHome, undefined), { session_id: SESSION, file: rel });
   t.same(findRunSession(s.previousHome, SESSION), { session_id: SESSION, file: rel });
 });
@@ -42,9 +48,7 @@ t.test('a run\'s session: announced by --json, else the newest conversation in i
 t.test('a follow-up copies the earlier session into its own CODEX_HOME and resumes it; the earlier run folder is only read', async (t) => {
   const s = scratch(t);
   await markStepDone(s.previousRoot, 'resolve', s.target);
-  const rel = `sessions/2026/11/30/rollout-2026-11-30T07-00-00-${SESSION}.jsonl`;
-  fs.mkdirSync(path.dirname(path.join(s.previousHome, rel)), { recursive: true });
-  fs.writeFileSync(path.join(s.previousHome, rel), 'the earlier conversation\n');
+  const rel = plantSession(s.previousHome, 'the earlier conversation\n');
   await recordSession(s.previousRoot, { session_id: SESSION, file: rel });
   const before = fs.statSync(path.join(s.previousHome, rel));
 
@@ -86,9 +90,7 @@ t.test('a record naming a run of another branch lends no conversation', async (t
 t.test('a link an earlier try\'s agent left in this run\'s CODEX_HOME is not followed when the session is copied in', async (t) => {
   const s = scratch(t);
   await markStepDone(s.previousRoot, 'resolve', s.target);
-  const rel = `sessions/2026/11/30/rollout-2026-11-30T07-00-00-${SESSION}.jsonl`;
-  fs.mkdirSync(path.dirname(path.join(s.previousHome, rel)), { recursive: true });
-  fs.writeFileSync(path.join(s.previousHome, rel), 'the earlier conversation\n');
+  const rel = plantSession(s.previousHome, 'the earlier conversation\n');
   await recordSession(s.previousRoot, { session_id: SESSION, file: rel });
   const elsewhere = path.join(path.dirname(s.newHome), 'elsewhere');
   fs.mkdirSync(elsewhere);
