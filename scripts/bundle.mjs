@@ -3,23 +3,40 @@
 // executables (issue 17: start-up). Run by `make build` after `npx tsc -b`,
 // from the built dist/ files:
 //
-//   packages/<pkg>/bundle/<tool>.js        the executable: `--help` alone prints
-//                                          the text rendered here at build time
-//                                          (no module is loaded); anything else
-//                                          imports the bundle
-//   packages/<pkg>/bundle/<tool>.main.mjs  bin/<tool>.js with everything it imports
-//   packages/<pkg>/bundle/chunk-*.mjs      what the bundle imports only when used
-//                                          (yargs for help and usage errors, chalk)
-//   packages/<pkg>/bundle/inputs.json      the files the bundle was made from, so
-//                                          pv-install can refuse a stale bundle
-//   packages/<pkg>/bundle/package.json     the executable is CommonJS (see there)
+//   packages/<pkg>/bundle/<tool>.js              the executable: `--help` alone prints
+//                                                the text rendered here at build time
+//                                                (no module is loaded); anything else
+//                                                compiles and runs the bundle
+//   packages/<pkg>/bundle/<tool>.main.cjs        bin/<tool>.js with everything it imports,
+//                                                one CommonJS file (yargs and chalk are
+//                                                in it but evaluated only when used)
+//   packages/<pkg>/bundle/<tool>.main.cjs.cache  V8's code cache for it (see below)
+//   packages/<pkg>/bundle/inputs.json            the files the bundle was made from, so
+//                                                pv-install can refuse a stale bundle
+//   packages/<pkg>/bundle/package.json           the bundle is CommonJS
 //
 // Why: a tool loading its modules from many files spends 130-220 ms of CPU
 // before doing anything; one file halves that (README "Performance").
+//
+// Why CommonJS and a code cache: a pipeline tool's start is ~60 ms of CPU,
+// of which bare Node is ~20; compiling the bundle is ~10 ms of the rest.
+// Node 20 has no compile cache of its own (module.enableCompileCache came in
+// 22), but vm.Script takes V8's code cache for a script, not for an ES
+// module, so the bundle is one CommonJS file compiled through vm.Script with
+// the cache made here. The cache is made by running the tool once on an
+// empty valet root (the pipeline tools, where that does nothing), so it
+// holds the functions a run compiles, not only the top level; other tools
+// get the top level only. V8 checks a cache against its version, its flags
+// and the source's length, and rejects one that does not match: the tool
+// then compiles as if there were none (a Node upgrade costs speed, not
+// correctness). The cache is made and deployed with the bundle, root-owned
+// like it: nothing writes it at run time.
+//
 // The bundle sits where dist/ does (packages/<pkg>/<dir>/), so paths that a
 // tool takes from its own location (pv-web's public/, pv-install's checkout)
-// stay the same. Dependencies stay in the bundle's node_modules lookup path
-// too, so anything left external still resolves.
+// stay the same (import.meta.url is the bundle file's URL). Dependencies
+// stay in the bundle's node_modules lookup path too, so anything left
+// external still resolves.
 //
 // A bundle whose inputs are unchanged is kept (so `make build` on a built tree
 // is quick and rewrites nothing another process may be reading); --force
@@ -28,6 +45,7 @@
 //   node scripts/bundle.mjs [--only pv-x,pv-y] [--force] [--quiet]
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -59,52 +77,120 @@ function helpText(binPath) {
   });
 }
 
-/** The executable: plain JavaScript, so that `--help` costs Node's start and one write. */
+/** The bundle's code cache: beside it, `<tool>.main.cjs.cache`. */
+export const CODE_CACHE_SUFFIX = '.cache';
+
+/**
+ * The executable: plain JavaScript, so that `--help` costs Node's start and
+ * one write. Anything else compiles the bundle with its code cache (when V8
+ * accepts it) and runs it as Node would run a CommonJS main module.
+ */
 export function launcherSource(tool, help) {
   return [
     '#!/usr/bin/env node',
     `// Made by scripts/bundle.mjs from bin/${tool}.js (make build): do not edit.`,
     '// `--help` alone prints the text rendered at build time without loading any',
     '// module; everything else runs the bundle, where yargs still parses and helps.',
-    "// CommonJS (bundle/package.json): Node starts it ~5 ms sooner than an ES module.",
     "'use strict';",
     'const args = process.argv.slice(2);',
     "if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {",
     `  process.stdout.write(${JSON.stringify(help)});`,
     '} else {',
-    `  import('./${tool}.main.mjs');`,
+    "  const fs = require('node:fs');",
+    "  const path = require('node:path');",
+    "  const vm = require('node:vm');",
+    "  const Module = require('node:module');",
+    `  const file = path.join(__dirname, ${JSON.stringify(`${tool}.main.cjs`)});`,
+    '  let cachedData;',
+    '  try {',
+    `    cachedData = fs.readFileSync(file + ${JSON.stringify(CODE_CACHE_SUFFIX)});`,
+    '  } catch {',
+    '    // no cache: V8 compiles the bundle as usual',
+    '  }',
+    "  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });",
+    '  const mod = new Module(file, module);',
+    '  mod.filename = file;',
+    '  mod.paths = Module._nodeModulePaths(__dirname);',
+    '  mod.loaded = true;',
+    '  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, __dirname);',
     '}',
     '',
   ].join('\n');
 }
 
-// ESM output: CommonJS dependencies bundled into it call require() for Node's
-// own modules, which an ES module does not have.
-const REQUIRE_BANNER = "import { createRequire as __pvCreateRequire } from 'node:module';\nconst require = __pvCreateRequire(import.meta.url);";
+// CommonJS output: import.meta does not exist there, and the tools' code
+// and ES-module dependencies (yargs) use import.meta.url for their own place.
+const IMPORT_META_BANNER = "const __pvImportMetaUrl = require('node:url').pathToFileURL(__filename).href;";
+
+/**
+ * Make `<bundle>.cache`: compile the bundle in a fresh Node, run the tool
+ * once when `warm` gives its arguments (its stdin empty, on an empty valet
+ * root), and write the code cache V8 has then (scripts/code-cache.cjs).
+ */
+function writeCodeCache(bundleFile, warm) {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-code-cache-'));
+  try {
+    const args = [];
+    if (warm) {
+      for (const d of ['inbox', 'processed', 'finished', 'repos']) fs.mkdirSync(path.join(scratch, d));
+      const config = path.join(scratch, 'prompt-valet.yaml');
+      fs.writeFileSync(config, ['inbox', 'processed', 'finished'].map((d) => `${d}: ${path.join(scratch, d)}`).join('\n') +
+        `\nrepos_root: ${path.join(scratch, 'repos')}\ngit_owner: acme\nwatcher:\n  runner_cmd: /bin/true\n`);
+      args.push('--run', ...warm(config));
+    }
+    // pv-claim claims only under a claim lock on fd 9 (docs/lifecycle.md): the warm-up holds one.
+    const lock = path.join(scratch, 'processed', '.ledger', 'locks', 'warm-up.lock');
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    const command = [process.execPath, path.join(root, 'scripts', 'code-cache.cjs'), bundleFile, ...args];
+    execFileSync('/bin/sh', ['-c', 'exec 9<>"$0" && flock -n 9 && exec "$@"', lock, ...command], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 60_000,
+      cwd: scratch,
+      env: { PATH: process.env.PATH, HOME: scratch, NO_COLOR: '1', LANG: 'C.UTF-8', PV_CLAIM_LOCK: 'warm-up' },
+    });
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The tools a run starts, and how to run each once harmlessly for its
+ * cache: on an empty valet root each reads its config and finds no work.
+ */
+const WARM_RUNS = {
+  'pv-claim': (config) => ['--config', config, '--limit', '1'],
+  'pv-resolve': (config) => ['--config', config],
+  'pv-clone': (config) => ['--config', config],
+  'pv-run-codex': (config) => ['--config', config],
+  'pv-publish': (config) => ['--config', config],
+  'pv-settle': (config) => ['--config', config],
+};
 
 export async function bundleTool({ dir, tool, bin }, top = root) {
   const final = path.join(dir, BUNDLE_DIR);
   const out = `${final}.new-${process.pid}`;
   fs.rmSync(out, { recursive: true, force: true });
+  const main = path.join(out, `${tool}.main.cjs`);
   const result = await esbuild.build({
-    entryPoints: { [`${tool}.main`]: path.join(dir, bin) },
-    outdir: out,
+    entryPoints: [path.join(dir, bin)],
+    outfile: main,
     bundle: true,
-    splitting: true,
     platform: 'node',
-    format: 'esm',
+    format: 'cjs',
     target: 'node20',
-    chunkNames: 'chunk-[hash]',
-    outExtension: { '.js': '.mjs' },
-    banner: { js: REQUIRE_BANNER },
+    define: { 'import.meta.url': '__pvImportMetaUrl' },
+    banner: { js: IMPORT_META_BANNER },
     metafile: true,
     logLevel: 'warning',
     absWorkingDir: top,
   });
+  // vm.Script compiles a function body: the bin's "#!" line must go (a comment keeps the length).
+  fs.writeFileSync(main, fs.readFileSync(main, 'utf8').replace(/^#!/, '//'));
   const help = helpText(path.join(dir, bin));
   const launcher = path.join(out, `${tool}.js`);
   fs.writeFileSync(launcher, launcherSource(tool, help), { mode: 0o755 });
   fs.writeFileSync(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
+  writeCodeCache(main, WARM_RUNS[tool]);
   // npm stamps the files it unpacks with a fixed old date, so a dependency
   // updated by npm ci looks older than any bundle: its install record (npm
   // rewrites it on every install) stands for all of node_modules.
@@ -118,7 +204,7 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
   fs.renameSync(out, final);
   fs.rmSync(old, { recursive: true, force: true });
   const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-  return { tool, files: Object.keys(result.metafile.outputs).length + 2, bytes, inputs: inputs.length };
+  return { tool, files: Object.keys(result.metafile.outputs).length + 3, bytes, inputs: inputs.length };
 }
 
 async function cli() {
