@@ -196,6 +196,8 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
   // rewrites it on every install) stands for all of node_modules.
   const installRecord = path.join('node_modules', '.package-lock.json');
   const extra = fs.existsSync(path.join(top, installRecord)) ? [installRecord] : [];
+  // How the bundle is made is an input too: a new bundler remakes every bundle.
+  for (const maker of ['scripts/bundle.mjs', 'scripts/code-cache.cjs']) if (fs.existsSync(path.join(top, maker))) extra.push(maker);
   const inputs = [...Object.keys(result.metafile.inputs), ...extra].sort();
   // Written last: its time stamp is the bundle's (see bundleState in core).
   fs.writeFileSync(path.join(out, BUNDLE_INPUTS_FILE), JSON.stringify({ tool, inputs }, null, 1) + '\n');
