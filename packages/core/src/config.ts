@@ -616,6 +616,16 @@ export function configHandoff(loaded: LoadedConfig): string | undefined {
   return isDeepStrictEqual((JSON.parse(json) as ConfigHandoff).raw, loaded.source.raw) ? json : undefined;
 }
 
+/** `env` for a child tool: with CONFIG_HANDOFF_ENV set from `loaded` when there is one to hand down. */
+export function envWithConfigHandoff(env: NodeJS.ProcessEnv, loaded: LoadedConfig | undefined): NodeJS.ProcessEnv {
+  const handoff = loaded ? configHandoff(loaded) : undefined;
+  if (handoff === undefined) {
+    const { [CONFIG_HANDOFF_ENV]: _ours, ...rest } = env;
+    return rest;
+  }
+  return { ...env, [CONFIG_HANDOFF_ENV]: handoff };
+}
+
 /** The raw configuration handed down for exactly this file as it is now, else undefined. */
 function handedDown(env: NodeJS.ProcessEnv, file: string, identity: string): unknown {
   const text = env[CONFIG_HANDOFF_ENV];

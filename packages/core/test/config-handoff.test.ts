@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONFIG_HANDOFF_ENV, ConfigError, configHandoff, loadConfig } from '../src/config.js';
+import { CONFIG_HANDOFF_ENV, ConfigError, configHandoff, envWithConfigHandoff, loadConfig } from '../src/config.js';
 import { REPO_ROOT_FOR_TESTS } from './paths.js';
 
 // pv-watcher hands its parsed config to the steps it starts (CONFIG_HANDOFF_ENV);
@@ -87,4 +87,15 @@ t.test('no file (defaults): nothing to hand down', async (t) => {
   // (an installed config at the default path would be read instead: then its handoff is checked below)
   if (loaded.path === undefined) t.equal(configHandoff(loaded), undefined);
   else t.ok(configHandoff(loaded));
+});
+
+t.test("a child's environment gets this process's handoff, never one inherited for another file", async (t) => {
+  const file = tmpConfig(t, TEXT);
+  const loaded = loadConfig({ path: file, env: {} });
+  const inherited = { PATH: '/bin', [CONFIG_HANDOFF_ENV]: '{"v":1,"file":"/elsewhere.yaml"}' };
+  const env = envWithConfigHandoff(inherited, loaded);
+  t.equal(env.PATH, '/bin');
+  t.equal(JSON.parse(env[CONFIG_HANDOFF_ENV]!).file, file);
+  t.notOk(CONFIG_HANDOFF_ENV in envWithConfigHandoff(inherited, undefined), 'none to give: the inherited one is dropped');
+  t.equal(inherited[CONFIG_HANDOFF_ENV], '{"v":1,"file":"/elsewhere.yaml"}', 'the given environment is not changed');
 });

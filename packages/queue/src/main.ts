@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import type { Consumer } from 'nats';
 import {
+  envWithConfigHandoff,
   ConfigError,
   defineTool,
   EX,
@@ -181,7 +182,7 @@ async function work(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   const logsStem = checkSubjectStem(ctx.args.logs, '--logs');
   const worker = ctx.args.name ?? os.hostname();
   const signal = stopSignal();
-  const opts: WorkOptions = { config, q, resultsStem, logsStem, command, worker, log: ctx.log, env: ctx.io.env, stopping: signal.stopping };
+  const opts: WorkOptions = { config, q, resultsStem, logsStem, command, worker, log: ctx.log, env: envWithConfigHandoff(ctx.io.env, ctx.loaded), stopping: signal.stopping };
   void trackConnection(opts);
   ctx.log.info(`${worker}: taking jobs from ${config.nats.jobs_stream} (${stem}.*) with ${slots} slot(s)`);
   const consumer = await jobsConsumer(ctx, config, q, signal.stopping);
@@ -205,7 +206,7 @@ async function recv(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   await retryJetStream('making the jobs stream', () => ensureWorkQueue(q, config.nats, config.nats.jobs_stream, jobsStem, WORKERS_CONSUMER), ctx.log);
   await retryJetStream('making the max-deliveries advisory stream', () => ensureAdvisoryStream(q, config.nats), ctx.log);
   await retryJetStream('making the results stream', () => ensureWorkQueue(q, config.nats, config.nats.results_stream, stem, VALET_CONSUMER), ctx.log);
-  const receiver = new ResultReceiver({ config, q, command, jobsStem, resultsStem: stem, log: ctx.log, env: ctx.io.env, stdout: ctx.io.stdout });
+  const receiver = new ResultReceiver({ config, q, command, jobsStem, resultsStem: stem, log: ctx.log, env: envWithConfigHandoff(ctx.io.env, ctx.loaded), stdout: ctx.io.stdout });
   const logsStem = checkSubjectStem(ctx.args.logs, '--logs');
   const logs = mirrorRemoteLogs(q.nc, logsStem, config, ctx.log);
   const signal = stopSignal();
