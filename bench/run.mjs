@@ -224,6 +224,15 @@ if (r.tree && !r.tree.failed) {
     '',
     `plain ls-remote loop ${ms(t.baseline_serial_ls_remote_ms.median)}`,
   );
+  if (t.git_alone_parallel_ls_remote_ms) {
+    row(
+      `    git alone: the same ls-remotes, ${t.git_alone_parallel_ls_remote_ms.workers} at once (xargs, no Node)`,
+      `${ms(t.git_alone_parallel_ls_remote_ms.median)}: the floor of asking each remote with git`,
+      '',
+      undefined,
+      '',
+    );
+  }
 }
 if (r.jail && !r.jail.failed) {
   const j = r.jail;

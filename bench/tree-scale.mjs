@@ -12,6 +12,8 @@
 //   half             idempotent pass over the first R/2 repositories (linearity)
 //   baseline         one `git ls-remote` per repository, serially, from sh
 //                    (what the system being replaced does), on the same fixture
+//   git alone        the same ls-remotes, as many at once as pv-tree runs, from
+//                    xargs: the floor of asking each remote with git
 // and counts the processes one idempotent pass starts (strace, when present).
 import { execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -157,6 +159,16 @@ for (let i = 0; i < Math.min(RUNS, 3); i++) {
   baseline.push((await timed('/bin/sh', ['-c', script, 'sh', ...repos.map((r) => path.join(root, 'repos', 'bench', r))])).ms);
 }
 
+// The floor for any tool that asks each remote with git: the same ls-remote
+// for every repository, run by xargs at pv-tree's own concurrency (no Node
+// at all, nothing compared or created). pv-tree cannot be faster than this.
+const width = Math.min(32, Math.max(4, os.availableParallelism() * 4)); // pv-tree's DEFAULT_CONCURRENCY
+const parallelScript = `printf '%s\\n' "$@" | xargs -P ${width} -I{} git -C {} ls-remote --heads origin >/dev/null`;
+const gitFloor = [];
+for (let i = 0; i < Math.min(RUNS, 3); i++) {
+  gitFloor.push((await timed('/bin/sh', ['-c', parallelScript, 'sh', ...repos.map((r) => path.join(root, 'repos', 'bench', r))])).ms);
+}
+
 // Processes started by one idempotent pass, by program (strace follows forks).
 let processes = null;
 try {
@@ -195,6 +207,7 @@ process.stdout.write(JSON.stringify({
   half: { repos: R / 2, idempotent_pass_ms: stats(halfRuns), idempotent_pass_inner_ms: stats(halfInner) },
   node_startup_ms: stats(nodeStart),
   baseline_serial_ls_remote_ms: stats(baseline),
+  git_alone_parallel_ls_remote_ms: { ...stats(gitFloor), workers: width },
   git_commands_per_repo_by_pv_tree: idemSummary.git_commands / R,
   processes_per_idempotent_pass: processes,
   target_idempotent_ms: 400,
