@@ -176,7 +176,7 @@ if (r.throughput && !r.throughput.failed) {
     const judged = x.max_parallel <= 4;
     row(
       `throughput, max_parallel ${x.max_parallel} (${t.prompts} prompts/${t.repos} repos, ${t.agent_seconds} s agent)`,
-      `${x.wall_s} s vs ideal ${x.ideal_s} s: ×${x.ratio_to_ideal}${x.errors ? `, ${x.errors} errors` : ''}`,
+      `${x.wall_s} s vs ideal ${x.ideal_s} s: ×${x.ratio_to_ideal}${x.ideal_even_s !== undefined && x.ideal_even_s !== x.ideal_s ? ` (×${x.ratio_to_even} of ${x.ideal_even_s} s, the even split)` : ''}${x.errors ? `, ${x.errors} errors` : ''}`,
       judged ? '≤ ×1.15 of ideal' : '',
       judged ? x.ratio_to_ideal <= 1.15 : undefined,
       la(x.load_avg),
