@@ -218,7 +218,8 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
       },
       shutdown: deps.shutdown,
       marker,
-      // The gate is the watcher's, never the agent's (with or without the jail): with it an agent could free slots.
+      // The gate is the watcher's, never the agent's (jailed or not): with it an agent could free slots. Node
+      // already marks inherited descriptors close-on-exec at start-up; this does not rest on that.
       ...(deps.agentSlots ? { blankFds: [AGENT_GATE_FD] } : {}),
     });
   } finally {
