@@ -138,10 +138,44 @@ function runCodexWithAgent(configPath: string): number[] {
   return gated.filter((pid) => parents.has(pid));
 }
 
+/**
+ * Every process holding the agent gate of a pv-run-codex now running (the
+ * socket its fd 4 is), with its command line: only that pv-run-codex and
+ * the shells around the steps may.
+ */
+function gateHolders(configPath: string): { pid: number; cmdline: string }[] {
+  const gates = new Set<string>();
+  for (const pid of valetProcesses(configPath, (e) => e.startsWith('PV_AGENT_GATE_FD='))) {
+    try {
+      gates.add(fs.readlinkSync(`/proc/${pid}/fd/4`));
+    } catch {
+      continue; // exited meanwhile
+    }
+  }
+  const holders: { pid: number; cmdline: string }[] = [];
+  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const links = fs.readdirSync(`/proc/${entry}/fd`).map((fd) => fs.readlinkSync(`/proc/${entry}/fd/${fd}`));
+      if (links.some((l) => gates.has(l))) holders.push({ pid: Number(entry), cmdline: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() });
+    } catch {
+      continue; // exited meanwhile, or not ours to read
+    }
+  }
+  return holders;
+}
+
 t.test('max_parallel 1, prepare_ahead 1: one agent at a time, the next run cloned while the previous agent runs, all done', async (t) => {
   const v = await slotValet(t, { max_parallel: 1, prepare_ahead: 1 });
   for (let i = 0; i < 4; i++) await v.drop(`task-${i}`, { repo: i % 2 === 0 ? 'alpha' : 'beta' });
   const w = v.startWatcher();
+  await waitFor('an agent running and the next run cloned', async () => {
+    const runs = await v.runs();
+    return runs.some((r) => r.spans.length === 1 && r.spans[0]!.end === undefined) && runs.filter((r) => r.clonedAt !== undefined).length >= 2;
+  }, 120_000, 50);
+  const holders = gateHolders(v.root.configPath);
+  t.ok(holders.some((h) => /pv-run-codex/.test(h.cmdline)), 'pv-run-codex holds its gate');
+  t.same(holders.filter((h) => !/pv-run-codex/.test(h.cmdline) && !/^(\/bin\/)?sh( |$)/.test(h.cmdline)), [],
+    'no other step, and no agent, holds a gate: only pv-run-codex and the shells around the steps');
   await waitFor('4 prompts settled', () => v.finished().length >= 4, 180_000, 200);
   t.equal(await w.stop(), 0);
   t.same(v.finished(), ['alpha/main/task-0.done.md', 'alpha/main/task-2.done.md', 'beta/main/task-1.done.md', 'beta/main/task-3.done.md']);
