@@ -78,9 +78,10 @@ unless watcher.agent_runs_dir is empty.
 
 Environment of the agent: ours without watcher.runner_secret_env (GH_TOKEN,
 GITHUB_TOKEN, …), GH_CONFIG_DIR, CREDENTIALS_DIRECTORY, PV_CLAIM_LOCK,
-PV_AGENT_GATE_FD and session sockets; plus HOME, TMPDIR, CODEX_HOME (the run's own), PV_RUN_ID,
-PV_PROMPT_FILE (/run/pv/prompt.md) and, without the jail, PV_RUN_ROOT.
-Descriptors above 2 (fd 9, the claim lock; fd 4, the agent gate) are /dev/null in the jail.
+PV_AGENT_GATE_FD and session sockets; plus HOME, TMPDIR, CODEX_HOME (the
+run's own), PV_RUN_ID, PV_PROMPT_FILE (/run/pv/prompt.md) and, without the
+jail, PV_RUN_ROOT. Descriptors above 2 (fd 9, the claim lock; fd 4, the agent
+gate) are /dev/null in the jail; fd 4 without it too.
 
 Agent slots: in pv-watcher's pipelines (PV_AGENT_GATE_FD set, fd 4 a socket:
 the agent gate) an agent starts only once pv-watcher grants it one of its

@@ -179,20 +179,22 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
       throw new StepError('aborted_shutdown', `${why} while this prompt waited for an agent slot; the agent did not start`, { retryable: true });
     }
   }
-  await updateRunStatus(inputs.runRoot, { state: 'running', step: STEP });
-  if (continuation) await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${describeContinuation(continuation)}\n`);
-  await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
-  deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
   const usageCounter = new UsageCounter();
   const sessionUsage = new SessionUsageFollower(jailDirs.codexHome);
-  sessionUsage.start();
   let announcedSession: string | undefined;
-  await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
-  // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
-  const agentStartedMs = Date.now() - 1000;
+  let agentStartedMs: number;
   let exit: AgentExit;
+  // From go until the agent has ended the slot is this run's; whatever happens, it is handed back.
   try {
+    await updateRunStatus(inputs.runRoot, { state: 'running', step: STEP });
+    if (continuation) await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${describeContinuation(continuation)}\n`);
+    await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
+    deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
+    sessionUsage.start();
+    await countAgentRun(inputs.runRoot);
+    // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
+    agentStartedMs = Date.now() - 1000;
     exit = await runAgent({
       command: launch.command,
       args: launch.args,
