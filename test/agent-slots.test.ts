@@ -191,8 +191,8 @@ t.test('max_parallel 1, prepare_ahead 1: one agent at a time, the next run clone
   const gaps = byStart.slice(1).map((r, i) => r.spans[0]!.start - byStart[i]!.spans[0]!.end!);
   t.ok(gaps.some((g) => g < 1000), `a prepared run's agent followed the previous one within a second (gaps ${gaps.join(', ')} ms)`);
   t.ok(runs.every((r) => r.fd4.every((f) => f === '/dev/null' || f === 'closed')), `the agents never saw the gate (fd 4: ${[...new Set(runs.flatMap((r) => r.fd4))].join(', ')})`);
-  t.match(w.stderr(), /waits for an agent slot/, 'the wait is logged (debug)');
-  t.match(w.stderr(), /gets an agent slot/);
+  t.match(w.stderr(), /run \S+ waiting for an agent slot \(1 of 1 in use, 1 waiting\)/, 'a run that has to wait says so');
+  t.match(w.stderr(), /gets an agent slot/, 'and when it gets one (debug)');
 });
 
 t.test('max_parallel 2: never 3 agents at once', async (t) => {

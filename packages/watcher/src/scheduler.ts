@@ -233,8 +233,11 @@ export class Scheduler {
       return;
     }
     this.agentQueue.push({ pipeline, runId });
-    this.opts.log.debug(`run ${runId} waits for an agent slot (${this.agentSlots.size} of ${this.opts.maxParallel} in use, ${this.agentQueue.length} waiting)`);
     this.grantAgentSlots();
+    // Said once per run that has to wait: its state stays "cloned" meanwhile, which alone would look stuck.
+    if (this.agentQueue.some((w) => w.pipeline === pipeline)) {
+      this.opts.log.info(`run ${runId} waiting for an agent slot (${this.agentSlots.size} of ${this.opts.maxParallel} in use, ${this.agentQueue.length} waiting)`);
+    }
   }
 
   /** The agent of `pipeline` ended, or it no longer waits (its gate said done or closed). */
