@@ -23,6 +23,8 @@ export type Publisher = 'gh' | 'none';
 export const SANDBOX_LEVELS = ['read-only', 'workspace-write', 'danger-full-access'] as const;
 export type Sandbox = (typeof SANDBOX_LEVELS)[number];
 export type AgentIsolation = 'bwrap' | 'none';
+/** watcher.prepare_ahead's default: as many pipelines ahead as agents run at once */
+export const PREPARE_AHEAD_AS_MAX_PARALLEL = 'max_parallel';
 
 export interface TreeBuilderConfig {
   branch_mode: BranchMode;
@@ -77,7 +79,10 @@ export interface WatcherConfig {
   agent_max_file_bytes: number;
   agent_runs_dir: string;
   agent_branch_prefix: string;
+  /** agents running at once (watcher.prepare_ahead more pipelines may claim and clone ahead, docs/lifecycle.md "Agent slots") */
   max_parallel: number;
+  /** pipelines that claim, resolve and clone ahead of a free agent slot: a number, or 'max_parallel' (as many as max_parallel) */
+  prepare_ahead: number | typeof PREPARE_AHEAD_AS_MAX_PARALLEL;
   max_attempts: number;
   retry_backoff_seconds: number;
   /** a prompt counts as complete once unchanged this long (the quiet window; once watcher.settle_seconds) */
@@ -178,7 +183,7 @@ export interface LoadedConfig {
 type Kind =
   | { type: 'string'; allowEmpty?: boolean }
   | { type: 'path' }
-  | { type: 'int'; min: number; max?: number }
+  | { type: 'int'; min: number; max?: number; orWord?: string }
   | { type: 'number'; min: number }
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
@@ -276,6 +281,8 @@ export const CONFIG_SCHEMA: Record<string, KeySpec> = {
   'watcher.agent_runs_dir': { kind: strOrEmpty, default: 'docs/AGENT_RUNS', use: use.pathText },
   'watcher.agent_branch_prefix': { kind: str, default: 'codex/', use: use.agentBranchPrefix },
   'watcher.max_parallel': { kind: int(1, 64), default: 2 },
+  // The default follows max_parallel (also --max-parallel), so one key sets both for most operators.
+  'watcher.prepare_ahead': { kind: { type: 'int', min: 0, max: 64, orWord: PREPARE_AHEAD_AS_MAX_PARALLEL }, default: PREPARE_AHEAD_AS_MAX_PARALLEL },
   'watcher.max_attempts': { kind: int(1), default: 3 },
   'watcher.retry_backoff_seconds': { kind: num(0), default: 60 },
   'watcher.quiet_seconds': { kind: num(0), default: 1 },
@@ -348,8 +355,10 @@ function expected(kind: Kind): string {
       return kind.allowEmpty ? 'a string' : 'a non-empty string';
     case 'path':
       return 'a path (string)';
-    case 'int':
-      return kind.max === undefined ? `a whole number >= ${kind.min}` : `a whole number from ${kind.min} to ${kind.max}`;
+    case 'int': {
+      const range = kind.max === undefined ? `a whole number >= ${kind.min}` : `a whole number from ${kind.min} to ${kind.max}`;
+      return kind.orWord === undefined ? range : `${range} or ${kind.orWord}`;
+    }
     case 'number':
       return `a number >= ${kind.min}`;
     case 'bool':
@@ -380,6 +389,7 @@ function checkValue(key: string, spec: KeySpec, v: unknown, file: string): unkno
       }
       return usable(v);
     case 'int':
+      if (kind.orWord !== undefined && v === kind.orWord) return v;
       if (typeof v !== 'number' || !Number.isInteger(v) || v < kind.min || (kind.max !== undefined && v > kind.max)) return fail();
       return v;
     case 'number':

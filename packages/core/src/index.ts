@@ -7,6 +7,7 @@ export * from './files.js';
 export * from './front-matter.js';
 export * from './git.js';
 export * from './claim-lock.js';
+export * from './agent-gate.js';
 export * from './hostile-names.js';
 export * from './inbox-walk.js';
 export * from './log.js';

@@ -50,6 +50,7 @@ const TABLE: Record<string, Row> = {
   'watcher.agent_runs_dir': { good: ['', 'docs/runs'], bad: [['../out', /inside the repository/], ['/abs', /inside the repository/], ['a\nb', /control characters/]] },
   'watcher.agent_branch_prefix': { good: ['codex/', 'bot-', 'ai/x/'], bad: [['-x/', /valid branch name.*may not start with "-"/], ['a..b/', /may not contain "\.\."/], ['a b/', /forbids/], ['x/.', /may not start with "\."/], ['a//', /"\/\/"/], ['x'.repeat(200), /longer than 255/]] },
   'watcher.max_parallel': { good: [1, 64], bad: [[0, /from 1 to 64/], [65, /from 1 to 64/]] },
+  'watcher.prepare_ahead': { good: [0, 64, 'max_parallel'], bad: [[-1, /from 0 to 64 or max_parallel/], [65, /from 0 to 64 or max_parallel/], ['auto', /from 0 to 64 or max_parallel/], [1.5, /whole number/]] },
   'watcher.max_attempts': { good: [1], bad: [[0, /whole number >= 1/]] },
   'watcher.retry_backoff_seconds': { good: [0], bad: [[-5, /number >= 0/]] },
   'watcher.quiet_seconds': { good: [0, 2.5], bad: [[-1, /number >= 0/]] },

@@ -1,4 +1,4 @@
-import { AGENT_CGROUP_ENV, FORGE_TOKEN_FILE_ENV } from '@prompt-valet/core';
+import { AGENT_CGROUP_ENV, AGENT_GATE_ENV, FORGE_TOKEN_FILE_ENV } from '@prompt-valet/core';
 
 /**
  * The agent's environment: ours, minus every secret and every handle on the
@@ -26,6 +26,7 @@ export const VALET_ONLY_ENV = [
   'GH_CONFIG_DIR',
   'CREDENTIALS_DIRECTORY',
   'PV_CLAIM_LOCK',
+  AGENT_GATE_ENV,
   'PV_CONFIG',
   AGENT_CGROUP_ENV,
   FORGE_TOKEN_FILE_ENV,

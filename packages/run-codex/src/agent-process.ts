@@ -47,6 +47,8 @@ export interface AgentRunOptions {
    * the claim lock, above all: with it the agent could release the claim).
    */
   blankInheritedFds?: boolean;
+  /** descriptors given as /dev/null whatever blankInheritedFds says (the agent gate: never the agent's) */
+  blankFds?: number[];
   /** polled with the other limits: true when the run's cgroup stopped something (a fork bomb, a memory hog) */
   limitTripped?: () => boolean;
   /** polled with the other limits: true once the run has used more tokens than its cap */
@@ -77,11 +79,11 @@ export async function runAgent(opts: AgentRunOptions): Promise<AgentExit> {
   let stoppedFor: StopReason | undefined;
   let lineBuf = '';
 
-  const blanks = opts.blankInheritedFds ? inheritedFds() : [];
+  const blanks = [...(opts.blankInheritedFds ? inheritedFds() : []), ...(opts.blankFds ?? [])];
   const devNull = blanks.length > 0 ? fs.openSync('/dev/null', 'r') : undefined;
   const stdio: ('pipe' | 'ignore' | number)[] = ['pipe', 'pipe', 'pipe'];
-  // libuv leaves an 'ignore' slot above 2 as it is (inherited): each must be filled.
-  for (let fd = 3; fd <= Math.max(2, ...blanks); fd++) stdio.push(devNull ?? 'ignore');
+  // libuv leaves an 'ignore' slot above 2 as it is (inherited): each to blank is filled, the others stay.
+  for (let fd = 3; fd <= Math.max(2, ...blanks); fd++) stdio.push(devNull !== undefined && (opts.blankInheritedFds || blanks.includes(fd)) ? devNull : 'ignore');
   const child = spawn(opts.command, opts.args, {
     cwd: opts.cwd,
     env: opts.env,

@@ -1,4 +1,5 @@
 import { EX, EXIT_STATUS_HELP, defineTool, mapRecords } from '@prompt-valet/core';
+import { AgentSlots } from './agent-slot.js';
 import { findRunner } from './runner.js';
 import { runPrompt, STEP } from './run-prompt.js';
 
@@ -76,10 +77,21 @@ message is also written to <checkout>/<agent_runs_dir>/codex-run-<run id>.md
 unless watcher.agent_runs_dir is empty.
 
 Environment of the agent: ours without watcher.runner_secret_env (GH_TOKEN,
-GITHUB_TOKEN, …), GH_CONFIG_DIR, CREDENTIALS_DIRECTORY, PV_CLAIM_LOCK and
-session sockets; plus HOME, TMPDIR, CODEX_HOME (the run's own), PV_RUN_ID,
-PV_PROMPT_FILE (/run/pv/prompt.md) and, without the jail, PV_RUN_ROOT.
-Descriptors above 2 (fd 9, the claim lock) are /dev/null in the jail.
+GITHUB_TOKEN, …), GH_CONFIG_DIR, CREDENTIALS_DIRECTORY, PV_CLAIM_LOCK,
+PV_AGENT_GATE_FD and session sockets; plus HOME, TMPDIR, CODEX_HOME (the
+run's own), PV_RUN_ID, PV_PROMPT_FILE (/run/pv/prompt.md) and, without the
+jail, PV_RUN_ROOT. Descriptors above 2 (fd 9, the claim lock; fd 4, the agent
+gate) are /dev/null in the jail; fd 4 without it too.
+
+Agent slots: in pv-watcher's pipelines (PV_AGENT_GATE_FD set, fd 4 a socket:
+the agent gate) an agent starts only once pv-watcher grants it one of its
+watcher.max_parallel slots: after every check of the record, pv-run-codex
+writes {"gate":"wait","run_id":…} and waits for "go"; when the agent has
+ended it writes {"gate":"done",…} before the rest of its work. The time and
+idle limits start with the agent. The gate closing before go (pv-watcher
+stopping) ends the run as aborted_shutdown without starting the agent. The
+agent never gets the gate (fd 4 is /dev/null for it, jailed or not).
+Without PV_AGENT_GATE_FD the agent starts at once.
 
 Stopping: on the time limit, the idle limit, ABORT, the token cap or SIGTERM the agent's
 process group and every process it started get SIGTERM, then SIGKILL after
@@ -118,6 +130,7 @@ export const main = defineTool<{ json?: boolean }>({
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    const agentSlots = AgentSlots.fromEnv(ctx.io.env, ctx.log);
     try {
       await mapRecords(ctx, STEP, (rec) =>
         runPrompt(rec, {
@@ -130,9 +143,11 @@ export const main = defineTool<{ json?: boolean }>({
           env: ctx.io.env,
           shutdown: stop.signal,
           log: ctx.log,
+          ...(agentSlots ? { agentSlots } : {}),
         }),
       );
     } finally {
+      agentSlots?.close();
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
     }

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  AGENT_GATE_FD,
   expectErrno,
   checkClaimRel,
   checkedFollowUp,
@@ -36,6 +37,7 @@ import {
   type WatcherConfig,
 } from '@prompt-valet/core';
 import { buildAgentEnv } from './agent-env.js';
+import type { AgentSlots } from './agent-slot.js';
 import { runAgent, type AgentExit } from './agent-process.js';
 import { fillRunCodexHome, operatorCodexHome } from './codex-home.js';
 import { filesCutAtSizeLimit } from './file-size-limit.js';
@@ -70,6 +72,8 @@ export interface RunPromptDeps {
   env: NodeJS.ProcessEnv;
   shutdown: AbortSignal;
   log: Logger;
+  /** pv-watcher's agent gate, when this pv-run-codex runs in its pipeline: an agent starts only once granted a slot */
+  agentSlots?: AgentSlots;
 }
 
 /** The agent section pv-run-codex writes: core's AgentSection, every field listed there. */
@@ -122,7 +126,6 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
   const logFile = runFile(inputs.runRoot, 'log');
   const eventsFile = deps.json ? runFile(inputs.runRoot, 'events') : undefined;
 
-  await updateRunStatus(inputs.runRoot, { state: 'running', step: STEP });
   // A last message left by an earlier attempt must not pass for this one's.
   await fsp.rm(lastMessage, { force: true });
   const jailed = w.agent_isolation === 'bwrap';
@@ -166,43 +169,65 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     dirs: jailDirs,
   }, deps.runnerPath, args, inputs.runId);
 
-  if (continuation) await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${describeContinuation(continuation)}\n`);
-  await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
-  deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
+  // Every check that can fail without an agent is behind us: only now wait for an agent slot,
+  // so a bad record never holds one, and the time and idle limits start with the agent.
+  if (deps.agentSlots) {
+    const answer = await deps.agentSlots.acquire(inputs.runId, deps.shutdown);
+    if (answer !== 'go') {
+      await launch.cgroup?.remove();
+      const why = answer === 'refused' ? 'pv-watcher is stopping (the agent gate closed)' : 'pv-run-codex was stopped';
+      throw new StepError('aborted_shutdown', `${why} while this prompt waited for an agent slot; the agent did not start`, { retryable: true });
+    }
+  }
   const usageCounter = new UsageCounter();
   const sessionUsage = new SessionUsageFollower(jailDirs.codexHome);
-  sessionUsage.start();
   let announcedSession: string | undefined;
-  await countAgentRun(inputs.runRoot);
   const runCgroup = launch.cgroup;
-  // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
-  const agentStartedMs = Date.now() - 1000;
-  const exit = await runAgent({
-    command: launch.command,
-    args: launch.args,
-    blankInheritedFds: jailed,
-    ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
-    ...(maxTokens > 0 ? { overBudget: () => totalTokens(finalUsage(usageCounter.result(), sessionUsage.poll())) > maxTokens } : {}),
-    cwd: inputs.checkoutDir,
-    env,
-    input: continuation?.kind === 'fresh' ? continuation.preamble + inputs.body : inputs.body,
-    logFile,
-    ...(eventsFile ? {
-      eventsFile,
-      onStdoutLine: (line: string) => {
-        usageCounter.addEventLine(line);
-        announcedSession ??= sessionIdOfEvent(line);
+  let agentStartedMs: number;
+  let exit: AgentExit;
+  // From go until the agent has ended the slot is this run's; whatever happens, it is handed back.
+  try {
+    await updateRunStatus(inputs.runRoot, { state: 'running', step: STEP });
+    if (continuation) await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} ${describeContinuation(continuation)}\n`);
+    await fsp.appendFile(logFile, `pv-run-codex: ${new Date().toISOString()} running ${deps.runnerPath} ${args.join(' ')}\n`);
+    deps.log.info(`${inputs.runId}: running ${w.runner_cmd} (model ${model}, sandbox ${sandbox}, limit ${timeoutSeconds}s${maxTokens > 0 ? `, ${maxTokens} tokens` : ''})`);
+    sessionUsage.start();
+    await countAgentRun(inputs.runRoot);
+    // Files the agent cut at RLIMIT_FSIZE are those changed since now; a second back for coarse file timestamps.
+    agentStartedMs = Date.now() - 1000;
+    exit = await runAgent({
+      command: launch.command,
+      args: launch.args,
+      blankInheritedFds: jailed,
+      ...(runCgroup ? { limitTripped: () => Object.values(runCgroup.tripped()).some(Boolean) } : {}),
+      ...(maxTokens > 0 ? { overBudget: () => totalTokens(finalUsage(usageCounter.result(), sessionUsage.poll())) > maxTokens } : {}),
+      cwd: inputs.checkoutDir,
+      env,
+      input: continuation?.kind === 'fresh' ? continuation.preamble + inputs.body : inputs.body,
+      logFile,
+      ...(eventsFile ? {
+        eventsFile,
+        onStdoutLine: (line: string) => {
+          usageCounter.addEventLine(line);
+          announcedSession ??= sessionIdOfEvent(line);
+        },
+      } : {}),
+      abortFile: runFile(inputs.runRoot, 'abort'),
+      limits: {
+        timeoutMs: timeoutSeconds * 1000,
+        idleTimeoutMs: w.runner_idle_timeout_seconds * 1000,
+        killGraceMs: w.runner_kill_grace_seconds * 1000,
       },
-    } : {}),
-    abortFile: runFile(inputs.runRoot, 'abort'),
-    limits: {
-      timeoutMs: timeoutSeconds * 1000,
-      idleTimeoutMs: w.runner_idle_timeout_seconds * 1000,
-      killGraceMs: w.runner_kill_grace_seconds * 1000,
-    },
-    shutdown: deps.shutdown,
-    marker,
-  });
+      shutdown: deps.shutdown,
+      marker,
+      // The gate is the watcher's, never the agent's (jailed or not): with it an agent could free slots. Node
+      // already marks inherited descriptors close-on-exec at start-up; this does not rest on that.
+      ...(deps.agentSlots ? { blankFds: [AGENT_GATE_FD] } : {}),
+    });
+  } finally {
+    // The agent and whatever it left are gone: the next run's agent may start while this one publishes.
+    deps.agentSlots?.release(inputs.runId);
+  }
   const cutFiles = filesCutAtSizeLimit(inputs.checkoutDir, w.agent_max_file_bytes, agentStartedMs);
   const tripped = limitsTripped(exit, launch.cgroup?.tripped(), cutFiles);
   await launch.cgroup?.remove();

@@ -26,6 +26,7 @@ function checkRoutes(t: Test, v: JailedValet, run: Finished, configEntries: stri
   for (const route of BLOCKED_ROUTES) t.equal(report.get(route), 'blocked', `${route}: the agent could not`);
   t.ok(Number(report.get('proc_count')) <= 10, `/proc inside the jail shows only the jail (${report.get('proc_count')} processes)`);
   t.match(report.get('fd9'), /^(\/dev\/null|closed)$/, `the claim lock (fd 9) is not passed to the agent (${report.get('fd9')})`);
+  t.match(report.get('fd4'), /^(\/dev\/null|closed)$/, `the agent gate (fd 4) is not passed to the agent (${report.get('fd4')})`);
   t.ok(Number(report.get('big_file')) <= FILE_LIMIT, `a 2 GiB file stops at agent_max_file_bytes (${report.get('big_file')} bytes)`);
 
   t.notOk(fs.existsSync(path.join(v.root, 'inbox/widget/main/injected.prompt.md')), 'no prompt was injected into the inbox');
@@ -46,8 +47,11 @@ function checkRoutes(t: Test, v: JailedValet, run: Finished, configEntries: stri
 t.test('a hostile stand-in agent: every route fails, and the token leaks nowhere', async (t) => {
   const v = await jailedValet(t);
   await v.writeConfig({ runner_cmd: HOSTILE_ROUTES, agent_max_file_bytes: FILE_LIMIT });
-  const run = await v.start().done;
+  const started = v.start({ gate: true });
+  const run = await started.done;
   t.equal(run.code, 0, run.stderr);
+  t.same(started.gateLines.map((l) => JSON.parse(l) as unknown), [{ gate: 'wait', run_id: v.runId }, { gate: 'done', run_id: v.runId }],
+    "the gate carried pv-run-codex's wait and done, nothing the agent wrote");
   const rec = run.records[0]!;
   t.notOk(rec.error, JSON.stringify(rec.error));
   const agent = rec.agent!;
@@ -82,8 +86,11 @@ t.test('without the jail (agent_isolation: none) the same agent gets through: th
   const v = await jailedValet(t);
   t.teardown(() => fs.rmSync('/etc/pv-jail-test', { force: true }));
   await v.writeConfig({ runner_cmd: HOSTILE_ROUTES, agent_isolation: 'none', agent_max_file_bytes: FILE_LIMIT, agent_runs_dir: '' });
-  const run = await v.start().done;
+  const started = v.start({ gate: true });
+  const run = await started.done;
   t.equal(run.code, 0, run.stderr);
+  t.match(readReport(v.checkout).get('fd4'), /^(\/dev\/null|closed)$/, 'the agent gate (fd 4) is kept from the agent even without the jail');
+  t.same(started.gateLines.map((l) => (JSON.parse(l) as { gate: string }).gate), ['wait', 'done'], 'and nothing forged reached it');
   t.equal(run.records[0]!.agent?.limits?.isolation, 'none');
   const report = readReport(v.checkout);
   for (const route of ['proc_environ', 'secrets_env', 'credentials', 'write_inbox', 'git_hook', 'claim_lock'] as const) {

@@ -11,6 +11,7 @@ import {
   locateTool,
   prepareAgentCgroups,
   probeAgentJail,
+  PREPARE_AHEAD_AS_MAX_PARALLEL,
   type LoadedConfig,
 } from '@prompt-valet/core';
 import { Pipeline, pipelineCommand, type PipelineLike } from './pipeline.js';
@@ -32,7 +33,7 @@ export const main = defineTool<WatcherArgs>({
   options: (y) =>
     y
       .option('once', { type: 'boolean', describe: 'claim what is pending now, run it all, exit' })
-      .option('max-parallel', { type: 'number', describe: 'prompts run at once (default: watcher.max_parallel)' }),
+      .option('max-parallel', { type: 'number', describe: 'agents run at once (default: watcher.max_parallel)' }),
   epilogue: `
 For each prompt it runs, as separate processes joined by pipes (the same
 commands a person can type):
@@ -47,7 +48,14 @@ rescan every watcher.rescan_interval_seconds, and a rescan at start.
 Claims whose pipeline died (their lock is free) are recovered and resumed
 (pv-claim --recover) at start, at stop, after a pipeline of its own ended
 without settling, and at each rescan while claims of other holders exist.
-Up to watcher.max_parallel prompts run at once.
+
+Agent slots: up to watcher.max_parallel agents run at once. Up to
+watcher.prepare_ahead more pipelines (default: as many as max_parallel; 0:
+none) claim, resolve and clone meanwhile, then wait at the agent gate (fd 4
+of pv-run-codex, PV_AGENT_GATE_FD) until a slot is free, granted in the order
+they asked; publishing and settling after the agent hold no slot. So the next
+agent starts the moment one ends. (dispatch: nats: up to max_parallel
+pipelines, none ahead: the agents run on the workers.)
 
 With notify.webhooks set, every settled record also goes to one long-lived
 pv-notify fed by the watcher (the same as \`… | pv-settle | pv-notify\`), so
@@ -55,8 +63,10 @@ a slow webhook never holds a pipeline open.
 
 Signals (caught from the first moment; one arriving during start is handled
 once started):
-  SIGTERM, SIGINT  stop claiming; let runs finish for watcher.shutdown_grace_seconds,
-                   then stop their agents (their prompts go back to pending); exit 0.
+  SIGTERM, SIGINT  stop claiming; runs waiting for an agent slot go back to pending
+                   at once (not counted); let running agents finish for
+                   watcher.shutdown_grace_seconds, then stop them (their prompts go
+                   back to pending); exit 0.
                    A second signal kills the pipelines at once.
   SIGHUP           reload the configuration (a bad one is refused; the old one stays).
 
@@ -78,6 +88,13 @@ Examples:
     const { log, io } = ctx;
     let loaded: LoadedConfig = ctx.config();
     const maxParallel = () => ctx.args['max-parallel'] ?? loaded.config.watcher.max_parallel;
+    // dispatch: nats: no pv-run-codex here, so no gate: each pipeline waits on a worker's run, and
+    // max_parallel keeps bounding those (pipelines ahead would only put more jobs in flight).
+    const prepareAhead = () => {
+      const w = loaded.config.watcher;
+      if (loaded.config.dispatch === 'nats') return 0;
+      return w.prepare_ahead === PREPARE_AHEAD_AS_MAX_PARALLEL ? maxParallel() : w.prepare_ahead;
+    };
     if (ctx.args['max-parallel'] !== undefined && (!Number.isInteger(ctx.args['max-parallel']) || ctx.args['max-parallel'] < 1)) {
       log.error('--max-parallel takes a whole number >= 1');
       return EX.USAGE;
@@ -130,6 +147,7 @@ Examples:
         return new Pipeline(command, io.env, processed, handlers);
       },
       maxParallel: maxParallel(),
+      prepareAhead: prepareAhead(),
       log,
       once: Boolean(ctx.args.once),
       onSettledRecord: (rec) => {
@@ -177,10 +195,10 @@ Examples:
         void notifier?.close();
         notifier = notifierFor(next);
         scheduler.configChanged();
-        scheduler.setMaxParallel(maxParallel());
+        scheduler.setMaxParallel(maxParallel(), prepareAhead());
         triggers?.update(next.config.watcher.rescan_interval_seconds * 1000, next.config.watcher.quiet_seconds * 1000);
         if (next.config.inbox !== config.inbox) log.warn('inbox changed: restart pv-watcher to watch the new folder');
-        log.notice(`configuration reloaded (max_parallel ${maxParallel()})`);
+        log.notice(`configuration reloaded (max_parallel ${maxParallel()}, prepare_ahead ${prepareAhead()})`);
         scheduler.trigger();
       } catch (err) {
         const msg = err instanceof ConfigError ? err.message : String(err);
@@ -228,7 +246,7 @@ Examples:
         return;
       }
       triggers!.start();
-      log.notice(`watching ${config.inbox} (max_parallel ${maxParallel()}, config ${loaded.path ?? 'defaults'})`);
+      log.notice(`watching ${config.inbox} (max_parallel ${maxParallel()}, prepare_ahead ${prepareAhead()}, config ${loaded.path ?? 'defaults'})`);
       scheduler.trigger(); // the rescan at start
     });
   },

@@ -1,9 +1,13 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as readline from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import {
   expectErrno,
+  AGENT_GATE_ENV,
+  AGENT_GATE_FD,
+  AGENT_GATE_GO,
+  parseAgentGateLine,
   CLAIM_LOCK_ENV,
   CLAIM_LOCK_FD,
   claimLockPath,
@@ -36,19 +40,23 @@ const CLAIM_STEP_DONE = '{"v":1,"claim_step":"done"}';
  * waiting for this one to finish; `{"claim_step":"done"}` on fd 3 says the
  * claim step is over. (`tee /dev/fd/3` cannot do it: Node's pipes are
  * sockets, which /dev/fd cannot open.) Every step inherits fd 9, the claim
- * lock (see Pipeline).
+ * lock (see Pipeline). Only pv-run-codex gets fd 4, the agent gate
+ * (core agent-gate.ts), and PV_AGENT_GATE_FD naming it; the other steps
+ * have it closed, so none can take or free an agent slot.
  */
 export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.ProcessEnv; dispatch?: 'local' | 'nats' }): string {
   const cfg = opts.configPath ? ` --config ${shellQuote(opts.configPath)}` : '';
   const tool = (name: string) => shellQuote(locateTool(name, { env: opts.env ?? process.env }));
   // --wait: pv-claim starts at once, then waits for the watcher's go line.
-  const claim = `${tool('pv-claim')} --limit 1 --wait${cfg} 3>&-`;
+  const noGate = `${AGENT_GATE_FD}>&-`;
+  const claim = `${tool('pv-claim')} --limit 1 --wait${cfg} 3>&- ${noGate}`;
   // dispatch: nats: the costly steps run on workers; pv-settle here only settles what could not be queued.
   const steps = opts.dispatch === 'nats' ? ['pv-resolve', 'pv-queue send jobs', 'pv-settle'] : PIPELINE_STEPS;
   const rest = steps
     .map((s) => {
       const [name, ...args] = s.split(' ');
-      return `${tool(name!)}${args.length ? ` ${args.join(' ')}` : ''}${cfg} 3>&-`;
+      const command = `${tool(name!)}${args.length ? ` ${args.join(' ')}` : ''}${cfg} 3>&-`;
+      return name === 'pv-run-codex' ? `${AGENT_GATE_ENV}=${AGENT_GATE_FD} ${command}` : `${command} ${noGate}`;
     })
     .join(' | ');
   const done = `printf '%s\\n' '${CLAIM_STEP_DONE}' >&3`;
@@ -56,7 +64,7 @@ export function pipelineCommand(opts: { configPath?: string; env?: NodeJS.Proces
     `${claim} | { ` +
     `if ! IFS= read -r line; then ${done}; exit 0; fi; ` +
     `printf '%s\\n' "$line" >&3; ${done}; ` +
-    `{ printf '%s\\n' "$line"; exec cat; } 3>&- | ${rest}; }`
+    `{ printf '%s\\n' "$line"; exec cat; } 3>&- ${noGate} | ${rest}; }`
   );
 }
 
@@ -67,6 +75,10 @@ export interface PipelineHandlers {
   onNothingClaimed(): void;
   /** a record that came out of pv-settle */
   onSettled(rec: PvRecord): void;
+  /** pv-run-codex asks for an agent slot before it starts the agent of run `runId` */
+  onAgentWait(runId: string): void;
+  /** the agent ended, or pv-run-codex no longer waits: it said done, or the gate closed */
+  onAgentDone(): void;
   /** the whole pipeline is gone */
   onExit(code: number | null, signal: NodeJS.Signals | null): void;
 }
@@ -80,6 +92,10 @@ export interface PipelineLike {
   /** let pv-claim look; `hint`: the prompt a file event named (relative to the inbox), tried before the walk */
   go(hint?: string): void;
   cancel(): void;
+  /** the agent may start: the slot is this pipeline's until onAgentDone */
+  grantAgent(): void;
+  /** the agent must not start (the watcher is stopping): pv-run-codex ends the run as a shutdown does */
+  refuseAgent(): void;
   stopAgent(): number;
   kill(signal?: NodeJS.Signals): void;
 }
@@ -93,6 +109,8 @@ export type PipelineFactory = (handlers: PipelineHandlers) => PipelineLike;
  * locks it, hands the locked descriptor to the shell as fd 9 with
  * PV_CLAIM_LOCK=<id>, and closes its own. Every step inherits fd 9, so the
  * lock, and with it the claim, lives exactly as long as some step does.
+ * Fd 4 is the agent gate: a socketpair (Node's 'pipe' stdio) whose other end
+ * the watcher reads pv-run-codex's wait and done lines from and answers go on.
  */
 export class Pipeline implements PipelineLike {
   child: ChildProcess | undefined;
@@ -102,6 +120,8 @@ export class Pipeline implements PipelineLike {
   /** go/cancel asked for before the shell was started */
   private early: { go: true; hint?: string } | { go: false } | undefined;
   private killed: NodeJS.Signals | undefined;
+  /** our end of the agent gate (fd 4 of the pipeline) */
+  private gate: Duplex | undefined;
 
   constructor(
     command: string,
@@ -120,6 +140,8 @@ export class Pipeline implements PipelineLike {
     const lock = await takeLock(claimLockPath(processed, this.lockId));
     if (!lock) throw new Error(`the fresh claim lock ${this.lockId} is busy`);
     const stdio: StdioOptions = ['pipe', 'pipe', 'inherit', 'pipe'];
+    while (stdio.length < AGENT_GATE_FD) stdio.push('ignore');
+    stdio.push('pipe');
     while (stdio.length < CLAIM_LOCK_FD) stdio.push('ignore');
     stdio.push(lock.fd);
     let child: ChildProcess;
@@ -158,6 +180,7 @@ export class Pipeline implements PipelineLike {
         handlers.onNothingClaimed();
       }
     });
+    this.wireAgentGate(child.stdio[AGENT_GATE_FD] as Duplex);
     const settled = readline.createInterface({ input: child.stdout as Readable, crlfDelay: Infinity });
     settled.on('line', (line) => {
       if (line.trim() !== '') handlers.onSettled(parseRecordLine(line));
@@ -180,6 +203,28 @@ export class Pipeline implements PipelineLike {
       stdoutDone = true;
       finish();
     });
+  }
+
+  private wireAgentGate(gate: Duplex): void {
+    this.gate = gate;
+    // pv-run-codex gone while the watcher answers: its slot is freed by the close below.
+    gate.on('error', () => undefined);
+    const lines = readline.createInterface({ input: gate, crlfDelay: Infinity });
+    lines.on('line', (line) => {
+      const message = parseAgentGateLine(line);
+      if (message?.gate === 'wait') this.handlers.onAgentWait(message.run_id);
+      else if (message?.gate === 'done') this.handlers.onAgentDone();
+    });
+    lines.on('close', () => this.handlers.onAgentDone());
+  }
+
+  grantAgent(): void {
+    this.gate?.write(`${AGENT_GATE_GO}\n`);
+  }
+
+  /** Closing our end: pv-run-codex reads the end of the gate before go. */
+  refuseAgent(): void {
+    this.gate?.destroy();
   }
 
   /** pv-claim (started with --wait) may look for a prompt now, trying `hint` first. */

@@ -2,13 +2,6 @@ import type { Logger, PvRecord } from '@prompt-valet/core';
 import type { PipelineFactory, PipelineLike } from './pipeline.js';
 import { RunStateLog } from './run-states.js';
 
-/**
- * Keeps up to `maxParallel` pipelines running. Claims one prompt at a time
- * (each pipeline starts with `pv-claim --limit 1`) and starts the next as
- * soon as the previous one has claimed, so a burst of prompts fills every
- * slot within a few process start-ups while an empty inbox costs one
- * pv-claim per trigger.
- */
 /** How long after a claim the next claimer is started ahead (see onClaim). */
 const PRESTART_AFTER_CLAIM_MS = 1500;
 
@@ -21,7 +14,14 @@ const MAX_HINTS = 256;
 export interface SchedulerOptions {
   /** starts one pipeline (the real one spawns `pv-claim --wait | … | pv-settle` under a claim lock) */
   factory: PipelineFactory;
+  /** agents running at once (the agent slots) */
   maxParallel: number;
+  /**
+   * pipelines beyond maxParallel that may claim, resolve and clone while
+   * every slot is taken, then wait at the agent gate (default 0: a pipeline
+   * per slot, as before slots existed)
+   */
+  prepareAhead?: number;
   log: Logger;
   /** --once: stop when nothing is left to claim and every run has ended */
   once: boolean;
@@ -43,8 +43,22 @@ export interface SchedulerOptions {
   inboxHasWork?: () => Promise<boolean>;
 }
 
+/**
+ * Keeps up to `maxParallel` agents running (docs/lifecycle.md, "Agent
+ * slots"), with up to `maxParallel + prepareAhead` pipelines: the extra ones
+ * claim, resolve and clone while the agents run, then wait at the agent
+ * gate, so a slot set free is taken at once by a run that is ready.
+ * Claims one prompt at a time (each pipeline starts with `pv-claim --limit
+ * 1`) and starts the next as soon as the previous one has claimed, so a
+ * burst of prompts fills every pipeline within a few process start-ups
+ * while an empty inbox costs one pv-claim per trigger.
+ */
 export class Scheduler {
   private readonly active = new Set<PipelineLike>();
+  /** pipelines whose agent holds a slot */
+  private readonly agentSlots = new Set<PipelineLike>();
+  /** pipelines waiting at the agent gate, in the order they asked */
+  private readonly agentQueue: { pipeline: PipelineLike; runId: string }[] = [];
   private claiming: PipelineLike | undefined;
   /** a pipeline started ahead, its pv-claim loaded and waiting for go */
   private warm: PipelineLike | undefined;
@@ -60,8 +74,10 @@ export class Scheduler {
     this.states = new RunStateLog(opts.log);
   }
 
-  setMaxParallel(n: number): void {
-    this.opts = { ...this.opts, maxParallel: n };
+  /** The configuration was reloaded: both bounds apply at once (a slot set free is granted, more pipelines may start). */
+  setMaxParallel(maxParallel: number, prepareAhead = this.opts.prepareAhead): void {
+    this.opts = { ...this.opts, maxParallel, prepareAhead };
+    this.grantAgentSlots();
     this.pump();
   }
 
@@ -74,6 +90,20 @@ export class Scheduler {
 
   get running(): number {
     return this.active.size;
+  }
+
+  /** agents holding a slot now */
+  get agentsRunning(): number {
+    return this.agentSlots.size;
+  }
+
+  /** runs waiting at the agent gate now */
+  get agentsWaiting(): number {
+    return this.agentQueue.length;
+  }
+
+  private get pipelineCap(): number {
+    return this.opts.maxParallel + (this.opts.prepareAhead ?? 0);
   }
 
   get failures(): number {
@@ -100,7 +130,7 @@ export class Scheduler {
 
   private pump(): void {
     if (this.stopping || this.claiming || !this.wanted) return;
-    if (this.active.size >= this.opts.maxParallel) return;
+    if (this.active.size >= this.pipelineCap) return;
     this.wanted = false;
     this.start();
   }
@@ -157,6 +187,8 @@ export class Scheduler {
         if (state === 'error') log.error(line);
         else log.notice(line);
       },
+      onAgentWait: (runId) => this.agentWaits(pipeline, runId),
+      onAgentDone: () => this.agentDone(pipeline),
       onExit: (code, signal) => {
         this.opts.onEnded?.(pipeline, { claimed: pipeline.claim !== undefined, settled, code, signal });
         if (this.warm === pipeline) {
@@ -171,6 +203,8 @@ export class Scheduler {
           return;
         }
         this.active.delete(pipeline);
+        // Its gate closed with it; this frees its slot even if that was not reported.
+        this.agentDone(pipeline);
         if (this.claiming === pipeline) this.claiming = undefined;
         if (pipeline.claim?.run_id) void this.states.untrack(pipeline.claim.run_id);
         if (code !== 0) {
@@ -187,6 +221,39 @@ export class Scheduler {
       },
     });
     return pipeline;
+  }
+
+  /** pv-run-codex of `pipeline` asks for an agent slot: granted in the order asked, refused once stopping. */
+  private agentWaits(pipeline: PipelineLike, runId: string): void {
+    // Asking again means its earlier agent ended (one pv-run-codex may run several records).
+    this.agentDone(pipeline);
+    if (this.stopping) {
+      this.opts.log.debug(`run ${runId}: no agent slot, stopping: the run goes back to pending`);
+      pipeline.refuseAgent();
+      return;
+    }
+    this.agentQueue.push({ pipeline, runId });
+    this.grantAgentSlots();
+    // Said once per run that has to wait: its state stays "cloned" meanwhile, which alone would look stuck.
+    if (this.agentQueue.some((w) => w.pipeline === pipeline)) {
+      this.opts.log.info(`run ${runId} waiting for an agent slot (${this.agentSlots.size} of ${this.opts.maxParallel} in use, ${this.agentQueue.length} waiting)`);
+    }
+  }
+
+  /** The agent of `pipeline` ended, or it no longer waits (its gate said done or closed). */
+  private agentDone(pipeline: PipelineLike): void {
+    const queued = this.agentQueue.findIndex((w) => w.pipeline === pipeline);
+    if (queued >= 0) this.agentQueue.splice(queued, 1);
+    if (this.agentSlots.delete(pipeline)) this.grantAgentSlots();
+  }
+
+  private grantAgentSlots(): void {
+    while (!this.stopping && this.agentSlots.size < this.opts.maxParallel && this.agentQueue.length > 0) {
+      const next = this.agentQueue.shift()!;
+      this.agentSlots.add(next.pipeline);
+      this.opts.log.debug(`run ${next.runId} gets an agent slot (${this.agentSlots.size} of ${this.opts.maxParallel} in use, ${this.agentQueue.length} waiting)`);
+      next.pipeline.grantAgent();
+    }
   }
 
   /**
@@ -225,7 +292,9 @@ export class Scheduler {
   }
 
   /**
-   * Graceful stop: claim nothing more; let runs finish for `graceMs`; then
+   * Graceful stop: claim nothing more; runs waiting at the agent gate (now
+   * or later) are told at once not to start their agent (they go back to
+   * pending, not counted); let running agents finish for `graceMs`; then
    * ask each agent to stop (pv-run-codex settles its prompt back to
    * pending); after `killAfterMs` more, kill what is left (pv-claim
    * --recover then puts those prompts back).
@@ -236,6 +305,9 @@ export class Scheduler {
     this.warm?.cancel();
     this.warm = undefined;
     const { log } = this.opts;
+    const waiting = this.agentQueue.splice(0);
+    if (waiting.length > 0) log.notice(`stopping: ${waiting.length} run(s) waiting for an agent slot go back to pending`);
+    for (const w of waiting) w.pipeline.refuseAgent();
     if (this.active.size > 0) {
       log.notice(`stopping: waiting up to ${graceMs / 1000}s for ${this.active.size} run(s)`);
     }

@@ -18,6 +18,8 @@ class HintedPipeline implements PipelineLike {
     this.wentWith = hint ?? '';
   }
   cancel(): void {}
+  grantAgent(): void {}
+  refuseAgent(): void {}
   stopAgent(): number {
     return 0;
   }

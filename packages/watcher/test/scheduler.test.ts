@@ -11,6 +11,10 @@ class FakePipeline implements PipelineLike {
   cancelled = false;
   killedWith: NodeJS.Signals | undefined;
   agentsStopped = 0;
+  /** go lines the watcher wrote on the gate */
+  granted = 0;
+  refused = false;
+  ended = false;
   constructor(private readonly h: PipelineHandlers, n: number) {
     this.lockId = `fake-${n}`;
   }
@@ -23,6 +27,20 @@ class FakePipeline implements PipelineLike {
   stopAgent(): number {
     this.agentsStopped++;
     return 1;
+  }
+  grantAgent(): void {
+    this.granted++;
+  }
+  refuseAgent(): void {
+    this.refused = true;
+  }
+  /** pv-run-codex asks for an agent slot */
+  waitsForAgent(): void {
+    this.h.onAgentWait(this.claim?.run_id ?? '?');
+  }
+  /** the agent ended (done on the gate, or the gate closed) */
+  agentEnds(): void {
+    this.h.onAgentDone();
   }
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     this.killedWith = signal;
@@ -38,6 +56,7 @@ class FakePipeline implements PipelineLike {
     this.h.onSettled({ ...this.claim!, settle: { state: 'done', path: '/f' } });
   }
   exits(code: number | null = 0, signal: NodeJS.Signals | null = null): void {
+    this.ended = true;
     this.h.onExit(code, signal);
   }
 }
@@ -192,6 +211,137 @@ t.test('shutdown: waits for runs, then stops agents, then kills', async (t) => {
   await tick(40);
   t.equal(made[0]!.killedWith, 'SIGKILL', 'still running: killed');
   made[0]!.exits(null, 'SIGKILL');
+  await done;
+  t.equal(s.running, 0);
+});
+
+/** Claimers sent to look (while others end) find nothing, until none is left. */
+function drain(made: FakePipeline[]): void {
+  for (let p = made.find((q) => q.went && !q.ended && !q.claim); p; p = made.find((q) => q.went && !q.ended && !q.claim)) {
+    p.findsNothing();
+    p.exits(0);
+  }
+}
+
+/** A claimed pipeline that reached the agent gate. */
+function claimAndWait(p: FakePipeline, runId: string): void {
+  p.claims(runId);
+  p.waitsForAgent();
+}
+
+t.test('agent slots: max_parallel agents at once, max_parallel + prepare_ahead pipelines, granted in the order asked', async (t) => {
+  const { s, made } = scheduler({ once: true, maxParallel: 2, prepareAhead: 2 });
+  s.trigger();
+  for (let i = 0; i < 4; i++) claimAndWait(made[i]!, `run-${i}`);
+  t.equal(s.running, 4, '4 pipelines: 2 slots + 2 ahead');
+  t.equal(made.length, 4, 'no fifth pipeline while 4 run');
+  t.same(made.map((p) => p.granted), [1, 1, 0, 0], 'the first two to ask got a slot; the others wait');
+  t.equal(s.agentsRunning, 2);
+  t.equal(s.agentsWaiting, 2);
+
+  made[1]!.agentEnds();
+  t.same(made.map((p) => p.granted), [1, 1, 1, 0], 'a slot set free goes to the run that asked first');
+  t.equal(made.length, 4, 'its pipeline (publishing now) still counts against the pipelines');
+  made[1]!.settles();
+  made[1]!.exits(0);
+  t.equal(made.length, 5, 'the pipeline ended: the next claimer starts');
+  claimAndWait(made[4]!, 'run-4');
+  t.same(made.map((p) => p.granted), [1, 1, 1, 0, 0], 'slots full: the new run waits behind run-3');
+  made[0]!.agentEnds();
+  t.same(made.map((p) => p.granted), [1, 1, 1, 1, 0], 'FIFO: run-3 before run-4');
+  made[2]!.agentEnds();
+  t.same(made.map((p) => p.granted), [1, 1, 1, 1, 1]);
+  t.equal(s.agentsRunning, 2, 'never more than max_parallel agents');
+  for (const p of [made[0]!, made[2]!, made[3]!, made[4]!]) {
+    p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
+  drain(made);
+  await s.idle();
+  t.equal(s.agentsRunning, 0);
+});
+
+t.test('agent slots: a pipeline that ends while holding a slot, or while waiting, frees it', async (t) => {
+  const { s, made } = scheduler({ maxParallel: 1, prepareAhead: 2, prestartAfterClaimMs: 60_000 });
+  s.trigger();
+  claimAndWait(made[0]!, 'run-0');
+  claimAndWait(made[1]!, 'run-1');
+  claimAndWait(made[2]!, 'run-2');
+  t.same(made.map((p) => p.granted), [1, 0, 0]);
+  made[1]!.exits(null, 'SIGKILL');
+  t.equal(s.agentsWaiting, 1, 'a waiting run that died leaves the queue');
+  made[0]!.exits(null, 'SIGKILL');
+  t.same(made.slice(0, 3).map((p) => p.granted), [1, 0, 1], 'killed with its slot (no done said): the slot goes to the next waiting run');
+  t.equal(s.agentsRunning, 1);
+  made[2]!.agentEnds();
+  made[2]!.agentEnds();
+  t.equal(s.agentsRunning, 0, 'done and then the gate closing free one slot, once');
+  made[2]!.settles();
+  made[2]!.exits(0);
+  drain(made);
+  await s.shutdown(100, 100);
+});
+
+t.test('prepare_ahead 0: a pipeline per slot, and each run gets its slot at once', async (t) => {
+  const { s, made } = scheduler({ once: true, maxParallel: 2, prepareAhead: 0 });
+  s.trigger();
+  claimAndWait(made[0]!, 'run-0');
+  claimAndWait(made[1]!, 'run-1');
+  t.equal(made.length, 2, 'max_parallel pipelines, no more');
+  t.same(made.map((p) => p.granted), [1, 1], 'no run waits');
+  for (const p of made) {
+    p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
+  drain(made);
+  await s.idle();
+});
+
+t.test('a reload that raises max_parallel grants waiting runs at once; one that lowers it lets running agents finish', async (t) => {
+  const { s, made } = scheduler({ maxParallel: 1, prepareAhead: 1, prestartAfterClaimMs: 60_000 });
+  s.trigger();
+  claimAndWait(made[0]!, 'run-0');
+  claimAndWait(made[1]!, 'run-1');
+  t.same(made.map((p) => p.granted), [1, 0]);
+  s.setMaxParallel(2, 1);
+  t.same(made.slice(0, 2).map((p) => p.granted), [1, 1], 'the waiting run got the new slot');
+  t.equal(made.length, 3, 'and a third pipeline may claim ahead');
+  claimAndWait(made[2]!, 'run-2');
+  s.setMaxParallel(1, 0);
+  made[0]!.agentEnds();
+  t.equal(made[2]!.granted, 0, 'lowered to 1: one agent still runs, so run-2 waits');
+  made[1]!.agentEnds();
+  t.equal(made[2]!.granted, 1, 'the last running agent ended: run-2 starts');
+  for (const p of made.slice(0, 3)) {
+    p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
+  drain(made);
+  await s.shutdown(100, 100);
+});
+
+t.test('shutdown: runs waiting for a slot are refused at once, and so is any that asks later; running agents get the grace period', async (t) => {
+  const { s, made } = scheduler({ maxParallel: 1, prepareAhead: 2, prestartAfterClaimMs: 60_000 });
+  s.trigger();
+  claimAndWait(made[0]!, 'run-0');
+  claimAndWait(made[1]!, 'run-1');
+  made[2]!.claims('run-2');
+  const done = s.shutdown(1000, 1000);
+  t.ok(made[1]!.refused, 'the waiting run is told not to start its agent');
+  t.notOk(made[0]!.refused, 'the running agent is not touched');
+  made[2]!.waitsForAgent();
+  t.ok(made[2]!.refused, 'a run reaching the gate after the stop is refused too');
+  made[0]!.agentEnds();
+  t.equal(made[2]!.granted, 0, 'a slot set free during the stop is given to nobody');
+  t.equal(made[0]!.agentsStopped, 0, 'within the grace period');
+  for (const p of made.slice(0, 3)) {
+    p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
   await done;
   t.equal(s.running, 0);
 });
