@@ -1,4 +1,4 @@
-import { AGENT_CGROUP_ENV, AGENT_GATE_ENV, FORGE_TOKEN_FILE_ENV } from '@prompt-valet/core';
+import { AGENT_CGROUP_ENV, AGENT_GATE_ENV, CONFIG_HANDOFF_ENV, FORGE_TOKEN_FILE_ENV } from '@prompt-valet/core';
 
 /**
  * The agent's environment: ours, minus every secret and every handle on the
@@ -28,6 +28,7 @@ export const VALET_ONLY_ENV = [
   'PV_CLAIM_LOCK',
   AGENT_GATE_ENV,
   'PV_CONFIG',
+  CONFIG_HANDOFF_ENV,
   AGENT_CGROUP_ENV,
   FORGE_TOKEN_FILE_ENV,
   'SSH_AUTH_SOCK',

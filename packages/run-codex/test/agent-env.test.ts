@@ -6,6 +6,7 @@ t.test('the agent env drops secrets and every handle on the valet, and sets its 
     {
       PATH: '/usr/bin', OPENAI_API_KEY: 'model-key', GH_TOKEN: 'ghp_x', MY_SECRET: 's',
       GH_CONFIG_DIR: '/srv/pv/config/gh', CREDENTIALS_DIRECTORY: '/run/credentials/u', PV_CLAIM_LOCK: 'l1', PV_CONFIG: '/c.yaml',
+      PV_CONFIG_PARSED: '{"v":1,"file":"/c.yaml"}',
       PV_FORGE_TOKEN_FILE: '/t', PV_AGENT_CGROUP: '/sys/fs/cgroup/x', SSH_AUTH_SOCK: '/run/user/1/ssh', DBUS_SESSION_BUS_ADDRESS: 'unix:path=/run/dbus',
       XDG_RUNTIME_DIR: '/run/user/1', NOTIFY_SOCKET: '/run/systemd/notify', HOME: '/srv/pv', TMPDIR: '/var/tmp',
     },
@@ -14,7 +15,7 @@ t.test('the agent env drops secrets and every handle on the valet, and sets its 
     'marker-1',
     { home: '/run/pv/home', tmp: '/tmp', codexHome: '/run/pv/codex-home' },
   );
-  for (const gone of ['GH_TOKEN', 'MY_SECRET', 'GH_CONFIG_DIR', 'CREDENTIALS_DIRECTORY', 'PV_CLAIM_LOCK', 'PV_CONFIG', 'PV_FORGE_TOKEN_FILE',
+  for (const gone of ['GH_TOKEN', 'MY_SECRET', 'GH_CONFIG_DIR', 'CREDENTIALS_DIRECTORY', 'PV_CLAIM_LOCK', 'PV_CONFIG', 'PV_CONFIG_PARSED', 'PV_FORGE_TOKEN_FILE',
     'PV_AGENT_CGROUP', 'SSH_AUTH_SOCK', 'DBUS_SESSION_BUS_ADDRESS', 'XDG_RUNTIME_DIR', 'NOTIFY_SOCKET']) {
     t.notOk(gone in env, `${gone} is not passed`);
   }

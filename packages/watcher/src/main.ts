@@ -5,6 +5,7 @@ import {
   claimLockPath,
   ConfigError,
   defineTool,
+  envWithConfigHandoff,
   EX,
   EXIT_STATUS_HELP,
   listClaimRecords,
@@ -115,7 +116,8 @@ Examples:
     const processed = config.processed;
 
     const claimBin = locateTool('pv-claim', { env: io.env });
-    const recovery = new Recovery(claimBin, () => (loaded.path ? ['--config', loaded.path] : []), io.env, log);
+    // (a handoff made stale by an edited config is ignored by the receiver: core config.ts)
+    const recovery = new Recovery(claimBin, () => (loaded.path ? ['--config', loaded.path] : []), envWithConfigHandoff(io.env, loaded), log);
     const atStart = await recovery.run('start');
     if (atStart !== 0) return atStart === EX.CONFIG ? EX.CONFIG : EX.TEMPFAIL;
 
@@ -127,11 +129,17 @@ Examples:
         : new Notifier({
             bin: locateTool('pv-notify', { env: io.env }),
             configArgs: l.path ? ['--config', l.path] : [],
-            env: io.env,
+            env: envWithConfigHandoff(io.env, l),
             log,
             closeTimeoutMs: (l.config.notify.drain_seconds + 5) * 1000,
           });
     notifier = notifierFor(loaded);
+
+    let handedDown: { from: LoadedConfig; env: NodeJS.ProcessEnv } | undefined;
+    const pipelineEnv = () => {
+      if (handedDown?.from !== loaded) handedDown = { from: loaded, env: envWithConfigHandoff(io.env, loaded) };
+      return handedDown.env;
+    };
 
     const endings = new Set<Promise<void>>();
     const ended = async (p: PipelineLike, how: { claimed: boolean; settled: boolean }) => {
@@ -144,7 +152,8 @@ Examples:
       factory: (handlers) => {
         const command = pipelineCommand({ configPath: loaded.path, env: io.env, dispatch: loaded.config.dispatch });
         log.debug(`starting: ${command}`);
-        return new Pipeline(command, io.env, processed, handlers);
+        // The steps get the config this watcher parsed (core CONFIG_HANDOFF_ENV): six YAML parses fewer per run.
+        return new Pipeline(command, pipelineEnv(), processed, handlers);
       },
       maxParallel: maxParallel(),
       prepareAhead: prepareAhead(),
