@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghHostFor, ghTokenEnv, readForgeToken, scrubSecrets, StepError } from '@prompt-valet/core';
 
 /**
@@ -50,6 +49,8 @@ function ghTokenFor(opts: GhOptions): NodeJS.ProcessEnv {
 /** Run gh with the token for this one command; a failure is a retryable `gh_failed` naming gh's first line. */
 export async function runGh(opts: GhOptions, args: string[]): Promise<string> {
   const token = ghTokenFor(opts);
+  // Loaded on first use: with publisher none pv-publish never runs gh, and execa is a large part of its start-up.
+  const { execa } = await import('execa');
   const result = await execa(opts.cmd, args, {
     cwd: opts.cwd,
     env: { ...opts.env, ...token, GH_PROMPT_DISABLED: '1', GH_NO_UPDATE_NOTIFIER: '1', NO_COLOR: '1', GH_PAGER: 'cat', ...(opts.host === 'github.com' ? {} : { GH_HOST: opts.host }) },
