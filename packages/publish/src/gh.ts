@@ -99,3 +99,21 @@ export async function createPr(opts: GhOptions, repoArg: string, pr: PrSpec): Pr
   if (!url) throw new StepError('gh_failed', `gh pr create printed no PR URL: ${scrubSecrets(out.trim().slice(0, 200), opts.env)}`, { retryable: true });
   return url;
 }
+
+/**
+ * Open the PR unless one from `head` is open already (a retry after a crash
+ * between the PR and publish.json). `gh pr create` looks for an open PR of
+ * the branch itself and refuses a duplicate, so the usual run takes one gh
+ * process, not a lookup besides; when it fails, the lookup tells an open PR
+ * from a real failure without reading gh's message.
+ */
+export async function openPrOnce(opts: GhOptions, repoArg: string, pr: PrSpec): Promise<{ url: string; existed: boolean }> {
+  try {
+    return { url: await createPr(opts, repoArg, pr), existed: false };
+  } catch (err) {
+    if (!(err instanceof StepError) || err.code !== 'gh_failed') throw err;
+    const existing = await findOpenPr(opts, repoArg, pr.head);
+    if (existing) return { url: existing, existed: true };
+    throw err;
+  }
+}

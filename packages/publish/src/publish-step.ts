@@ -8,7 +8,7 @@ import {
 import {
   locateRunCheckout, repoGit, worktreeGit, type RunCheckout,
 } from './checkout-git.js';
-import { createPr, findOpenPr, ghHostForPr, ghRepoArg, TOKEN_VARS } from './gh.js';
+import { findOpenPr, ghHostForPr, ghRepoArg, openPrOnce, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
 import { commentOnce, commentOnOpenPr, type GhTarget } from './follow-up.js';
 import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
@@ -169,20 +169,22 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     return finish(progress);
   }
   const { opts: ghOpts, repoArg } = ghFor();
-  const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
-  if (existing && followUp) {
-    // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
-    const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
-    return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
+  if (followUp) {
+    const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
+    if (existing) {
+      // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
+      const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
+      return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
+    }
+    log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
   }
-  if (followUp) log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
-  if (existing) {
-    log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
-    return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: existing }));
+  const opened = await openPrOnce(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
+  if (opened.existed) {
+    log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${opened.url}`);
+    return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: opened.url }));
   }
-  const url = await createPr(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
-  log.info(`run ${runId}: opened ${url}`);
-  return finish(await recordProgress(run, { outcome: 'pr_opened', commit, title, pr_url: url }));
+  log.info(`run ${runId}: opened ${opened.url}`);
+  return finish(await recordProgress(run, { outcome: 'pr_opened', commit, title, pr_url: opened.url }));
 }
 
 /**
