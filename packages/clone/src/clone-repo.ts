@@ -30,22 +30,49 @@ export function sameRemote(a: string, b: string): boolean {
   return norm(a) === norm(b);
 }
 
-async function isClone(dir: string): Promise<boolean> {
+/**
+ * What the folder's own git repository says of itself, read by one git
+ * process: `origin` when `<dir>/.git` is a repository whose work tree is
+ * `dir`, undefined when it is not a clone at all. An explicit --git-dir
+ * keeps git from walking up to a repository around a broken `.git`, and
+ * `--local` makes it fail there (config alone would read the global files
+ * and say "not found"); a bare repository or one whose core.worktree is
+ * elsewhere is not a clone of this folder either.
+ */
+async function cloneOrigin(dir: string): Promise<{ origin: string } | undefined> {
   try {
     const st = await fsp.lstat(dir);
-    if (!st.isDirectory()) return false;
+    if (!st.isDirectory()) return undefined;
     await fsp.lstat(path.join(dir, '.git'));
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
     throw err;
   }
-  // A folder with a .git of its own, and git agrees it is the top.
+  let listed: string;
   try {
-    const top = (await git(['rev-parse', '--show-toplevel'], { cwd: dir })).stdout.trim();
-    return (await fsp.realpath(top)) === (await fsp.realpath(dir));
+    listed = (await git(['--git-dir', path.join(dir, '.git'), '--work-tree', dir,
+      'config', '--local', '--get-regexp', '^(remote\\.origin\\.url|core\\.bare|core\\.worktree)$'], { cwd: dir })).stdout;
   } catch (err) {
-    if (err instanceof GitError) return false;
-    throw err;
+    if (!(err instanceof GitError)) throw err;
+    // exit 1: a repository with none of the keys; anything else: no repository.
+    return err.exitCode === 1 ? { origin: '' } : undefined;
+  }
+  const values = new Map<string, string>();
+  for (const line of listed.split('\n')) {
+    const space = line.indexOf(' ');
+    if (space > 0) values.set(line.slice(0, space), line.slice(space + 1)); // the last value wins, as with --get
+  }
+  if (values.get('core.bare') === 'true') return undefined;
+  const worktree = values.get('core.worktree');
+  if (worktree !== undefined && (await realpathOrSelf(path.resolve(dir, '.git', worktree))) !== (await fsp.realpath(dir))) return undefined;
+  return { origin: values.get('remote.origin.url') ?? '' };
+}
+
+async function realpathOrSelf(p: string): Promise<string> {
+  try {
+    return await fsp.realpath(p);
+  } catch {
+    return p;
   }
 }
 
@@ -80,18 +107,11 @@ export async function ensureClone(t: TargetSection, opts: CloneOptions): Promise
   }
 
   let problem: { code: string; message: string } | undefined;
-  if (!(await isClone(dir))) {
+  const clone = await cloneOrigin(dir);
+  if (!clone) {
     problem = { code: 'not_a_git_repo', message: `${dir} exists but is not a git repository` };
-  } else {
-    let origin = '';
-    try {
-      origin = (await git(['config', '--get', 'remote.origin.url'], { cwd: dir })).stdout.trim();
-    } catch (err) {
-      if (!(err instanceof GitError)) throw err;
-    }
-    if (!sameRemote(origin, t.clone_url)) {
-      problem = { code: 'origin_mismatch', message: `${dir} is a clone of ${origin || '(no origin)'}, not ${t.clone_url}` };
-    }
+  } else if (!sameRemote(clone.origin, t.clone_url)) {
+    problem = { code: 'origin_mismatch', message: `${dir} is a clone of ${clone.origin || '(no origin)'}, not ${t.clone_url}` };
   }
   if (!problem) return { action: 'existing' };
   if (!opts.cleanup) {
@@ -103,23 +123,57 @@ export async function ensureClone(t: TargetSection, opts: CloneOptions): Promise
   return { action: 'replaced', moved_to: movedTo };
 }
 
+/** The refs a run starts from, read once after the fetch. */
+export interface CloneRefs {
+  /** `origin/<base>` */
+  baseSha: string;
+  /** `origin/<agent branch>`: where a follow-up starts */
+  remoteAgentSha?: string;
+  /** the local agent branch, left by an earlier attempt */
+  localAgentSha?: string;
+}
+
+interface RefTip {
+  sha: string;
+  /** HEAD of the clone's own checkout is this branch */
+  isHead: boolean;
+}
+
+/**
+ * The commits of the named refs in one `git for-each-ref` (one process
+ * instead of a rev-parse per ref). A ref that is missing, or names no
+ * commit (an annotated tag of one is peeled), is left out.
+ */
+async function refTips(repoDir: string, refs: string[]): Promise<Map<string, RefTip>> {
+  const { stdout } = await git(['for-each-ref', '--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)%00%(HEAD)', '--', ...refs], { cwd: repoDir });
+  const wanted = new Set(refs);
+  const tips = new Map<string, RefTip>();
+  for (const line of stdout.split('\n')) {
+    const [name, type, sha, peeledType, peeledSha, head] = line.split('\0');
+    // for-each-ref also matches refs below a name (`refs/heads/a/b` for `refs/heads/a`).
+    if (!name || !wanted.has(name)) continue;
+    const commit = type === 'commit' ? sha : peeledType === 'commit' ? peeledSha : undefined;
+    if (commit) tips.set(name, { sha: commit, isHead: head === '*' });
+  }
+  return tips;
+}
+
 /**
  * Fetch (pruned), then make the clone's own checkout `<base>` at
  * `origin/<base>` with no local changes. Local changes in the clone itself
  * (no run works there) are stashed, never thrown away, when cleanup is on.
- * Returns the commit of `origin/<base>`.
+ * Returns the commit of `origin/<base>` and the agent branch's refs.
  */
-export async function syncClone(t: TargetSection, opts: CloneOptions, state: CloneState): Promise<string> {
+export async function syncClone(t: TargetSection, opts: CloneOptions, state: CloneState): Promise<CloneRefs> {
   const dir = t.repo_dir;
   await git(['fetch', '--prune', '--quiet', 'origin'], { cwd: dir });
   const remoteRef = `refs/remotes/origin/${t.branch}`;
-  let baseSha: string;
-  try {
-    baseSha = (await git(['rev-parse', '--verify', '--quiet', `${remoteRef}^{commit}`], { cwd: dir })).stdout.trim();
-  } catch (err) {
-    if (!(err instanceof GitError)) throw err;
-    throw new StepError('base_branch_missing', `base branch ${JSON.stringify(t.branch)} does not exist in ${t.clone_url}`);
-  }
+  const localRef = `refs/heads/${t.branch}`;
+  const remoteAgentRef = `refs/remotes/origin/${t.agent_branch}`;
+  const localAgentRef = `refs/heads/${t.agent_branch}`;
+  const tips = await refTips(dir, [remoteRef, localRef, remoteAgentRef, localAgentRef]);
+  const baseSha = tips.get(remoteRef)?.sha;
+  if (!baseSha) throw new StepError('base_branch_missing', `base branch ${JSON.stringify(t.branch)} does not exist in ${t.clone_url}`);
 
   const dirty = state.action === 'existing'
     ? (await git(['status', '--porcelain', '--untracked-files=all'], { cwd: dir })).stdout.trim()
@@ -135,8 +189,18 @@ export async function syncClone(t: TargetSection, opts: CloneOptions, state: Clo
     state.stashed = (await git(['rev-parse', 'refs/stash'], { cwd: dir })).stdout.trim();
     opts.log.warn(`${dir} had local changes: kept them in a stash (${state.stashed}, "git stash list" there) before resetting`);
   }
-  await git(['checkout', '--quiet', '--force', '-B', t.branch, remoteRef, '--'], { cwd: dir });
-  await git(['reset', '--quiet', '--hard', remoteRef], { cwd: dir });
-  await git(['clean', '-ffd', '--quiet'], { cwd: dir });
-  return baseSha;
+  // The tree is clean now (status showed nothing, or the stash took it,
+  // untracked files too), so a forced checkout alone resets index and
+  // files: no `reset --hard` or `clean` after it. Already on `<base>` at
+  // `origin/<base>` (most runs), there is nothing to check out.
+  const local = tips.get(localRef);
+  if (!(local?.isHead && local.sha === baseSha)) {
+    await git(['checkout', '--quiet', '--force', '-B', t.branch, remoteRef, '--'], { cwd: dir });
+  }
+  const refs: CloneRefs = { baseSha };
+  const remoteAgent = tips.get(remoteAgentRef)?.sha;
+  const localAgent = tips.get(localAgentRef)?.sha;
+  if (remoteAgent) refs.remoteAgentSha = remoteAgent;
+  if (localAgent) refs.localAgentSha = localAgent;
+  return refs;
 }

@@ -32,9 +32,10 @@ export async function cloneForRun(rec: PvRecord, config: ValetConfig, log: Logge
 
   const checkout = await withRepoLock(repoLockPath(reposRoot, t.owner, t.repo), async (): Promise<CheckoutSection> => {
     const state = await ensureClone(t, opts);
-    const fetchedBase = t.follow_up ? (await syncClone(t, opts, state), await followUpStart(t)) : await syncClone(t, opts, state);
+    const refs = await syncClone(t, opts, state);
+    const fetchedBase = t.follow_up ? followUpStart(t, refs) : refs.baseSha;
     const baseSha = recorded && (await hasCommit(t.repo_dir, recorded.base_sha)) ? recorded.base_sha : fetchedBase;
-    const wt = await addRunWorktree(t, runId, baseSha, reposRoot, log);
+    const wt = await addRunWorktree(t, runId, baseSha, reposRoot, log, refs.localAgentSha);
     const section: CheckoutSection = { dir: wt.dir, base_sha: baseSha, branch: t.agent_branch, repo: state.action, reused_branch: wt.reused_branch };
     if (state.moved_to) section.moved_to = state.moved_to;
     if (state.stashed) section.stashed = state.stashed;

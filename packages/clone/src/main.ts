@@ -9,8 +9,8 @@ For each record, holding a lock on the repository (<repos_root>/.locks/<owner>/<
      clones it when missing (watcher.auto_clone_missing_repos); a non-git folder or a clone
      of another origin is moved to <repos_root>/.trash/ and cloned afresh when
      watcher.cleanup_non_git_dirs is on, an error otherwise;
-  2. fetches origin (pruned), resets the clone to origin/<branch> (local changes in it are
-     stashed, never dropped) and cleans untracked files;
+  2. fetches origin (pruned) and resets the clone to origin/<branch> (local changes in it,
+     untracked files too, are stashed, never dropped);
   3. adds the run's own git worktree at <repos_root>/.worktrees/<owner>/<repo>/<run id> on
      target.agent_branch made from origin/<branch> (a leftover branch of that name is reset;
      an earlier checkout in the way is moved to <repos_root>/.trash/).

@@ -1,6 +1,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { checkoutDirFor, git, GitError, HARDENED_GIT_OPTIONS, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
+import { checkoutDirFor, git, HARDENED_GIT_OPTIONS, pathExists, type Logger, type TargetSection } from '@prompt-valet/core';
 import { moveAside } from './move-aside.js';
 
 /**
@@ -17,6 +17,8 @@ export function runWorktreeDir(reposRoot: string, owner: string, repo: string, r
 interface WorktreeEntry {
   dir: string;
   branch?: string;
+  /** its folder is gone: `git worktree prune` would forget it */
+  prunable: boolean;
 }
 
 async function listWorktrees(repoDir: string): Promise<WorktreeEntry[]> {
@@ -26,7 +28,8 @@ async function listWorktrees(repoDir: string): Promise<WorktreeEntry[]> {
     const lines = block.split('\n');
     const dir = lines.find((l) => l.startsWith('worktree '))?.slice('worktree '.length);
     const branch = lines.find((l) => l.startsWith('branch '))?.slice('branch '.length);
-    if (dir) out.push(branch ? { dir, branch } : { dir });
+    const prunable = lines.some((l) => l === 'prunable' || l.startsWith('prunable '));
+    if (dir) out.push(branch ? { dir, branch, prunable } : { dir, prunable });
   }
   return out;
 }
@@ -40,18 +43,31 @@ export interface RunWorktree {
   moved_aside: string[];
 }
 
-/** Make the run's worktree on the agent branch at `baseSha`. Callers hold the repository lock. */
-export async function addRunWorktree(t: TargetSection, runId: string, baseSha: string, reposRoot: string, log: Logger): Promise<RunWorktree> {
+/**
+ * Make the run's worktree on the agent branch at `baseSha`. Callers hold the
+ * repository lock. `localAgentSha` is the local agent branch as the clone's
+ * refs were read (syncClone), undefined when there is none.
+ *
+ * Only a checkout of an earlier attempt can be in the way: one at our folder
+ * (seen without git), or one holding the agent branch, which exists then.
+ * So `worktree list` runs only when the branch exists, and `worktree prune`
+ * only when an entry is stale (just moved aside, or its folder gone). git's
+ * own entry for our folder, left by a try whose folder is gone, is taken
+ * over by `worktree add --force` (not made `<run id>1`, where pv-publish
+ * would not look).
+ */
+export async function addRunWorktree(
+  t: TargetSection, runId: string, baseSha: string, reposRoot: string, log: Logger, localAgentSha: string | undefined,
+): Promise<RunWorktree> {
   const repoDir = t.repo_dir;
   const dir = runWorktreeDir(reposRoot, t.owner, t.repo, runId);
   const branchRef = `refs/heads/${t.agent_branch}`;
   const movedAside: string[] = [];
-  // Forget worktrees whose folders are gone (a crash, an operator's rm).
-  await git(['worktree', 'prune'], { cwd: repoDir });
 
   // An earlier attempt's checkout, at our folder or holding our branch, may
   // hold work: move it aside rather than reset it.
-  const holders = (await listWorktrees(repoDir)).filter((w) => w.branch === branchRef && path.resolve(w.dir) !== path.resolve(repoDir));
+  const listed = localAgentSha ? await listWorktrees(repoDir) : [];
+  const holders = listed.filter((w) => w.branch === branchRef && path.resolve(w.dir) !== path.resolve(repoDir));
   const inTheWay = new Set<string>(holders.map((w) => w.dir));
   if (await pathExists(dir)) inTheWay.add(dir);
   for (const old of inTheWay) {
@@ -60,18 +76,14 @@ export async function addRunWorktree(t: TargetSection, runId: string, baseSha: s
     movedAside.push(to);
     log.warn(`an earlier checkout ${old} was in the way: moved it to ${to} (nothing deleted)`);
   }
-  if (inTheWay.size > 0) await git(['worktree', 'prune'], { cwd: repoDir });
+  const stale = movedAside.length > 0 || listed.some((w) => w.prunable);
+  // Forget worktrees whose folders are gone (a crash, an operator's rm, the moves above).
+  if (stale) await git(['worktree', 'prune'], { cwd: repoDir });
 
-  let previous: string | undefined;
-  try {
-    previous = (await git(['rev-parse', '--verify', '--quiet', branchRef], { cwd: repoDir })).stdout.trim();
-  } catch (err) {
-    if (!(err instanceof GitError)) throw err;
-  }
-  if (previous) log.info(`agent branch ${t.agent_branch} exists from an earlier attempt (at ${previous}): resetting it to origin/${t.branch}`);
+  if (localAgentSha) log.info(`agent branch ${t.agent_branch} exists from an earlier attempt (at ${localAgentSha}): resetting it to origin/${t.branch}`);
 
   await fsp.mkdir(path.dirname(dir), { recursive: true });
   // No hook of the shared clone runs (post-checkout): its checkouts are where agents work.
   await git([...HARDENED_GIT_OPTIONS, 'worktree', 'add', '--quiet', '--force', '-B', t.agent_branch, '--', dir, baseSha], { cwd: repoDir });
-  return { dir, reused_branch: Boolean(previous), moved_aside: movedAside };
+  return { dir, reused_branch: Boolean(localAgentSha), moved_aside: movedAside };
 }

@@ -202,3 +202,48 @@ t.test('--help describes input, output, errors and exit status', async (t) => {
   t.match(r.stdout, /base_branch_missing/);
   t.match(r.stdout, /Exit status/);
 });
+
+t.test('a dead attempt whose checkout folder was removed: the new checkout takes the same worktree entry', async (t) => {
+  const { record, clone } = await setup(t);
+  const rec = await record();
+  const first = (await clone([rec])).records[0]!;
+  const dir = first.checkout!.dir;
+  const repoDir = rec.target!.repo_dir;
+  const admin = path.join(repoDir, '.git', 'worktrees', path.basename(dir));
+  // Gone without git knowing (an operator's rm); with its branch (so git is not asked who holds it), and with it.
+  for (const dropBranch of [true, false]) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    if (dropBranch) await git(['update-ref', '-d', `refs/heads/${rec.target!.agent_branch}`], { cwd: repoDir });
+    const out = (await clone([{ ...rec, claim: { ...rec.claim!, attempt: dropBranch ? 2 : 3 } }])).records[0]!;
+    t.notOk(out.error, JSON.stringify(out.error));
+    t.equal(out.checkout!.dir, dir, 'the same folder');
+    t.equal(out.checkout!.reused_branch, !dropBranch, 'the branch reused only when it was there');
+    t.equal((await fsp.readFile(path.join(admin, 'gitdir'), 'utf8')).trim(), path.join(dir, '.git'), 'git\'s entry for it is <run id> (where pv-publish looks), not <run id>1');
+    t.equal(await branchOf(dir), rec.target!.agent_branch);
+    const listed = (await git(['worktree', 'list', '--porcelain'], { cwd: repoDir })).stdout;
+    t.notMatch(listed, /^prunable/m, 'no stale entry left');
+  }
+});
+
+t.test('a .git that is no repository is not taken for the repository around it', async (t) => {
+  const { root, record, clone } = await setup(t, { watcher: { cleanup_non_git_dirs: false } });
+  const owner = path.join(root.repos, 'acme');
+  await fsp.mkdir(path.join(owner, 'widget', '.git'), { recursive: true });
+  await git(['init', '-q', owner]);
+  const r = await clone([await record()]);
+  t.match(r.records[0]!.error, { code: 'not_a_git_repo', retryable: false });
+});
+
+t.test('a clone the operator left on another branch is put back on <base> at origin/<base>', async (t) => {
+  const { root, bare, record, clone } = await setup(t);
+  t.notOk((await clone([await record()])).records[0]!.error);
+  const dir = path.join(root.repos, 'acme', 'widget');
+  await git(['checkout', '-q', 'dev'], { cwd: dir });
+  const newer = await commitToOrigin(bare, 'main', { 'CHANGELOG.md': 'v2\n' });
+  const out = (await clone([await record()])).records[0]!;
+  t.notOk(out.error, JSON.stringify(out.error));
+  t.equal(await branchOf(dir), 'main', 'on main again');
+  t.equal(await head(dir), newer, 'at the new origin/main');
+  t.equal((await git(['status', '--porcelain', '--untracked-files=all'], { cwd: dir })).stdout, '', 'clean');
+  t.equal(out.checkout!.base_sha, newer);
+});

@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghHostFor, ghTokenEnv, readForgeToken, scrubSecrets, StepError } from '@prompt-valet/core';
 
 /**
@@ -50,6 +49,8 @@ function ghTokenFor(opts: GhOptions): NodeJS.ProcessEnv {
 /** Run gh with the token for this one command; a failure is a retryable `gh_failed` naming gh's first line. */
 export async function runGh(opts: GhOptions, args: string[]): Promise<string> {
   const token = ghTokenFor(opts);
+  // Loaded on first use: with publisher none pv-publish never runs gh, and execa is a large part of its start-up.
+  const { execa } = await import('execa');
   const result = await execa(opts.cmd, args, {
     cwd: opts.cwd,
     env: { ...opts.env, ...token, GH_PROMPT_DISABLED: '1', GH_NO_UPDATE_NOTIFIER: '1', NO_COLOR: '1', GH_PAGER: 'cat', ...(opts.host === 'github.com' ? {} : { GH_HOST: opts.host }) },
@@ -97,4 +98,22 @@ export async function createPr(opts: GhOptions, repoArg: string, pr: PrSpec): Pr
   const url = out.split('\n').map((l) => l.trim()).reverse().find((l) => /^https?:\/\//.test(l));
   if (!url) throw new StepError('gh_failed', `gh pr create printed no PR URL: ${scrubSecrets(out.trim().slice(0, 200), opts.env)}`, { retryable: true });
   return url;
+}
+
+/**
+ * Open the PR unless one from `head` is open already (a retry after a crash
+ * between the PR and publish.json). `gh pr create` looks for an open PR of
+ * the branch itself and refuses a duplicate, so the usual run takes one gh
+ * process, not a lookup besides; when it fails, the lookup tells an open PR
+ * from a real failure without reading gh's message.
+ */
+export async function openPrOnce(opts: GhOptions, repoArg: string, pr: PrSpec): Promise<{ url: string; existed: boolean }> {
+  try {
+    return { url: await createPr(opts, repoArg, pr), existed: false };
+  } catch (err) {
+    if (!(err instanceof StepError) || err.code !== 'gh_failed') throw err;
+    const existing = await findOpenPr(opts, repoArg, pr.head);
+    if (existing) return { url: existing, existed: true };
+    throw err;
+  }
 }

@@ -64,9 +64,9 @@ Resume: every side effect is recorded in <run folder>/publish.json before the ne
   committed → pushing (the commit is recorded before the push) → pushed → pr_opened | pr_exists
                                                                          | pr_commented
 A rerun continues from there: git ls-remote tells whether the push landed (pushed again
-only if not), an open PR is looked up by its head branch before one is made, and a commit
-on the remote agent branch carrying this run's trailer counts as this run's (no second
-commit). A finished publish.json is re-emitted as it is. One run → one branch → one PR.
+only if not), gh pr create refuses a second PR for the branch and, when it fails, an open
+PR of the branch is looked up (pr_exists), and a commit on the remote agent branch carrying
+this run's trailer counts as this run's (no second commit). A finished publish.json is re-emitted as it is. One run → one branch → one PR.
 The push uses --force-with-lease: only an absent branch or this run's own commit (for a
 follow-up: the head it started from) is replaced, never someone else's work.
 

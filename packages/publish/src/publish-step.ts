@@ -8,10 +8,11 @@ import {
 import {
   locateRunCheckout, repoGit, worktreeGit, type RunCheckout,
 } from './checkout-git.js';
-import { createPr, findOpenPr, ghHostForPr, ghRepoArg, TOKEN_VARS } from './gh.js';
+import { findOpenPr, ghHostForPr, ghRepoArg, openPrOnce, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
 import { commentOnce, commentOnOpenPr, type GhTarget } from './follow-up.js';
 import { findSecret, findSecretInDiff, secretError } from './secret-scan.js';
+import { addedGitlinks } from './nested-repos.js';
 
 /**
  * One record through pv-publish. Every side effect is idempotent and its
@@ -138,6 +139,8 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
   await writeFileAtomic(bodyFile, body);
 
   const baseSha = await recordedBase(rec, runRoot);
+  /** origin's agent branch as commitOrFind saw it in this process: pushOnce needs no second ls-remote */
+  let remoteSeen: RemoteTip | undefined;
   if (!progress?.commit) {
     const made = await commitOrFind(run, rec, title, baseSha, ctx);
     if (made === 'no_changes') {
@@ -146,16 +149,18 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
       const answered = followUp && w.publisher === 'gh' ? await commentOnOpenPr(ghFor(), { runId, runRoot, title, body }, t.agent_branch, log) : undefined;
       return finish(await recordProgress(run, { outcome: 'no_changes', title, ...answered }));
     }
+    remoteSeen = made.remote;
+    // Checked before publish.json names the commit: a refused commit is undone, and a retry commits afresh.
+    if (!made.pushed) await checkCommit(run, baseSha, made.commit, knownSecrets, made.undoTo);
     progress = await recordProgress(run, { outcome: made.pushed ? 'pushed' : 'committed', commit: made.commit, base_sha: baseSha, title });
+  } else if (progress.outcome !== 'pushed') {
+    await checkCommit(run, baseSha, progress.commit, knownSecrets);
   }
   const commit = progress.commit!;
 
   if (progress.outcome !== 'pushed') {
-    const diff = await repoGit(run.commonDir, ['diff', '--no-ext-diff', '--no-textconv', '--no-color', '-U0', baseSha, commit, '--']);
-    const hit = findSecretInDiff(diff, knownSecrets);
-    if (hit) throw secretError(hit, `commit ${commit.slice(0, 12)} of ${t.repo_dir} and ${workTree}`);
     progress = await recordProgress(run, { outcome: 'pushing', commit, base_sha: baseSha, title });
-    await pushOnce(run, commit, log, followUp ? baseSha : undefined);
+    await pushOnce(run, commit, log, followUp ? baseSha : undefined, remoteSeen);
     progress = await recordProgress(run, { outcome: 'pushed', commit, base_sha: baseSha, title });
   }
 
@@ -164,20 +169,22 @@ export async function publishRun(rec: PvRecord, ctx: PublishContext): Promise<Pv
     return finish(progress);
   }
   const { opts: ghOpts, repoArg } = ghFor();
-  const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
-  if (existing && followUp) {
-    // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
-    const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
-    return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
+  if (followUp) {
+    const existing = await findOpenPr(ghOpts, repoArg, t.agent_branch);
+    if (existing) {
+      // A follow-up: the PR got the commits by the push; the summary goes on it as a comment (follow-up.ts).
+      const commentUrl = await commentOnce(ghOpts, repoArg, { runId, runRoot, prUrl: existing, title, body }, log);
+      return finish(await recordProgress(run, { outcome: 'pr_commented', commit, title, pr_url: existing, ...(commentUrl ? { comment_url: commentUrl } : {}) }));
+    }
+    log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
   }
-  if (followUp) log.info(`run ${runId}: no open PR for ${t.agent_branch} (closed?); opening one for the follow-up`);
-  if (existing) {
-    log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${existing}`);
-    return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: existing }));
+  const opened = await openPrOnce(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
+  if (opened.existed) {
+    log.info(`run ${runId}: an open PR for ${t.agent_branch} already exists: ${opened.url}`);
+    return finish(await recordProgress(run, { outcome: 'pr_exists', commit, title, pr_url: opened.url }));
   }
-  const url = await createPr(ghOpts, repoArg, { base: t.branch, head: t.agent_branch, title, bodyFile, draft, labels });
-  log.info(`run ${runId}: opened ${url}`);
-  return finish(await recordProgress(run, { outcome: 'pr_opened', commit, title, pr_url: url }));
+  log.info(`run ${runId}: opened ${opened.url}`);
+  return finish(await recordProgress(run, { outcome: 'pr_opened', commit, title, pr_url: opened.url }));
 }
 
 /**
@@ -193,12 +200,38 @@ async function recordedBase(rec: PvRecord, runRoot: string): Promise<string> {
   return recorded;
 }
 
-/** The tip of the agent branch on origin, or undefined when it is not there. */
-async function remoteTip(run: Run): Promise<string | undefined> {
+/** The tip of the agent branch on origin (`sha` undefined when it is not there), as seen at one moment. */
+interface RemoteTip {
+  sha: string | undefined;
+}
+
+async function remoteTip(run: Run): Promise<RemoteTip> {
   const ref = `refs/heads/${run.target.agent_branch}`;
   const out = await repoGit(run.commonDir, ['ls-remote', '--', 'origin', ref]);
   const line = out.split('\n').find((l) => l.endsWith(`\t${ref}`));
-  return line?.split('\t')[0];
+  return { sha: line?.split('\t')[0] };
+}
+
+/**
+ * What is pushed is checked first, in one diff from the base: no
+ * repository the agent made inside the checkout (it would be pushed as a
+ * submodule pointing nowhere; refused, naming it), and no secret in the
+ * lines added. `undoTo`: the commit was made by pv-publish on that HEAD,
+ * and a nested repository undoes it (branch and index back as they were,
+ * the work tree untouched), so that a retry after the fix commits afresh.
+ */
+async function checkCommit(run: Run, baseSha: string, commit: string, knownSecrets: readonly string[], undoTo?: string): Promise<void> {
+  // Prefixes, rename and submodule handling pinned: the user's diff config must not change what is read.
+  const diff = await repoGit(run.commonDir, ['diff', '--no-ext-diff', '--no-textconv', '--no-color', '--no-renames', '--ignore-submodules=none',
+    '--src-prefix=a/', '--dst-prefix=b/', '-U0', baseSha, commit, '--']);
+  const nested = addedGitlinks(diff);
+  if (nested.length > 0) {
+    if (undoTo) await worktreeGit(await locateRunCheckout(run.target.repo_dir, run.workTree), ['reset', '--quiet', undoTo]);
+    throw new StepError('nested_repo',
+      `the agent left a git repository inside the checkout (${nested.map((p) => JSON.stringify(p)).join(', ')}); it would be pushed as a submodule pointing nowhere: remove its .git or the folder in ${run.workTree} and retry`);
+  }
+  const hit = findSecretInDiff(diff, knownSecrets);
+  if (hit) throw secretError(hit, `commit ${commit.slice(0, 12)} of ${run.target.repo_dir} and ${run.workTree}`);
 }
 
 /** Whether `commit` carries this run's trailer (`Prompt-Valet-Run: <run id>`). */
@@ -212,35 +245,37 @@ async function isRunCommit(commonDir: string, commit: string, runId: string): Pr
  * commit already made: the checkout's HEAD (a crash after the commit, before
  * publish.json said so) or the remote agent branch (the run resumed without
  * the progress of an earlier try). `pushed` when the commit is already on
- * origin.
+ * origin; `undoTo` when the commit was made by pv-publish and is not
+ * pushed: the HEAD it was made on.
  */
 async function commitOrFind(run: Run, rec: PvRecord, title: string, baseSha: string, ctx: PublishContext):
-  Promise<{ commit: string; pushed: boolean } | 'no_changes'> {
+  Promise<{ commit: string; pushed: boolean; remote: RemoteTip; undoTo?: string } | 'no_changes'> {
   const remote = await remoteTip(run);
-  if (remote) {
+  if (remote.sha) {
     await repoGit(run.commonDir, ['fetch', '--quiet', '--no-write-fetch-head', 'origin',
       `+refs/heads/${run.target.agent_branch}:refs/remotes/origin/${run.target.agent_branch}`]);
-    if (await isRunCommit(run.commonDir, remote, run.runId)) {
-      ctx.log.info(`run ${run.runId}: origin already has this run's commit ${remote.slice(0, 12)} on ${run.target.agent_branch}`);
-      return { commit: remote, pushed: true };
+    if (await isRunCommit(run.commonDir, remote.sha, run.runId)) {
+      ctx.log.info(`run ${run.runId}: origin already has this run's commit ${remote.sha.slice(0, 12)} on ${run.target.agent_branch}`);
+      return { commit: remote.sha, pushed: true, remote };
     }
   }
   if (!(await dirExists(run.workTree))) {
     throw new StepError('checkout_missing', `checkout ${run.workTree} does not exist and nothing was committed for run ${run.runId}`);
   }
   const co = await locateRunCheckout(run.target.repo_dir, run.workTree);
-  const head = (await worktreeGit(co, ['rev-parse', '--verify', 'HEAD^{commit}'])).trim();
+  const state = await checkoutState(co);
+  const head = state.head;
   const w = ctx.config.watcher;
   // The agent's own run file (written by pv-run-codex) alone is no change.
   const ownFile = w.agent_runs_dir ? path.posix.join(w.agent_runs_dir, `codex-run-${run.runId}.md`) : undefined;
-  const changed = (await changedPaths(co)).filter((p) => p !== ownFile);
+  const changed = state.changed.filter((p) => p !== ownFile);
   if (changed.length === 0) {
     if (head === baseSha) return 'no_changes';
-    if (await isRunCommit(run.commonDir, head, run.runId)) return { commit: head, pushed: false };
+    // This run's commit from a try that stopped before checking it: undone to its one parent if refused.
+    if (await isRunCommit(run.commonDir, head, run.runId)) return { commit: head, pushed: false, remote, undoTo: `${head}^` };
   }
-  await moveAgentBranchToHead(co, run.target.agent_branch, head);
+  await moveAgentBranchToHead(co, run.target.agent_branch, head, state.branch);
   await worktreeGit(co, ['add', '--all', '--', '.']);
-  await refuseNestedRepositories(co, baseSha);
   // --allow-empty: commits the agent made itself (isolation none) get a tip carrying the run's trailer.
   await worktreeGit(co, ['commit', '--quiet', '--no-verify', '--allow-empty', '--cleanup=strip', '-F', '-'], {
     input: commitMessage(rec, run.runId, title),
@@ -249,54 +284,69 @@ async function commitOrFind(run: Run, rec: PvRecord, title: string, baseSha: str
       GIT_COMMITTER_NAME: w.commit_author_name, GIT_COMMITTER_EMAIL: w.commit_author_email,
     },
   });
-  return { commit: (await worktreeGit(co, ['rev-parse', '--verify', 'HEAD^{commit}'])).trim(), pushed: false };
+  return { commit: (await worktreeGit(co, ['rev-parse', '--verify', 'HEAD^{commit}'])).trim(), pushed: false, remote, undoTo: head };
 }
 
-/** Paths changed in the work tree (porcelain -z), gitlinks included. */
-async function changedPaths(co: RunCheckout): Promise<string[]> {
-  const out = await worktreeGit(co, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--ignore-submodules=none']);
-  const entries = out.split('\0').filter(Boolean);
-  const paths: string[] = [];
+interface CheckoutState {
+  /** the commit HEAD is at */
+  head: string;
+  /** the branch HEAD is on (short name), undefined when detached */
+  branch: string | undefined;
+  /** paths changed in the work tree or the index, gitlinks included */
+  changed: string[];
+}
+
+/**
+ * HEAD, its branch and the changed paths in one `git status --porcelain=v2
+ * --branch -z` (instead of a rev-parse and a symbolic-ref besides). Entries
+ * it does not know are skipped, as the format may grow.
+ */
+async function checkoutState(co: RunCheckout): Promise<CheckoutState> {
+  const out = await worktreeGit(co, ['status', '--porcelain=v2', '--branch', '-z', '--untracked-files=all', '--ignore-submodules=none']);
+  let head: string | undefined;
+  let branch: string | undefined;
+  const changed: string[] = [];
+  const entries = out.split('\0');
+  // The path is the last field: after 8 fields in an ordinary entry, 9 in a rename (whose source follows as an entry of its own), 10 in an unmerged one.
+  const pathAfter = (entry: string, fields: number): string => {
+    let at = 0;
+    for (let i = 0; i < fields; i++) {
+      const space = entry.indexOf(' ', at);
+      if (space < 0) return entry;
+      at = space + 1;
+    }
+    return entry.slice(at);
+  };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    paths.push(e.slice(3));
-    if (e[0] === 'R' || e[0] === 'C') i++; // the next entry is the rename's source
+    if (e.startsWith('# branch.oid ')) head = e.slice('# branch.oid '.length);
+    else if (e.startsWith('# branch.head ')) {
+      const name = e.slice('# branch.head '.length);
+      branch = name === '(detached)' ? undefined : name;
+    } else if (e.startsWith('? ')) changed.push(e.slice(2));
+    else if (e.startsWith('1 ')) changed.push(pathAfter(e, 8));
+    else if (e.startsWith('2 ')) {
+      changed.push(pathAfter(e, 9));
+      i++;
+    } else if (e.startsWith('u ')) changed.push(pathAfter(e, 10));
   }
-  return paths;
+  if (!head || !/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(head)) {
+    throw new StepError('git_failed', `the checkout ${co.workTree} has no commit at HEAD (${head ?? 'none'}): it was not made by pv-clone, or the agent broke it`);
+  }
+  return { head, branch, changed };
 }
 
 /**
  * The agent may have left HEAD on another branch or detached: the agent
  * branch is set to where HEAD is, and HEAD to it, without touching the work
- * tree or the index.
+ * tree or the index. (`current` is the short name git status gives; a branch
+ * named refs/… would be ambiguous there, and is always set.)
  */
-async function moveAgentBranchToHead(co: RunCheckout, branch: string, head: string): Promise<void> {
+async function moveAgentBranchToHead(co: RunCheckout, branch: string, head: string, current: string | undefined): Promise<void> {
+  if (current === branch && !branch.startsWith('refs/')) return;
   const ref = `refs/heads/${branch}`;
-  const current = (await worktreeGit(co, ['symbolic-ref', '--quiet', 'HEAD']).catch((err: unknown) => {
-    if (err instanceof GitError) return '';
-    throw err;
-  })).trim();
-  if (current === ref) return;
   await worktreeGit(co, ['update-ref', '-m', 'prompt-valet: the agent left its branch', ref, head]);
   await worktreeGit(co, ['symbolic-ref', 'HEAD', ref]);
-}
-
-/**
- * A repository the agent made inside the checkout would be committed as a
- * gitlink (a submodule pointing at commits that exist nowhere upstream):
- * refused, naming it, with the index put back as it was.
- */
-async function refuseNestedRepositories(co: RunCheckout, baseSha: string): Promise<void> {
-  const gitlinks = (text: string, modeField: number, pathSep: string) => new Set(text.split('\0').filter(Boolean)
-    .filter((e) => e.split(' ')[modeField] === '160000').map((e) => e.slice(e.indexOf(pathSep) + 1)));
-  const staged = gitlinks(await worktreeGit(co, ['ls-files', '--stage', '-z']), 0, '\t');
-  if (staged.size === 0) return;
-  const atBase = gitlinks(await worktreeGit(co, ['ls-tree', '-r', '-z', baseSha]), 0, '\t');
-  const added = [...staged].filter((p) => !atBase.has(p));
-  if (added.length === 0) return;
-  await worktreeGit(co, ['reset', '--quiet']);
-  throw new StepError('nested_repo',
-    `the agent left a git repository inside the checkout (${added.map((p) => JSON.stringify(p)).join(', ')}); it would be pushed as a submodule pointing nowhere: remove its .git or the folder in ${co.workTree} and retry`);
 }
 
 /**
@@ -305,18 +355,21 @@ async function refuseNestedRepositories(co: RunCheckout, baseSha: string): Promi
  * follow-up also the agent branch's head it started from), so nothing
  * someone else pushed to the agent branch is overwritten.
  */
-async function pushOnce(run: Run, commit: string, log: Logger, startedFrom?: string): Promise<void> {
+async function pushOnce(run: Run, commit: string, log: Logger, startedFrom?: string, seen?: RemoteTip): Promise<void> {
   const branch = run.target.agent_branch;
   const ref = `refs/heads/${branch}`;
-  const remote = await remoteTip(run);
+  // Seen a moment ago by commitOrFind (then it is not this run's commit, or nothing would have been committed);
+  // the lease below still makes the push fail if it moved since.
+  const remote = (seen ?? (await remoteTip(run))).sha;
   if (remote === commit) {
     log.info(`run ${run.runId}: ${branch} is already on origin at ${commit.slice(0, 12)}; not pushed again`);
     return;
   }
   let expected = '';
-  if (remote) {
+  if (remote === startedFrom) expected = remote ?? '';
+  else if (remote && !seen) {
     await repoGit(run.commonDir, ['fetch', '--quiet', '--no-write-fetch-head', 'origin', `+${ref}:refs/remotes/origin/${branch}`]);
-    if (remote === startedFrom || (await isRunCommit(run.commonDir, remote, run.runId))) expected = remote;
+    if (await isRunCommit(run.commonDir, remote, run.runId)) expected = remote;
   }
   try {
     await repoGit(run.commonDir, ['push', '--quiet', '--no-verify', `--force-with-lease=${ref}:${expected}`, 'origin', `${commit}:${ref}`]);

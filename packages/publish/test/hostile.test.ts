@@ -92,6 +92,17 @@ t.test('a repository the agent made inside the checkout is refused, nothing push
   t.notOk((await originBranches(bare)).has(rec.target!.agent_branch));
   t.equal(gh.requests.length, 0);
   t.ok(await exists(path.join(nested, 'a.txt')), 'the agent\'s files stay where they were');
+  const repoDir = rec.target!.repo_dir;
+  const agentRef = `refs/heads/${rec.target!.agent_branch}`;
+  t.equal((await git(['rev-parse', agentRef], { cwd: repoDir })).stdout, rec.checkout!.base_sha, 'the refused commit is undone: the branch is back at its base');
+  t.equal((await git(['diff', '--cached', '--name-only'], { cwd: rec.checkout!.dir })).stdout, '', 'and nothing is left staged');
+
+  // The operator removes the inner .git: the retry commits the files themselves.
+  await fsp.rm(path.join(nested, '.git'), { recursive: true });
+  const again = await publish([rec]);
+  t.notOk(again.records[0]!.error, JSON.stringify(again.records[0]!.error));
+  const files = (await git(['show', '--name-only', '--format=', again.records[0]!.publish!.commit!], { cwd: bare })).stdout;
+  t.match(files, 'vendor/lib/a.txt', 'pushed as files, not as a submodule');
 });
 
 const SECRETS: [string, string, RegExp][] = [

@@ -160,3 +160,19 @@ t.test('--help', async (t) => {
   t.match(r.stdout, /push_rejected/);
   t.match(r.stdout, /Exit status/);
 });
+
+t.test('an agent that left HEAD detached, with files whose names have spaces: committed on the agent branch', async (t) => {
+  const { bare, cloned, publish } = await setup(t, { publisher: 'none' });
+  const rec = await cloned(bare, { 'docs/a file with spaces.md': 'x\n' });
+  const dir = rec.checkout!.dir;
+  await git(['checkout', '-q', '--detach'], { cwd: dir });
+  await git(['mv', 'README.md', 'READ ME.md'], { cwd: dir });
+  const r = await publish([rec]);
+  const out = r.records[0]!;
+  t.notOk(out.error, JSON.stringify(out.error) + r.stderr);
+  t.match(out.publish, { outcome: 'pushed' });
+  const files = (await git(['show', '--name-status', '--format=', `refs/heads/${rec.target!.agent_branch}`], { cwd: bare })).stdout;
+  t.match(files, 'docs/a file with spaces.md');
+  t.match(files, 'READ ME.md');
+  t.equal((await git(['rev-parse', `refs/heads/${rec.target!.agent_branch}`], { cwd: bare })).stdout, out.publish!.commit, 'the commit recorded is the one pushed');
+});

@@ -45,7 +45,7 @@ interface KillPoint {
 const KILL_POINTS: KillPoint[] = [
   { name: 'after the commit, before the push', program: 'git', verb: 'push', when: 'before', recorded: 'pushing', pushed: false, prs: 0 },
   { name: 'after the push landed, before publish.json said so', program: 'git', verb: 'push', when: 'after', recorded: 'pushing', pushed: true, prs: 0 },
-  { name: 'after the push, before the PR lookup', program: 'gh', verb: 'list', when: 'before', recorded: 'pushed', pushed: true, prs: 0 },
+  { name: 'after the push, before the PR was made', program: 'gh', verb: 'create', when: 'before', recorded: 'pushed', pushed: true, prs: 0 },
   { name: 'after the PR was made, before publish.json said so', program: 'gh', verb: 'create', when: 'after', recorded: 'pushed', pushed: true, prs: 1 },
 ];
 
