@@ -48,10 +48,11 @@ export interface SchedulerOptions {
  * slots"), with up to `maxParallel + prepareAhead` pipelines: the extra ones
  * claim, resolve and clone while the agents run, then wait at the agent
  * gate, so a slot set free is taken at once by a run that is ready.
- * Claims one prompt at a time (each pipeline starts with `pv-claim --limit
- * 1`) and starts the next as soon as the previous one has claimed, so a
- * burst of prompts fills every pipeline within a few process start-ups
- * while an empty inbox costs one pv-claim per trigger.
+ * Each pipeline starts with `pv-claim --limit 1`; one claimer walks the
+ * inbox at a time and the next starts as soon as it has claimed, while
+ * prompts named by file events get a claimer each at once (see claiming),
+ * so a burst of prompts fills every pipeline within a few process
+ * start-ups while an empty inbox costs one pv-claim per trigger.
  */
 export class Scheduler {
   private readonly active = new Set<PipelineLike>();
@@ -59,7 +60,14 @@ export class Scheduler {
   private readonly agentSlots = new Set<PipelineLike>();
   /** pipelines waiting at the agent gate, in the order they asked */
   private readonly agentQueue: { pipeline: PipelineLike; runId: string }[] = [];
-  private claiming: PipelineLike | undefined;
+  /**
+   * pipelines whose pv-claim is looking. One walks the inbox at a time; more
+   * start beside it only for prompts that file events named (hints), one
+   * each, so a burst's first runs claim together rather than one claimer
+   * start after another. Two claimers after one prompt is harmless (the
+   * rename decides; the other walks on), only wasted work.
+   */
+  private readonly claiming = new Set<PipelineLike>();
   /** a pipeline started ahead, its pv-claim loaded and waiting for go */
   private warm: PipelineLike | undefined;
   private wanted = false;
@@ -102,8 +110,17 @@ export class Scheduler {
     return this.agentQueue.length;
   }
 
+  /**
+   * Pipelines allowed now: maxParallel, and the prepareAhead more only while
+   * every agent slot is taken. A burst from idle so first brings its first
+   * maxParallel runs to their agents, instead of starting twice as many
+   * pipelines together on the same cores (measured at max_parallel 4: the
+   * fourth agent of a burst started 1.7 s in); the runs ahead are prepared
+   * while those agents work.
+   */
   private get pipelineCap(): number {
-    return this.opts.maxParallel + (this.opts.prepareAhead ?? 0);
+    const ahead = this.agentSlots.size >= this.opts.maxParallel ? (this.opts.prepareAhead ?? 0) : 0;
+    return this.opts.maxParallel + ahead;
   }
 
   get failures(): number {
@@ -129,16 +146,16 @@ export class Scheduler {
   }
 
   private pump(): void {
-    if (this.stopping || this.claiming || !this.wanted) return;
-    if (this.active.size >= this.pipelineCap) return;
-    this.wanted = false;
-    this.start();
+    while (!this.stopping && this.wanted && this.active.size < this.pipelineCap && (this.claiming.size === 0 || this.hints.size > 0)) {
+      this.wanted = false;
+      this.start();
+    }
   }
 
   private start(): void {
     const pipeline = this.warm ?? this.spawn();
     this.warm = undefined;
-    this.claiming = pipeline;
+    this.claiming.add(pipeline);
     this.active.add(pipeline);
     const [hint] = this.hints;
     if (hint !== undefined) this.hints.delete(hint);
@@ -161,7 +178,7 @@ export class Scheduler {
     let settled = false;
     const pipeline: PipelineLike = this.opts.factory({
       onClaim: (rec: PvRecord) => {
-        if (this.claiming === pipeline) this.claiming = undefined;
+        this.claiming.delete(pipeline);
         this.states.track(rec);
         // The steps after the claim are starting now; starting the next
         // claimer a moment later keeps it from competing with them.
@@ -170,7 +187,7 @@ export class Scheduler {
         this.lookAgain();
       },
       onNothingClaimed: () => {
-        if (this.claiming === pipeline) this.claiming = undefined;
+        this.claiming.delete(pipeline);
         this.prestart();
         this.pump();
       },
@@ -205,7 +222,7 @@ export class Scheduler {
         this.active.delete(pipeline);
         // Its gate closed with it; this frees its slot even if that was not reported.
         this.agentDone(pipeline);
-        if (this.claiming === pipeline) this.claiming = undefined;
+        this.claiming.delete(pipeline);
         if (pipeline.claim?.run_id) void this.states.untrack(pipeline.claim.run_id);
         if (code !== 0) {
           this.failedPipelines++;
@@ -254,6 +271,8 @@ export class Scheduler {
       this.opts.log.debug(`run ${next.runId} gets an agent slot (${this.agentSlots.size} of ${this.opts.maxParallel} in use, ${this.agentQueue.length} waiting)`);
       next.pipeline.grantAgent();
     }
+    // Every slot taken: the runs ahead may start now (pipelineCap).
+    this.pump();
   }
 
   /**
@@ -276,7 +295,7 @@ export class Scheduler {
   }
 
   private checkIdle(): void {
-    if (this.active.size === 0 && !this.claiming && (!this.wanted || this.stopping)) {
+    if (this.active.size === 0 && this.claiming.size === 0 && (!this.wanted || this.stopping)) {
       const resolvers = this.idleResolvers;
       this.idleResolvers = [];
       for (const r of resolvers) r();

@@ -262,6 +262,35 @@ t.test('agent slots: max_parallel agents at once, max_parallel + prepare_ahead p
   t.equal(s.agentsRunning, 0);
 });
 
+t.test('agent slots: a burst from idle starts the runs ahead only once every slot is taken', async (t) => {
+  const { s, made } = scheduler({ once: true, maxParallel: 2, prepareAhead: 2 });
+  s.trigger();
+  made[0]!.claims('run-0');
+  made[1]!.claims('run-1');
+  t.equal(made.length, 2, 'two pipelines claim, resolve and clone; none ahead yet (they would share the cores)');
+  made[0]!.waitsForAgent();
+  t.equal(made.length, 2, 'one slot still free: still none ahead');
+  made[1]!.waitsForAgent();
+  t.same(made.slice(0, 2).map((p) => p.granted), [1, 1], 'both runs reached their agents');
+  t.equal(made.length, 3, 'every slot taken: the first run ahead starts');
+  made[2]!.claims('run-2');
+  t.equal(made.length, 4, 'and the second');
+  made[3]!.claims('run-3');
+  t.equal(made.length, 4, 'max_parallel + prepare_ahead pipelines, no more');
+  made[2]!.waitsForAgent();
+  made[3]!.waitsForAgent();
+  t.same(made.map((p) => p.granted), [1, 1, 0, 0], 'the runs ahead wait at the gate');
+  made[0]!.agentEnds();
+  t.same(made.map((p) => p.granted), [1, 1, 1, 0], 'a slot set free goes to the run ready for it');
+  for (const p of made) {
+    p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
+  drain(made);
+  await s.idle();
+});
+
 t.test('agent slots: a pipeline that ends while holding a slot, or while waiting, frees it', async (t) => {
   const { s, made } = scheduler({ maxParallel: 1, prepareAhead: 2, prestartAfterClaimMs: 60_000 });
   s.trigger();
