@@ -8,6 +8,8 @@ class FakePipeline implements PipelineLike {
   claim: PvRecord | undefined;
   readonly lockId: string;
   went = false;
+  /** the prompt the go line named, if any */
+  hint: string | undefined;
   cancelled = false;
   killedWith: NodeJS.Signals | undefined;
   agentsStopped = 0;
@@ -18,8 +20,9 @@ class FakePipeline implements PipelineLike {
   constructor(private readonly h: PipelineHandlers, n: number) {
     this.lockId = `fake-${n}`;
   }
-  go(): void {
+  go(hint?: string): void {
     this.went = true;
+    this.hint = hint;
   }
   cancel(): void {
     this.cancelled = true;
@@ -284,6 +287,34 @@ t.test('agent slots: a burst from idle starts the runs ahead only once every slo
   t.same(made.map((p) => p.granted), [1, 1, 1, 0], 'a slot set free goes to the run ready for it');
   for (const p of made) {
     p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
+  drain(made);
+  await s.idle();
+});
+
+t.test('prompts named by file events get a claimer each at once; the walk stays one at a time', async (t) => {
+  const { s, made } = scheduler({ once: true, maxParallel: 4, prepareAhead: 0 });
+  s.trigger('a/main/x.prompt.md');
+  s.trigger('a/main/y.prompt.md');
+  s.trigger('b/main/z.prompt.md');
+  t.same(made.map((p) => p.hint), ['a/main/x.prompt.md', 'a/main/y.prompt.md', 'b/main/z.prompt.md'], 'three named prompts, three claimers, none waiting for another');
+  s.trigger();
+  t.equal(made.length, 3, 'a trigger naming nothing (a walk) waits while claimers look');
+  made[0]!.claims('run-0');
+  made[1]!.claims('run-1');
+  made[2]!.findsNothing();
+  t.equal(made.length, 4, 'then one claimer walks');
+  t.equal(made[3]!.hint, undefined);
+  s.trigger('c/main/w.prompt.md');
+  t.equal(made.length, 4, 'never more pipelines than allowed (4 slots, no ahead)');
+  for (const p of made) {
+    if (p === made[2]) {
+      p.exits(0);
+      continue;
+    }
+    if (p !== made[0] && p !== made[1]) p.findsNothing();
     p.settles();
     p.exits(0);
   }
