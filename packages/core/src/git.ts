@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { GIT_FORGE_TOKEN_ENV, gitCredentialArgs, gitTalksToRemote, readForgeToken, type ForgeToken } from './forge-token.js';
 import { PvError } from './errors.js';
+import { runProgram } from './run-program.js';
 
 /**
  * Running git for every tool: never prompts for credentials (it fails
@@ -30,11 +30,6 @@ export interface GitOptions {
  * that a runaway command cannot take the tool's memory.
  */
 export const MAX_GIT_OUTPUT = 64 * 1024 * 1024;
-
-/** How long git has to clean up (its lock files) after SIGTERM before it is killed. */
-const FORCE_KILL_AFTER_MS = 5_000;
-/** How long the output of a stopped git is still read after it exited. */
-const STOPPED_OUTPUT_GRACE_MS = 100;
 
 /** A git command that failed; its stderr (redacted) is the record's detail. */
 export class GitError extends PvError {
@@ -130,11 +125,8 @@ export function gitEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
  * Run `git <args>`. Arguments are passed as an array (no shell), and callers
  * put `--` before any name that came from outside. Throws GitError.
  *
- * git alone is spawned with node:child_process rather than execa (which the
- * tools keep for gh, the agent and the queue): a run makes 15-25 git calls,
- * and each cost 1.3 ms more CPU through execa (2.3 ms against 1.0 ms per
- * `git --version`), besides loading execa's ~245 KB chunk in every tool that
- * runs git.
+ * git is spawned by core's runProgram (node:child_process), not execa: a
+ * run makes 15-25 git calls (run-program.ts says what that saves).
  */
 export async function git(args: string[], opts: GitOptions = {}): Promise<GitResult> {
   const env = gitEnv(opts.env);
@@ -152,7 +144,7 @@ export async function git(args: string[], opts: GitOptions = {}): Promise<GitRes
       env[GIT_FORGE_TOKEN_ENV] = forge.token;
     }
   }
-  const result = await runGit(fullArgs, env, opts);
+  const result = await runProgram('git', fullArgs, { ...opts, env, maxOutput: opts.maxOutput ?? MAX_GIT_OUTPUT });
   const command = () => redactCredentials(`git ${args.join(' ')}`);
   if (result.spawnError) {
     const cause = result.spawnError;
@@ -172,94 +164,4 @@ export async function git(args: string[], opts: GitOptions = {}): Promise<GitRes
     throw new GitError(command(), result.exitCode, redactCredentials(stderr), result.timedOut);
   }
   return { stdout: result.stdout, stderr: result.stderr };
-}
-
-interface GitExit {
-  exitCode: number | undefined;
-  signal: NodeJS.Signals | undefined;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  maxOutput: number;
-  overflow?: 'stdout' | 'stderr';
-  spawnError?: NodeJS.ErrnoException;
-}
-
-/** What execa's stripFinalNewline did: one trailing newline (LF or CRLF) goes. */
-function stripFinalNewline(text: string): string {
-  if (!text.endsWith('\n')) return text;
-  return text.endsWith('\r\n') ? text.slice(0, -2) : text.slice(0, -1);
-}
-
-function runGit(args: string[], env: NodeJS.ProcessEnv, opts: GitOptions): Promise<GitExit> {
-  const maxOutput = opts.maxOutput ?? MAX_GIT_OUTPUT;
-  const childEnv: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) if (value !== undefined) childEnv[name] = value;
-  return new Promise((resolve) => {
-    const child = spawn('git', args, {
-      cwd: opts.cwd,
-      env: childEnv,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
-    const sizes = { stdout: 0, stderr: 0 };
-    let timedOut = false;
-    let overflow: GitExit['overflow'];
-    let spawnError: NodeJS.ErrnoException | undefined;
-    let forceKill: NodeJS.Timeout | undefined;
-    let stopped = false;
-    const stop = () => {
-      stopped = true;
-      child.kill('SIGTERM');
-      forceKill ??= setTimeout(() => child.kill('SIGKILL'), FORCE_KILL_AFTER_MS);
-    };
-    // A process git started (an alias, a hook) can outlive a stopped git
-    // and hold its stdout open: once git itself is gone, stop waiting for it.
-    child.on('exit', () => {
-      if (!stopped) return;
-      setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-      }, STOPPED_OUTPUT_GRACE_MS).unref();
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      stop();
-    }, opts.timeout ?? 10 * 60_000);
-    for (const name of ['stdout', 'stderr'] as const) {
-      child[name]!.on('data', (chunk: Buffer) => {
-        if (overflow) return;
-        sizes[name] += chunk.length;
-        if (sizes[name] > maxOutput) {
-          overflow = name;
-          stop();
-          return;
-        }
-        chunks[name].push(chunk);
-      });
-    }
-    if (opts.input !== undefined) {
-      // git may exit without reading all of its input (a failure): that is its exit status to report, not an EPIPE.
-      child.stdin!.on('error', () => {});
-      child.stdin!.end(opts.input);
-    }
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      spawnError = err;
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (forceKill) clearTimeout(forceKill);
-      const text = (name: 'stdout' | 'stderr') => stripFinalNewline(Buffer.concat(chunks[name]).toString('utf8'));
-      resolve({
-        exitCode: code ?? undefined,
-        signal: signal ?? undefined,
-        stdout: text('stdout'),
-        stderr: text('stderr'),
-        timedOut,
-        maxOutput,
-        ...(overflow ? { overflow } : {}),
-        ...(spawnError ? { spawnError } : {}),
-      });
-    });
-  });
 }

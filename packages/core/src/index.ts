@@ -6,6 +6,7 @@ export * from './exit.js';
 export * from './files.js';
 export * from './front-matter.js';
 export * from './git.js';
+export * from './run-program.js';
 export * from './claim-lock.js';
 export * from './agent-gate.js';
 export * from './hostile-names.js';

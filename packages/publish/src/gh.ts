@@ -1,4 +1,4 @@
-import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghHostFor, ghTokenEnv, readForgeToken, scrubSecrets, StepError } from '@prompt-valet/core';
+import { FORGE_TOKEN_ENV_VARS, ForgeTokenError, ghHostFor, ghTokenEnv, readForgeToken, runProgram, scrubSecrets, StepError } from '@prompt-valet/core';
 
 /**
  * Talking to GitHub through the real `gh`. The token reaches gh only
@@ -46,31 +46,33 @@ function ghTokenFor(opts: GhOptions): NodeJS.ProcessEnv {
   }
 }
 
+/** Most bytes kept of what gh prints (a PR's comments as JSON stay far below). */
+const MAX_GH_OUTPUT = 64 * 1024 * 1024;
+
 /** Run gh with the token for this one command; a failure is a retryable `gh_failed` naming gh's first line. */
 export async function runGh(opts: GhOptions, args: string[]): Promise<string> {
   const token = ghTokenFor(opts);
-  // Loaded on first use: with publisher none pv-publish never runs gh, and execa is a large part of its start-up.
-  const { execa } = await import('execa');
-  const result = await execa(opts.cmd, args, {
+  const result = await runProgram(opts.cmd, args, {
     cwd: opts.cwd,
     env: { ...opts.env, ...token, GH_PROMPT_DISABLED: '1', GH_NO_UPDATE_NOTIFIER: '1', NO_COLOR: '1', GH_PAGER: 'cat', ...(opts.host === 'github.com' ? {} : { GH_HOST: opts.host }) },
-    extendEnv: false,
-    reject: false,
     timeout: 120_000,
-    stdin: 'ignore',
+    maxOutput: MAX_GH_OUTPUT,
   });
-  if (result.failed) {
-    const cause = result.cause as NodeJS.ErrnoException | undefined;
-    if (result.exitCode === undefined && cause?.code === 'ENOENT') {
-      throw new StepError('gh_missing', `${opts.cmd} is not installed (not found on PATH): install gh or set watcher.publisher: none`);
-    }
-    const stderr = scrubSecrets(String(result.stderr ?? '').trim(), { ...opts.env, ...token });
-    const first = stderr.split('\n').find((l) => l.trim()) ?? (result.timedOut ? 'timed out' : `exit ${result.exitCode}`);
+  if (result.spawnError?.code === 'ENOENT') {
+    throw new StepError('gh_missing', `${opts.cmd} is not installed (not found on PATH): install gh or set watcher.publisher: none`);
+  }
+  if (result.spawnError || result.overflow || result.timedOut || result.exitCode !== 0) {
+    const stderr = scrubSecrets(result.stderr.trim(), { ...opts.env, ...token });
+    const first = result.spawnError
+      ? `cannot start ${opts.cmd}: ${result.spawnError.message}`
+      : result.overflow
+        ? `printed more than ${MAX_GH_OUTPUT} bytes on ${result.overflow}; stopped it`
+        : stderr.split('\n').find((l) => l.trim()) ?? (result.timedOut ? 'timed out' : `exit ${result.exitCode ?? result.signal}`);
     // gh failing is a network, rate limit or GitHub outage far more often
     // than a permanent fault; another attempt costs little.
     throw new StepError('gh_failed', `gh ${args[0]} ${args[1]}: ${first}`, { retryable: true, detail: stderr });
   }
-  return String(result.stdout ?? '');
+  return result.stdout;
 }
 
 /** The URL of an open PR from `head`, if there is one. */
