@@ -316,6 +316,10 @@ async function liveSuite(t: Test): Promise<void> {
     `ls ${PREFIX}/repos/acme/widget/.git/hooks >/dev/null 2>&1 && touch ${PREFIX}/repos/acme/widget/.git/hooks/pre-commit 2>/dev/null && echo "LEAK wrote the shared clone's hooks"`,
     `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null | grep -qE 'pv[-]watcher|pv[-]claim|pv[-]publish|system[d]' && echo "LEAK a process outside the jail is visible: $f"; done`,
     `kill -9 ${watcherPid} 2>/dev/null && echo "LEAK killed the watcher"`,
+    // The valet's handles on a run: the claim lock (fd 9), the agent gate (fd 4), the parsed config it hands its steps.
+    `for fd in 4 9; do l=$(readlink /proc/self/fd/$fd 2>/dev/null); case "$l" in socket:*|*.lock) echo "LEAK fd $fd is $l" ;; esac; done`,
+    `env | grep -q '^PV_CONFIG_PARSED=' && echo "LEAK the parsed config (PV_CONFIG_PARSED)"`,
+    `env | grep -q '^PV_AGENT_GATE_FD=' && echo "LEAK the agent gate's variable"`,
     `echo "report done"`,
   ];
   const drop = (folder: string, name: string, text: string, what: string) =>
