@@ -22,7 +22,7 @@ t.test('every step of a run gets the watcher\'s parsed config for the same file;
   await fsp.mkdir(path.join(root.inbox, 'widget', 'main'), { recursive: true });
 
   // The agent notes whether the handoff reached it (test/fixtures: inside the jail /tmp is its own).
-  const agent = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'handoff-agent.sh');
+  const agent = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'timed-agent.sh');
   await root.configure({ watcher: { runner_cmd: agent } });
 
   // Each step through a wrapper that appends "<step> <handoff>" to a file, then runs the real step.
@@ -38,7 +38,7 @@ t.test('every step of a run gets the watcher\'s parsed config for the same file;
     ].join('\n'), { mode: 0o755 });
   }
 
-  await root.dropPrompt('widget/main/handoff.prompt.md', '# handoff\n\nWrite a file.\n');
+  await root.dropPrompt('widget/main/handoff.prompt.md', '# handoff\n\nWrite a file.\nagent-seconds: 0\n');
   const env: NodeJS.ProcessEnv = { ...process.env, PV_TOOLS_DIR: tools, NO_COLOR: '1' };
   delete env[CONFIG_HANDOFF_ENV];
   const run = await runBin('pv-watcher', ['--once', '--config', root.configPath], { env });
@@ -56,5 +56,6 @@ t.test('every step of a run gets the watcher\'s parsed config for the same file;
     t.same(handoff.raw, expected.source?.raw, `${step} ${firstArg}: the same configuration as the file holds`);
   }
   const runId = fs.readdirSync(root.processed).find((d) => !d.startsWith('.'))!;
-  t.equal(fs.readFileSync(path.join(root.processed, runId, 'jail', 'home', 'handoff.txt'), 'utf8').trim(), 'absent', 'the agent does not get it');
+  const span = fs.readFileSync(path.join(root.processed, runId, 'jail', 'home', 'agent-span.txt'), 'utf8');
+  t.match(span, /^handoff absent$/m, 'the agent does not get it');
 });

@@ -1,20 +1,11 @@
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CONFIG_HANDOFF_ENV, ConfigError, configHandoff, envWithConfigHandoff, loadConfig } from '../src/config.js';
-import { REPO_ROOT_FOR_TESTS } from './paths.js';
+import { REPO_ROOT_FOR_TESTS, tmpConfig } from './paths.js';
 
 // pv-watcher hands its parsed config to the steps it starts (CONFIG_HANDOFF_ENV);
 // a step uses it only for the same file, unchanged, and still validates it.
-
-function tmpConfig(t: { teardown(fn: () => void): void }, text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-config-handoff-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'prompt-valet.yaml');
-  fs.writeFileSync(file, text);
-  return file;
-}
 
 const TEXT = 'git_owner: acme\nwatcher:\n  max_parallel: 3\n';
 

@@ -1,20 +1,11 @@
 import t from 'tap';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { CONFIG_SCHEMA, ConfigError, loadConfig, normaliseConfig } from '../src/config.js';
-import { REPO_ROOT_FOR_TESTS } from './paths.js';
+import { REPO_ROOT_FOR_TESTS, tmpConfig } from './paths.js';
 
 const shipped = path.join(REPO_ROOT_FOR_TESTS, 'configs', 'prompt-valet.yaml');
-
-function tmpConfig(t: { teardown(fn: () => void): void }, text: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-config-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'prompt-valet.yaml');
-  fs.writeFileSync(file, text);
-  return file;
-}
 
 function flatten(obj: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(obj).flatMap(([k, v]) =>
