@@ -227,6 +227,17 @@ function drain(made: FakePipeline[]): void {
 }
 
 /** A claimed pipeline that reached the agent gate. */
+/** Every run's agent ends, it settles and its pipeline exits; then the scheduler goes idle. */
+async function finishAll(s: Scheduler, made: FakePipeline[]): Promise<void> {
+  for (const p of made) {
+    p.agentEnds();
+    p.settles();
+    p.exits(0);
+  }
+  drain(made);
+  await s.idle();
+}
+
 function claimAndWait(p: FakePipeline, runId: string): void {
   p.claims(runId);
   p.waitsForAgent();
@@ -285,13 +296,7 @@ t.test('agent slots: a burst from idle starts the runs ahead only once every slo
   t.same(made.map((p) => p.granted), [1, 1, 0, 0], 'the runs ahead wait at the gate');
   made[0]!.agentEnds();
   t.same(made.map((p) => p.granted), [1, 1, 1, 0], 'a slot set free goes to the run ready for it');
-  for (const p of made) {
-    p.agentEnds();
-    p.settles();
-    p.exits(0);
-  }
-  drain(made);
-  await s.idle();
+  await finishAll(s, made);
 });
 
 t.test('prompts named by file events get a claimer each at once; the walk stays one at a time', async (t) => {
@@ -350,13 +355,7 @@ t.test('prepare_ahead 0: a pipeline per slot, and each run gets its slot at once
   claimAndWait(made[1]!, 'run-1');
   t.equal(made.length, 2, 'max_parallel pipelines, no more');
   t.same(made.map((p) => p.granted), [1, 1], 'no run waits');
-  for (const p of made) {
-    p.agentEnds();
-    p.settles();
-    p.exits(0);
-  }
-  drain(made);
-  await s.idle();
+  await finishAll(s, made);
 });
 
 t.test('a reload that raises max_parallel grants waiting runs at once; one that lowers it lets running agents finish', async (t) => {
