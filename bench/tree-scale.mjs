@@ -21,6 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { DEFAULT_CONCURRENCY } from '../packages/tree/dist/main.js';
 
 // This machine sets NODE_EXTRA_CA_CERTS, which adds 40-100 ms to every Node
 // start; a server does not. Unset for everything the benchmarks start.
@@ -162,7 +163,7 @@ for (let i = 0; i < Math.min(RUNS, 3); i++) {
 // The floor for any tool that asks each remote with git: the same ls-remote
 // for every repository, run by xargs at pv-tree's own concurrency (no Node
 // at all, nothing compared or created). pv-tree cannot be faster than this.
-const width = Math.min(32, Math.max(4, os.availableParallelism() * 4)); // pv-tree's DEFAULT_CONCURRENCY
+const width = DEFAULT_CONCURRENCY;
 const parallelScript = `printf '%s\\n' "$@" | xargs -P ${width} -I{} git -C {} ls-remote --heads origin >/dev/null`;
 const gitFloor = [];
 for (let i = 0; i < Math.min(RUNS, 3); i++) {

@@ -11,6 +11,8 @@
 //                                                one CommonJS file (yargs and chalk are
 //                                                in it but evaluated only when used)
 //   packages/<pkg>/bundle/<tool>.main.cjs.cache  V8's code cache for it (see below)
+//   packages/<pkg>/bundle/run-bundle.cjs         how the executable compiles and runs it
+//                                                (scripts/bundle-runtime.cjs)
 //   packages/<pkg>/bundle/inputs.json            the files the bundle was made from, so
 //                                                pv-install can refuse a stale bundle
 //   packages/<pkg>/bundle/package.json           the bundle is CommonJS
@@ -77,9 +79,6 @@ function helpText(binPath) {
   });
 }
 
-/** The bundle's code cache: beside it, `<tool>.main.cjs.cache`. */
-export const CODE_CACHE_SUFFIX = '.cache';
-
 /**
  * The executable: plain JavaScript, so that `--help` costs Node's start and
  * one write. Anything else compiles the bundle with its code cache (when V8
@@ -96,23 +95,9 @@ export function launcherSource(tool, help) {
     "if (args.length === 1 && (args[0] === '--help' || args[0] === '-h')) {",
     `  process.stdout.write(${JSON.stringify(help)});`,
     '} else {',
-    "  const fs = require('node:fs');",
-    "  const path = require('node:path');",
-    "  const vm = require('node:vm');",
-    "  const Module = require('node:module');",
-    `  const file = path.join(__dirname, ${JSON.stringify(`${tool}.main.cjs`)});`,
-    '  let cachedData;',
-    '  try {',
-    `    cachedData = fs.readFileSync(file + ${JSON.stringify(CODE_CACHE_SUFFIX)});`,
-    '  } catch {',
-    '    // no cache: V8 compiles the bundle as usual',
-    '  }',
-    "  const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file, cachedData });",
-    '  const mod = new Module(file, module);',
-    '  mod.filename = file;',
-    '  mod.paths = Module._nodeModulePaths(__dirname);',
-    '  mod.loaded = true;',
-    '  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, __dirname);',
+    "  const { compileBundle, runBundle } = require('./run-bundle.cjs');",
+    `  const file = require('node:path').join(__dirname, ${JSON.stringify(`${tool}.main.cjs`)});`,
+    '  runBundle(compileBundle(file, true), file, module);',
     '}',
     '',
   ].join('\n');
@@ -190,6 +175,7 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
   const launcher = path.join(out, `${tool}.js`);
   fs.writeFileSync(launcher, launcherSource(tool, help), { mode: 0o755 });
   fs.writeFileSync(path.join(out, 'package.json'), '{ "type": "commonjs" }\n');
+  fs.copyFileSync(path.join(top, 'scripts', 'bundle-runtime.cjs'), path.join(out, 'run-bundle.cjs'));
   writeCodeCache(main, WARM_RUNS[tool]);
   // npm stamps the files it unpacks with a fixed old date, so a dependency
   // updated by npm ci looks older than any bundle: its install record (npm
@@ -197,7 +183,7 @@ export async function bundleTool({ dir, tool, bin }, top = root) {
   const installRecord = path.join('node_modules', '.package-lock.json');
   const extra = fs.existsSync(path.join(top, installRecord)) ? [installRecord] : [];
   // How the bundle is made is an input too: a new bundler remakes every bundle.
-  for (const maker of ['scripts/bundle.mjs', 'scripts/code-cache.cjs']) if (fs.existsSync(path.join(top, maker))) extra.push(maker);
+  for (const maker of ['scripts/bundle.mjs', 'scripts/bundle-runtime.cjs', 'scripts/code-cache.cjs']) if (fs.existsSync(path.join(top, maker))) extra.push(maker);
   const inputs = [...Object.keys(result.metafile.inputs), ...extra].sort();
   // Written last: its time stamp is the bundle's (see bundleState in core).
   fs.writeFileSync(path.join(out, BUNDLE_INPUTS_FILE), JSON.stringify({ tool, inputs }, null, 1) + '\n');

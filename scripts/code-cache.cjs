@@ -3,7 +3,7 @@
 //
 //   node scripts/code-cache.cjs BUNDLE.main.cjs [--run ARG...]
 //
-// Compiles the bundle as its launcher does (vm.Script over Module.wrap, so
+// Compiles the bundle as its launcher does (scripts/bundle-runtime.cjs, so
 // the cache matches what the launcher compiles). With --run, runs the tool
 // once with those arguments first, so the cache also holds every function
 // that run compiled; the cache is written when the process exits, whatever
@@ -12,25 +12,20 @@
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
-const vm = require('node:vm');
-const Module = require('node:module');
+const { codeCacheFile, compileBundle, runBundle } = require('./bundle-runtime.cjs');
 
 const [file, flag, ...runArgs] = process.argv.slice(2);
 if (!file || (flag !== undefined && flag !== '--run')) {
   process.stderr.write('usage: node scripts/code-cache.cjs BUNDLE.main.cjs [--run ARG...]\n');
   process.exit(64);
 }
-const script = new vm.Script(Module.wrap(fs.readFileSync(file, 'utf8')), { filename: file });
+const script = compileBundle(file, false);
 process.on('exit', (code) => {
-  fs.writeFileSync(`${file}.cache`, script.createCachedData());
+  fs.writeFileSync(codeCacheFile(file), script.createCachedData());
   if (code !== 0) process.stderr.write(`code-cache: ${path.basename(file)} warm-up run exited ${code}\n`);
   process.exitCode = 0;
 });
 if (flag === '--run') {
   process.argv = [process.argv[0], path.join(path.dirname(file), path.basename(file, '.main.cjs') + '.js'), ...runArgs];
-  const mod = new Module(file, module);
-  mod.filename = file;
-  mod.paths = Module._nodeModulePaths(path.dirname(file));
-  mod.loaded = true;
-  script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, path.dirname(file));
+  runBundle(script, file, module);
 }

@@ -4,6 +4,7 @@ export * from './config.js';
 export * from './errors.js';
 export * from './exit.js';
 export * from './files.js';
+export * from './file-tail.js';
 export * from './front-matter.js';
 export * from './git.js';
 export * from './run-program.js';

@@ -2,9 +2,10 @@ import * as fsp from 'node:fs/promises';
 import type { Msg, NatsConnection, Subscription } from 'nats';
 import {
   claimRecordPath,
-  isErrno,
   isRunId,
   isWorkerName,
+  newFileTail,
+  readAppendedLines,
   readJsonIfExists,
   runFile,
   runRootFor,
@@ -39,29 +40,11 @@ export function publishLogLine(nc: NatsConnection, stem: string, runId: string, 
 
 /** Publish what is appended to `file` until stop() (which sends what is left). */
 export function followFile(file: string, onLine: (line: string) => void, everyMs = 500): { stop(): Promise<void> } {
-  let offset = 0;
-  let partial = '';
+  const tail = newFileTail();
   let reading: Promise<void> = Promise.resolve();
   const readMore = async () => {
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(file, 'r');
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return;
-      throw err;
-    }
-    try {
-      for (;;) {
-        const buf = Buffer.alloc(64 * 1024);
-        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-        if (bytesRead === 0) break;
-        offset += bytesRead;
-        const lines = (partial + buf.subarray(0, bytesRead).toString('utf8')).split('\n');
-        partial = lines.pop() ?? '';
-        for (const l of lines) onLine(l);
-      }
-    } finally {
-      await fh.close();
+    for (let got = await readAppendedLines(file, tail); got; got = await readAppendedLines(file, tail)) {
+      for (const l of got.text.split('\n')) onLine(l);
     }
   };
   const timer = setInterval(() => {
@@ -72,7 +55,7 @@ export function followFile(file: string, onLine: (line: string) => void, everyMs
       clearInterval(timer);
       reading = reading.then(readMore).catch(() => undefined);
       await reading;
-      if (partial) onLine(partial);
+      if (tail.partial.length > 0) onLine(tail.partial.toString('utf8'));
     },
   };
 }

@@ -117,7 +117,9 @@ Examples:
 
     const claimBin = locateTool('pv-claim', { env: io.env });
     // (a handoff made stale by an edited config is ignored by the receiver: core config.ts)
-    const recovery = new Recovery(claimBin, () => (loaded.path ? ['--config', loaded.path] : []), envWithConfigHandoff(io.env, loaded), log);
+    // Every tool this watcher starts gets the config it parsed (core CONFIG_HANDOFF_ENV): six YAML parses fewer per run.
+    let stepEnv = envWithConfigHandoff(io.env, loaded);
+    const recovery = new Recovery(claimBin, () => (loaded.path ? ['--config', loaded.path] : []), () => stepEnv, log);
     const atStart = await recovery.run('start');
     if (atStart !== 0) return atStart === EX.CONFIG ? EX.CONFIG : EX.TEMPFAIL;
 
@@ -135,11 +137,6 @@ Examples:
           });
     notifier = notifierFor(loaded);
 
-    let handedDown: { from: LoadedConfig; env: NodeJS.ProcessEnv } | undefined;
-    const pipelineEnv = () => {
-      if (handedDown?.from !== loaded) handedDown = { from: loaded, env: envWithConfigHandoff(io.env, loaded) };
-      return handedDown.env;
-    };
 
     const endings = new Set<Promise<void>>();
     const ended = async (p: PipelineLike, how: { claimed: boolean; settled: boolean }) => {
@@ -152,8 +149,7 @@ Examples:
       factory: (handlers) => {
         const command = pipelineCommand({ configPath: loaded.path, env: io.env, dispatch: loaded.config.dispatch });
         log.debug(`starting: ${command}`);
-        // The steps get the config this watcher parsed (core CONFIG_HANDOFF_ENV): six YAML parses fewer per run.
-        return new Pipeline(command, pipelineEnv(), processed, handlers);
+        return new Pipeline(command, stepEnv, processed, handlers);
       },
       maxParallel: maxParallel(),
       prepareAhead: prepareAhead(),
@@ -200,6 +196,7 @@ Examples:
       try {
         const next = ctx.config();
         loaded = next;
+        stepEnv = envWithConfigHandoff(io.env, next);
         // The old pv-notify sends what it has; the next settled run starts one with the new webhooks.
         void notifier?.close();
         notifier = notifierFor(next);

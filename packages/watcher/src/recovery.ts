@@ -14,7 +14,8 @@ export class Recovery {
   constructor(
     private readonly claimBin: string,
     private readonly args: () => string[],
-    private readonly env: NodeJS.ProcessEnv,
+    /** the environment for each pv-claim --recover (the watcher's, with its current config handed down) */
+    private readonly env: () => NodeJS.ProcessEnv,
     private readonly log: Logger,
   ) {}
 
@@ -50,7 +51,7 @@ export class Recovery {
 
   private async once(why: string): Promise<number> {
     const res = await execa(this.claimBin, ['--recover', ...this.args()], {
-      env: this.env,
+      env: this.env(),
       reject: false,
       stdin: 'ignore',
       stderr: 'inherit',

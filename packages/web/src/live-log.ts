@@ -1,7 +1,6 @@
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ServerResponse } from 'node:http';
-import { FINAL_RUN_STATES, isErrno, readRunStatus, RUN_FILES } from '@prompt-valet/core';
+import { FINAL_RUN_STATES, newFileTail, readAppendedLines, readRunStatus, RUN_FILES } from '@prompt-valet/core';
 
 /**
  * Server-Sent Events that follow a run's `agent.log` as it grows:
@@ -33,8 +32,7 @@ function event(name: string, data: string, id?: number): string {
 export async function streamLog(res: ServerResponse, opts: LiveLogOptions, closed: () => boolean): Promise<void> {
   const logFile = path.join(opts.runRoot, RUN_FILES.log);
   const chunkBytes = opts.chunkBytes ?? 256 * 1024;
-  let offset = opts.from;
-  let partial = Buffer.alloc(0);
+  const tail = newFileTail(opts.from);
   let lastState: string | undefined;
   let lastBeat = Date.now();
   const write = (s: string) => {
@@ -42,33 +40,8 @@ export async function streamLog(res: ServerResponse, opts: LiveLogOptions, close
   };
 
   const readNew = async (): Promise<void> => {
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(logFile, 'r');
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return;
-      throw err;
-    }
-    try {
-      for (;;) {
-        const { size } = await fh.stat();
-        if (size < offset) offset = 0; // truncated or replaced: start over
-        if (size === offset) return;
-        const buf = Buffer.alloc(Math.min(chunkBytes, size - offset));
-        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-        if (bytesRead === 0) return;
-        offset += bytesRead;
-        const data = Buffer.concat([partial, buf.subarray(0, bytesRead)]);
-        const nl = data.lastIndexOf(0x0a);
-        if (nl < 0) {
-          partial = data;
-          continue;
-        }
-        partial = data.subarray(nl + 1);
-        write(event('log', data.subarray(0, nl).toString('utf8'), offset - partial.length));
-      }
-    } finally {
-      await fh.close();
+    for (let got = await readAppendedLines(logFile, tail, chunkBytes); got; got = await readAppendedLines(logFile, tail, chunkBytes)) {
+      write(event('log', got.text, got.end));
     }
   };
 
@@ -82,7 +55,7 @@ export async function streamLog(res: ServerResponse, opts: LiveLogOptions, close
       write(event('state', JSON.stringify({ state: st.state })));
     }
     if (st && FINAL_RUN_STATES.has(st.state)) {
-      if (partial.length > 0) write(event('log', partial.toString('utf8'), offset));
+      if (tail.partial.length > 0) write(event('log', tail.partial.toString('utf8'), tail.offset));
       write(event('end', JSON.stringify({ state: st.state })));
       return;
     }
