@@ -166,7 +166,9 @@ function gateHolders(configPath: string): { pid: number; cmdline: string }[] {
 
 t.test('max_parallel 1, prepare_ahead 1: one agent at a time, the next run cloned while the previous agent runs, all done', async (t) => {
   const v = await slotValet(t, { max_parallel: 1, prepare_ahead: 1 });
-  for (let i = 0; i < 4; i++) await v.drop(`task-${i}`, { repo: i % 2 === 0 ? 'alpha' : 'beta' });
+  // The run ahead starts once the slot is taken (Scheduler.pipelineCap): each agent runs long enough
+  // for the next run's claim, resolve and clone to finish beside it on a busy machine.
+  for (let i = 0; i < 4; i++) await v.drop(`task-${i}`, { repo: i % 2 === 0 ? 'alpha' : 'beta', agentSeconds: 3 });
   const w = v.startWatcher();
   await waitFor('an agent running and the next run cloned', async () => {
     const runs = await v.runs();
