@@ -39,3 +39,4 @@ export * from './record-paths.js';
 export * from './git-hardening.js';
 export * from './follow-up.js';
 export * from './tool-bundle.js';
+export * from './run-checkout-git.js';

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
-import { firstHeading, FrontMatterError, isErrno, type IncompleteReason, type Logger, parsePrompt, type PvRecord, runFile } from '@prompt-valet/core';
-import { readSmallFileNoFollow } from './checkout-git.js';
+import {
+  firstHeading, FrontMatterError, isErrno, type IncompleteReason, type Logger, parsePrompt, type PvRecord, readSmallFileNoFollow, runFile,
+} from '@prompt-valet/core';
 import { incompleteNote } from './incomplete-text.js';
 
 /**

@@ -4,10 +4,8 @@ import {
   checkClaimRel, checkedFollowUp, checkoutOfRecord, checkTargetRecord, expectPath, GitError, isErrno, prSettings, readForgeToken, readJsonIfExists, readStepDone,
   INCOMPLETE_LABEL, repoLockPath, runFile, runOfRecord, StepError, updateRunStatus, withRepoLock, writeFileAtomic, writeJsonAtomic,
   type CheckoutSection, type IncompleteReason, type Logger, type PublishSection, type PvRecord, type TargetSection, type ValetConfig,
+  locateRunCheckout, repoGit, worktreeGit, worktreeStatus, type RunCheckout,
 } from '@prompt-valet/core';
-import {
-  locateRunCheckout, repoGit, worktreeGit, type RunCheckout,
-} from './checkout-git.js';
 import { findOpenPr, ghHostForPr, ghRepoArg, openPrOnce, TOKEN_VARS } from './gh.js';
 import { commitMessage, prBody, prTitle, RUN_TRAILER, type PrTextSources } from './pr-text.js';
 import { commentOnce, commentOnOpenPr, type GhTarget } from './follow-up.js';
@@ -296,44 +294,13 @@ interface CheckoutState {
   changed: string[];
 }
 
-/**
- * HEAD, its branch and the changed paths in one `git status --porcelain=v2
- * --branch -z` (instead of a rev-parse and a symbolic-ref besides). Entries
- * it does not know are skipped, as the format may grow.
- */
+/** HEAD, its branch and the changed paths in one `git status --porcelain=v2 --branch -z` (instead of a rev-parse and a symbolic-ref besides). */
 async function checkoutState(co: RunCheckout): Promise<CheckoutState> {
-  const out = await worktreeGit(co, ['status', '--porcelain=v2', '--branch', '-z', '--untracked-files=all', '--ignore-submodules=none']);
-  let head: string | undefined;
-  let branch: string | undefined;
-  const changed: string[] = [];
-  const entries = out.split('\0');
-  // The path is the last field: after 8 fields in an ordinary entry, 9 in a rename (whose source follows as an entry of its own), 10 in an unmerged one.
-  const pathAfter = (entry: string, fields: number): string => {
-    let at = 0;
-    for (let i = 0; i < fields; i++) {
-      const space = entry.indexOf(' ', at);
-      if (space < 0) return entry;
-      at = space + 1;
-    }
-    return entry.slice(at);
-  };
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    if (e.startsWith('# branch.oid ')) head = e.slice('# branch.oid '.length);
-    else if (e.startsWith('# branch.head ')) {
-      const name = e.slice('# branch.head '.length);
-      branch = name === '(detached)' ? undefined : name;
-    } else if (e.startsWith('? ')) changed.push(e.slice(2));
-    else if (e.startsWith('1 ')) changed.push(pathAfter(e, 8));
-    else if (e.startsWith('2 ')) {
-      changed.push(pathAfter(e, 9));
-      i++;
-    } else if (e.startsWith('u ')) changed.push(pathAfter(e, 10));
-  }
+  const { head, branch, changed } = await worktreeStatus(co, { branch: true });
   if (!head || !/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/.test(head)) {
     throw new StepError('git_failed', `the checkout ${co.workTree} has no commit at HEAD (${head ?? 'none'}): it was not made by pv-clone, or the agent broke it`);
   }
-  return { head, branch, changed };
+  return { head, branch, changed: changed.map((entry) => entry.path) };
 }
 
 /**
