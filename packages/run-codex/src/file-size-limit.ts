@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { expectErrno } from '@prompt-valet/core';
+import { expectErrno, locateRunCheckout, PvError, worktreeStatus } from '@prompt-valet/core';
 
 /**
  * RLIMIT_FSIZE (watcher.agent_max_file_bytes) cuts a write at the limit:
@@ -13,40 +13,53 @@ import { expectErrno } from '@prompt-valet/core';
  * (nothing the agent produced is deleted). A file the agent cut and then
  * removed or truncated itself harms nothing and is not counted.
  *
- * Checked once, after the agent exits: walking a large checkout at every
- * poll would cost more than the limit saves.
+ * What pv-publish would publish is what `git add --all` takes: the paths
+ * `git status` names, changed or untracked, never an ignored one. So git
+ * is asked (one hardened status on the worktree admin folder the
+ * configuration names, as pv-publish does) instead of walking the checkout,
+ * whose ignored node_modules or build output can be 10^5 files. Checked
+ * once, after the agent exits.
  */
-export function filesCutAtSizeLimit(checkoutDir: string, maxFileBytes: number, changedSinceMs: number): string[] {
+
+/** Where the run's checkout is, from the configuration (never from the checkout's own `.git` file). */
+export interface CutFileCheckout {
+  /** the shared clone `repos_root/<owner>/<repo>` */
+  repoDir: string;
+  /** the run's checkout, a worktree of the shared clone */
+  workTree: string;
+}
+
+export type CutFiles =
+  | { checked: true; files: string[] }
+  /** the checkout could not be read through git (gone, not a worktree, git failed): nothing is known to be cut */
+  | { checked: false; error: PvError };
+
+export async function filesCutAtSizeLimit(checkout: CutFileCheckout, maxFileBytes: number, changedSinceMs: number): Promise<CutFiles> {
+  let changed: Awaited<ReturnType<typeof worktreeStatus>>['changed'];
+  try {
+    changed = (await worktreeStatus(await locateRunCheckout(checkout.repoDir, checkout.workTree))).changed;
+  } catch (err) {
+    if (err instanceof PvError) return { checked: false, error: err };
+    // the admin folder's gitdir record is there but unreadable, or not a file: the agent cannot reach it, so the clone is broken
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string') return { checked: false, error: new PvError('not_a_git_repo', (err as Error).message, { cause: err }) };
+    throw err;
+  }
   const cut: string[] = [];
-  const walk = (rel: string) => {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(path.join(checkoutDir, rel), { withFileTypes: true });
-    } catch (err) {
-      // a folder the agent made unreadable, or removed meanwhile: nothing of it can be published either
-      expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
-      return;
-    }
-    for (const entry of entries) {
-      const entryRel = rel ? path.join(rel, entry.name) : entry.name;
-      // The checkout's own .git is a pointer file (the shared clone's git folder is read-only in the jail).
-      if (!rel && entry.name === '.git') continue;
-      // Symlinks are committed as links, never followed: what they point at is not the run's.
-      if (entry.isDirectory()) walk(entryRel);
-      else if (entry.isFile()) {
-        const st = lstatOrUndefined(path.join(checkoutDir, entryRel));
-        if (st && st.size >= maxFileBytes && st.mtimeMs >= changedSinceMs) cut.push(entryRel);
-      }
-    }
-  };
-  walk('');
-  return cut.sort();
+  for (const entry of changed) {
+    if (entry.deleted) continue;
+    // git names no path behind a symlinked folder; the path itself is not followed either (a link is committed as a link)
+    const st = lstatOrUndefined(path.join(checkout.workTree, entry.path));
+    if (st?.isFile() && st.size >= maxFileBytes && st.mtimeMs >= changedSinceMs) cut.push(entry.path);
+  }
+  return { checked: true, files: cut.sort() };
 }
 
 function lstatOrUndefined(file: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(file);
   } catch (err) {
+    // named by git a moment ago and gone, or in a folder the agent made unreadable (git warns and goes on)
     expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
     return undefined;
   }

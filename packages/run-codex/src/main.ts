@@ -14,7 +14,8 @@ the inbox, processed/, finished/, repos_root and HOME hidden; writable only
 the checkout and the run's own HOME, TMPDIR and CODEX_HOME
 (processed/<run>/jail/). Limits per run: watcher.agent_max_processes and
 agent_max_memory_bytes (the run's cgroup, when one can be made),
-agent_max_file_bytes (RLIMIT_FSIZE).
+agent_max_file_bytes (RLIMIT_FSIZE: a file git status names as changed or
+untracked, written by the run and cut at that size, settles it as resource_limit).
 Front matter "model", "sandbox", "timeout" (seconds) and "max_tokens" override the
 config, only ever narrowing it.
 

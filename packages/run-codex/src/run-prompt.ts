@@ -228,7 +228,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     // The agent and whatever it left are gone: the next run's agent may start while this one publishes.
     deps.agentSlots?.release(inputs.runId);
   }
-  const cutFiles = filesCutAtSizeLimit(inputs.checkoutDir, w.agent_max_file_bytes, agentStartedMs);
+  const cutFiles = await cutFilesOrNone(rec, inputs, deps, agentStartedMs);
   const tripped = limitsTripped(exit, launch.cgroup?.tripped(), cutFiles);
   await launch.cgroup?.remove();
   const usage = finalUsage(deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail), sessionUsage.poll());
@@ -423,18 +423,44 @@ function takeLastMessage(file: string, runId: string, log: Logger): Buffer | und
   }
 }
 
-/** `repos_root/<owner>/<repo>/.git`, from the configuration and the validated target. */
-function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined {
+/** `repos_root/<owner>/<repo>`, from the configuration and the validated target (never the record's repo_dir). */
+function sharedRepoDirFor(config: ValetConfig, rec: PvRecord): string | undefined {
   const owner = rec.target?.owner;
   const repo = rec.target?.repo;
   if (typeof owner !== 'string' || typeof repo !== 'string' || !checkOwnerName(owner).ok || !checkRepoName(repo).ok) return undefined;
-  const dir = path.join(path.resolve(config.repos_root), owner, repo, '.git');
+  return path.join(path.resolve(config.repos_root), owner, repo);
+}
+
+/** `repos_root/<owner>/<repo>/.git`, when it is there. */
+function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined {
+  const repoDir = sharedRepoDirFor(config, rec);
+  if (!repoDir) return undefined;
+  const dir = path.join(repoDir, '.git');
   try {
     return fs.lstatSync(dir).isDirectory() ? dir : undefined;
   } catch (err) {
     expectErrno(err, 'ENOENT', 'ENOTDIR');
     return undefined;
   }
+}
+
+/**
+ * The checkout's files cut at the file size limit (file-size-limit.ts). A
+ * checkout git cannot read (no clone, not a worktree of it, git failed) has
+ * none known: the run settles as it otherwise would, as it did when the
+ * checkout could not be walked, and pv-publish, which reads it the same
+ * way, fails on it rather than publish anything. Said in the log.
+ */
+async function cutFilesOrNone(rec: PvRecord, inputs: Inputs, deps: RunPromptDeps, agentStartedMs: number): Promise<string[]> {
+  const repoDir = sharedRepoDirFor(deps.config, rec);
+  const found = repoDir
+    ? await filesCutAtSizeLimit({ repoDir, workTree: inputs.checkoutDir }, deps.watcher.agent_max_file_bytes, agentStartedMs)
+    : { checked: false as const, error: new StepError('missing_target', 'the record names no valid target.owner and target.repo, so no shared clone') };
+  if (found.checked) return found.files;
+  const why = `files cut at ${deps.watcher.agent_max_file_bytes} bytes were not looked for: ${found.error.message}`;
+  deps.log.warn(`${inputs.runId}: ${why}`);
+  await fsp.appendFile(runFile(inputs.runRoot, 'log'), `pv-run-codex: ${new Date().toISOString()} ${why}\n`);
+  return [];
 }
 
 /**
