@@ -22,6 +22,8 @@ export interface GitOptions {
   input?: string;
   /** most bytes kept of stdout, and of stderr; past it git is stopped and the call fails. Default MAX_GIT_OUTPUT. */
   maxOutput?: number;
+  /** how stdout is decoded (default utf8): latin1 keeps each byte as one character, for paths that are not UTF-8 */
+  stdoutEncoding?: 'utf8' | 'latin1';
 }
 
 /**

@@ -64,11 +64,12 @@ export async function locateRunCheckout(repoDir: string, workTree: string): Prom
 }
 
 /** git on the checkout's work tree and index, hardened as above. */
-export async function worktreeGit(co: RunCheckout, args: string[], opts: Pick<GitOptions, 'input' | 'env'> = {}): Promise<string> {
+export async function worktreeGit(co: RunCheckout, args: string[], opts: Pick<GitOptions, 'input' | 'env' | 'stdoutEncoding'> = {}): Promise<string> {
   const result = await git(['--git-dir', co.adminDir, '--work-tree', co.workTree, ...HARDENED_GIT_OPTIONS, ...args], {
     cwd: co.workTree,
     env: runCheckoutGitEnv({ ...ISOLATED_GIT_CONFIG_ENV, ...opts.env }),
     ...(opts.input === undefined ? {} : { input: opts.input }),
+    ...(opts.stdoutEncoding === undefined ? {} : { stdoutEncoding: opts.stdoutEncoding }),
   });
   return result.stdout;
 }
@@ -88,8 +89,10 @@ export async function repoGit(commonDir: string, args: string[]): Promise<string
 
 /** A path `git status` names: changed in the index or the work tree, or untracked (never an ignored one). */
 export interface StatusPath {
-  /** relative to the work tree, as git spells it (a folder git does not enter, a nested repository, ends in `/`) */
+  /** relative to the work tree, as git spells it (a folder git does not enter, a nested repository, ends in `/`), read as UTF-8 */
   path: string;
+  /** the same path's bytes: the name on disk, also when it is not UTF-8 (`path` then holds U+FFFD) */
+  pathBytes: Buffer;
   /** deleted: the path is not in the work tree (nor, for a staged deletion, in the index) */
   deleted: boolean;
 }
@@ -112,11 +115,15 @@ export interface WorktreeStatus {
  */
 export async function worktreeStatus(co: RunCheckout, opts: { branch?: boolean } = {}): Promise<WorktreeStatus> {
   const out = await worktreeGit(co, ['status', '--porcelain=v2', ...(opts.branch ? ['--branch'] : []), '-z',
-    '--untracked-files=all', '--ignore-submodules=none']);
+    '--untracked-files=all', '--ignore-submodules=none'], { stdoutEncoding: 'latin1' });
   return parseStatusPorcelainV2(out);
 }
 
-/** Parse `git status --porcelain=v2 -z` output. Entries it does not know are skipped, as the format may grow. */
+/**
+ * Parse `git status --porcelain=v2 -z` output, decoded as latin1 (a
+ * character a byte, so a path that is not UTF-8 keeps its bytes). Entries
+ * it does not know are skipped, as the format may grow.
+ */
 export function parseStatusPorcelainV2(out: string): WorktreeStatus {
   let head: string | undefined;
   let branch: string | undefined;
@@ -134,18 +141,23 @@ export function parseStatusPorcelainV2(out: string): WorktreeStatus {
   };
   // `1 XY …` / `2 XY …`: X is the index's state, Y the work tree's; D is deleted there.
   const deletedIn = (entry: string): boolean => entry[2] === 'D' || entry[3] === 'D';
+  const utf8 = (latin1: string): string => Buffer.from(latin1, 'latin1').toString('utf8');
+  const add = (latin1Path: string, deleted: boolean) => {
+    const pathBytes = Buffer.from(latin1Path, 'latin1');
+    changed.push({ path: pathBytes.toString('utf8'), pathBytes, deleted });
+  };
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     if (e.startsWith('# branch.oid ')) head = e.slice('# branch.oid '.length);
     else if (e.startsWith('# branch.head ')) {
-      const name = e.slice('# branch.head '.length);
+      const name = utf8(e.slice('# branch.head '.length));
       branch = name === '(detached)' ? undefined : name;
-    } else if (e.startsWith('? ')) changed.push({ path: e.slice(2), deleted: false });
-    else if (e.startsWith('1 ')) changed.push({ path: pathAfter(e, 8), deleted: deletedIn(e) });
+    } else if (e.startsWith('? ')) add(e.slice(2), false);
+    else if (e.startsWith('1 ')) add(pathAfter(e, 8), deletedIn(e));
     else if (e.startsWith('2 ')) {
-      changed.push({ path: pathAfter(e, 9), deleted: deletedIn(e) });
+      add(pathAfter(e, 9), deletedIn(e));
       i++;
-    } else if (e.startsWith('u ')) changed.push({ path: pathAfter(e, 10), deleted: false });
+    } else if (e.startsWith('u ')) add(pathAfter(e, 10), false);
   }
   return { head, branch, changed };
 }

@@ -20,6 +20,8 @@ export interface RunProgramOptions {
   input?: string;
   /** most bytes kept of stdout, and of stderr; past it the program is stopped (`overflow`) */
   maxOutput: number;
+  /** how stdout is decoded (default utf8): latin1 keeps each byte as one character, for file names that are not UTF-8 */
+  stdoutEncoding?: 'utf8' | 'latin1';
 }
 
 export interface ProgramExit {
@@ -106,7 +108,8 @@ export function runProgram(cmd: string, args: string[], opts: RunProgramOptions)
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (forceKill) clearTimeout(forceKill);
-      const text = (name: 'stdout' | 'stderr') => stripFinalNewline(Buffer.concat(chunks[name]).toString('utf8'));
+      const text = (name: 'stdout' | 'stderr') =>
+        stripFinalNewline(Buffer.concat(chunks[name]).toString(name === 'stdout' ? opts.stdoutEncoding ?? 'utf8' : 'utf8'));
       resolve({
         exitCode: code ?? undefined,
         signal: signal ?? undefined,

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { expectErrno, locateRunCheckout, PvError, worktreeStatus } from '@prompt-valet/core';
 
 /**
@@ -49,13 +48,13 @@ export async function filesCutAtSizeLimit(checkout: CutFileCheckout, maxFileByte
   for (const entry of changed) {
     if (entry.deleted) continue;
     // git names no path behind a symlinked folder; the path itself is not followed either (a link is committed as a link)
-    const st = lstatOrUndefined(path.join(checkout.workTree, entry.path));
+    const st = lstatOrUndefined(Buffer.concat([Buffer.from(`${checkout.workTree}/`), entry.pathBytes]));
     if (st?.isFile() && st.size >= maxFileBytes && st.mtimeMs >= changedSinceMs) cut.push(entry.path);
   }
   return { checked: true, files: cut.sort() };
 }
 
-function lstatOrUndefined(file: string): fs.Stats | undefined {
+function lstatOrUndefined(file: Buffer): fs.Stats | undefined {
   try {
     return fs.lstatSync(file);
   } catch (err) {

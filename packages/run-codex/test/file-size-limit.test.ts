@@ -57,6 +57,13 @@ t.test('changed and untracked files at the limit, written since the agent starte
   });
 });
 
+t.test('a file whose name is not UTF-8 is found by its bytes (named with U+FFFD in the message)', async (t) => {
+  const co = await runCheckout(t);
+  const started = Date.now() - 1000;
+  fs.writeFileSync(Buffer.concat([Buffer.from(`${co.workTree}/latin-`), Buffer.from([0xe9]), Buffer.from('.bin')]), Buffer.alloc(LIMIT));
+  t.same(await filesCutAtSizeLimit(co, LIMIT, started), { checked: true, files: ['latin-\ufffd.bin'] });
+});
+
 t.test('a file renamed in the index and then cut is named by its new path', async (t) => {
   const co = await runCheckout(t);
   const started = Date.now() - 1000;
