@@ -3,7 +3,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
-import { moveNoReplace } from '../src/move.js';
 
 function tmp(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-files-'));
@@ -47,32 +46,4 @@ t.test('mode is applied', async (t) => {
   const f = path.join(dir, 'secret');
   await writeFileAtomic(f, 'x', { mode: 0o600 });
   t.equal(fs.statSync(f).mode & 0o777, 0o600);
-});
-
-t.test('moveNoReplace never replaces an existing file', async (t) => {
-  const dir = tmp(t);
-  const a = path.join(dir, 'x.prompt.md');
-  const b = path.join(dir, 'x.running.md');
-  fs.writeFileSync(a, 'new prompt');
-  fs.writeFileSync(b, 'running prompt');
-  t.equal(await moveNoReplace(a, b), 'taken');
-  t.equal(fs.readFileSync(a, 'utf8'), 'new prompt', 'source untouched');
-  t.equal(fs.readFileSync(b, 'utf8'), 'running prompt', 'target untouched');
-  fs.unlinkSync(b);
-  t.equal(await moveNoReplace(a, b), 'moved');
-  t.notOk(fs.existsSync(a));
-  t.equal(fs.readFileSync(b, 'utf8'), 'new prompt');
-});
-
-t.test('of many racing moves to one name exactly one wins', async (t) => {
-  const dir = tmp(t);
-  const sources = Array.from({ length: 50 }, (_, i) => {
-    const p = path.join(dir, `s${i}`);
-    fs.writeFileSync(p, String(i));
-    return p;
-  });
-  const results = await Promise.all(sources.map((s) => moveNoReplace(s, path.join(dir, 'target'))));
-  t.equal(results.filter((r) => r === 'moved').length, 1);
-  t.equal(results.filter((r) => r === 'taken').length, 49, 'every other one is told the name is taken');
-  t.equal(fs.readdirSync(dir).length, 50, 'nothing lost: 49 sources + the target');
 });
