@@ -35,10 +35,11 @@ export function processesWithEnv(name: string, value: string): number[] {
     const at = environ.indexOf(needle);
     if (at === 0 || (at > 0 && environ[at - 1] === 0)) found.push(pid);
   }
-  return found.filter((pid) => !isZombie(pid));
+  return found.filter((pid) => !processIsGone(pid));
 }
 
-function isZombie(pid: number): boolean {
+/** A pid that no longer runs: gone, or only a zombie (nothing reaps orphans in some containers). */
+export function processIsGone(pid: number): boolean {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
