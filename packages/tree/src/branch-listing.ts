@@ -26,7 +26,7 @@ export interface BranchListings {
   allViaGit?: string;
 }
 
-/** Between repositories read in-process, let the planning of those already answered run. */
+/** Between repositories read in-process, let the planning of those already answered (and the config check) run. */
 const YIELD_EVERY = 16;
 
 export async function listBranches(targets: readonly ListTarget[], opts: BranchListingOptions): Promise<BranchListings> {
@@ -34,27 +34,7 @@ export async function listBranches(targets: readonly ListTarget[], opts: BranchL
   if (targets.length === 0) return { listings, gitCommands: 0, localListings: 0 };
   const env = gitRunEnv();
   const uid = process.geteuid?.() ?? -1;
-
-  // The path each repository's origin would be read from, or why not (then git is asked).
-  let refusal = uid < 0 ? 'no user id on this platform' : environmentRefusal(env, uid);
-  const localPaths = targets.map((target, i): string | undefined => {
-    if (refusal) return undefined;
-    let url = target.remote;
-    if (target.remote === REMOTE) {
-      const found = readCloneOriginUrl(target.dir, uid);
-      if (!found.ok) {
-        opts.onGitPath?.(i, found.reason);
-        return undefined;
-      }
-      url = found.value;
-    }
-    return localPathOfUrl(url);
-  });
-  let gitCommands = 0;
-  if (!refusal && localPaths.some((p) => p !== undefined)) {
-    gitCommands++;
-    refusal = await sharedConfigRefusal(env, opts.configCwd);
-  }
+  const envRefusal = uid < 0 ? 'no user id on this platform' : environmentRefusal(env, uid);
 
   const pending: Promise<void>[] = [];
   const answer = (index: number, listing: BranchListing) => {
@@ -62,23 +42,52 @@ export async function listBranches(targets: readonly ListTarget[], opts: BranchL
     if (opts.onListing) pending.push(opts.onListing(index, listing));
   };
   const viaGit: number[] = [];
+  let gitCommands = 0;
   let localListings = 0;
+
+  // The shared config check starts with the first local origin and runs while
+  // the origins are read; their answers are held until it has said yes.
+  let check: Promise<void> | undefined;
+  let checked = false;
+  let configRefusal: string | undefined;
+  const held: { index: number; branches: string[] }[] = [];
+  const release = () => {
+    for (const { index, branches } of held.splice(0)) {
+      if (configRefusal) viaGit.push(index);
+      else {
+        localListings++;
+        answer(index, { ok: true, branches });
+      }
+    }
+  };
+
+  let read = 0;
   for (let i = 0; i < targets.length; i++) {
-    const repo = localPaths[i];
-    if (repo === undefined || refusal) {
+    const repo = envRefusal ? undefined : localOriginOf(targets[i]!, uid, (reason) => opts.onGitPath?.(i, reason));
+    if (repo === undefined || (checked && configRefusal)) {
       viaGit.push(i);
       continue;
     }
-    const read = readLocalBranches(repo, uid);
-    if (!read.ok) {
-      opts.onGitPath?.(i, read.reason);
+    if (!check) {
+      gitCommands++;
+      check = sharedConfigRefusal(env, opts.configCwd).then((why) => {
+        configRefusal = why;
+        checked = true;
+      });
+    }
+    const local = readLocalBranches(repo, uid);
+    if (!local.ok) {
+      opts.onGitPath?.(i, local.reason);
       viaGit.push(i);
       continue;
     }
-    localListings++;
-    answer(i, { ok: true, branches: read.branches });
-    if (localListings % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    held.push({ index: i, branches: local.branches });
+    if (checked) release();
+    if (++read % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  if (check) await check;
+  release();
+  viaGit.sort((a, b) => a - b);
 
   gitCommands += viaGit.length;
   if (viaGit.length > 0) {
@@ -90,5 +99,17 @@ export async function listBranches(targets: readonly ListTarget[], opts: BranchL
     });
   }
   await Promise.all(pending);
-  return { listings, gitCommands, localListings, ...(refusal ? { allViaGit: refusal } : {}) };
+  const allViaGit = envRefusal ?? configRefusal;
+  return { listings, gitCommands, localListings, ...(allViaGit ? { allViaGit } : {}) };
+}
+
+/** The absolute path of the target's origin when it is on this machine; undefined for git to ask (a reason for anything odd). */
+function localOriginOf(target: ListTarget, uid: number, odd: (reason: string) => void): string | undefined {
+  if (target.remote !== REMOTE) return localPathOfUrl(target.remote);
+  const found = readCloneOriginUrl(target.dir, uid);
+  if (!found.ok) {
+    odd(found.reason);
+    return undefined;
+  }
+  return localPathOfUrl(found.value);
 }

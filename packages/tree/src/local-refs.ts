@@ -21,7 +21,7 @@ export type LocalBranches = { ok: true; branches: string[] } | { ok: false; reas
 export const MAX_PACKED_REFS_BYTES = 64 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 /** A loose ref is 41 bytes; HEAD `ref: refs/heads/<name>\n`. */
-const MAX_REF_FILE_BYTES = 4096;
+const MAX_REF_FILE_BYTES = 1024;
 /** More loose branches than this are not walked (git is asked). */
 const MAX_LOOSE_REFS = 1_000_000;
 
@@ -96,6 +96,34 @@ export function readBoundedFile(file: string, max: number): string | undefined {
   }
 }
 
+const smallFileBuffer = Buffer.alloc(MAX_REF_FILE_BYTES + 1);
+
+/**
+ * A loose ref or HEAD: one open, one read, one close (a pass reads thousands
+ * of them, so no fstat). Only a regular file yields text that passes the
+ * caller's pattern: a FIFO is opened non-blocking and reads empty, a folder
+ * fails to read, a symlink fails to open; a longer file fills the buffer and
+ * is refused. Undefined when missing.
+ */
+function readRefFile(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') return refuse(`${file} is a symlink`);
+    return refuse(`cannot read ${file} (${code ?? String(err)})`);
+  }
+  try {
+    const n = fs.readSync(fd, smallFileBuffer, 0, smallFileBuffer.length, 0);
+    if (n === smallFileBuffer.length) return refuse(`${file} is larger than ${MAX_REF_FILE_BYTES} bytes`);
+    return smallFileBuffer.toString('latin1', 0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function lstatOrUndefined(p: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(p);
@@ -116,7 +144,7 @@ function isPlainGitDirectory(dir: string): boolean {
   const refs = lstatOrUndefined(path.join(dir, 'refs'));
   if (!objects?.isDirectory() || !refs?.isDirectory()) return false;
   if (lstatOrUndefined(path.join(dir, 'commondir'))) refuse(`${dir} has a commondir file (its refs live elsewhere)`);
-  const head = readBoundedFile(path.join(dir, 'HEAD'), MAX_REF_FILE_BYTES);
+  const head = readRefFile(path.join(dir, 'HEAD'));
   return head !== undefined && HEAD_RE.test(head);
 }
 
@@ -188,7 +216,7 @@ function readLooseHeads(gitDir: string, found: Set<string>): void {
       }
       if (!e.isFile()) refuse(`${file} is not a regular file`);
       if (!gitAcceptsRefName(full)) refuse(`${full} is a name git rejects`);
-      const content = readBoundedFile(file, MAX_REF_FILE_BYTES);
+      const content = readRefFile(file);
       if (content === undefined) refuse(`${file} went away while it was read`);
       if (content.startsWith('ref:')) refuse(`${full} is a symbolic ref`);
       if (!LOOSE_REF_RE.test(content)) refuse(`${full} does not hold one object id and a newline`);

@@ -108,7 +108,7 @@ export async function runPass(config: ValetConfig, opts: PassOptions): Promise<P
     onListing: async (i, listing) => {
       if (listing.ok) plans[i] = await planLiveRepo(config, policy, targets[i]!.clone, listing.branches);
     },
-    onGitPath: (i, reason) => opts.log.debug(`${targets[i]!.clone.key}: origin looks local, asking git (${reason})`),
+    onGitPath: (i, reason) => opts.log.debug(`${targets[i]!.clone.key}: asking git (${reason})`),
   });
   if (listed.allViaGit) opts.log.debug(`every origin is asked with git: ${listed.allViaGit}`);
   const { listings } = listed;
