@@ -63,8 +63,8 @@ export async function listBranches(targets: readonly ListTarget[], opts: BranchL
 
   let read = 0;
   for (let i = 0; i < targets.length; i++) {
-    const repo = envRefusal ? undefined : localOriginOf(targets[i]!, uid, (reason) => opts.onGitPath?.(i, reason));
-    if (repo === undefined || (checked && configRefusal)) {
+    const repo = envRefusal || (checked && configRefusal) ? undefined : localOriginOf(targets[i]!, uid, (reason) => opts.onGitPath?.(i, reason));
+    if (repo === undefined) {
       viaGit.push(i);
       continue;
     }

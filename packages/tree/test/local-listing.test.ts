@@ -84,15 +84,35 @@ t.test('each clone or origin that is not plain is asked with git, and only that 
   await fsp.chown(owned, 65534, 65534);
   cases.push({ repo: 'owned', reason: /owned by uid 65534/ });
 
+  const reftable = await f.addRepo('acme', 'reftable', ['main']);
+  await git(['config', 'core.repositoryformatversion', '1'], { cwd: reftable });
+  await git(['config', 'extensions.refStorage', 'reftable'], { cwd: reftable });
+  cases.push({ repo: 'reftable', reason: /extensions\.refstorage/ });
+  const badPacked = await f.addRepo('acme', 'badpacked', ['main']);
+  await git(['pack-refs', '--all'], { cwd: badPacked });
+  await fsp.appendFile(path.join(badPacked, 'packed-refs'), 'garbage\n');
+  cases.push({ repo: 'badpacked', reason: /packed-refs line \d+ is malformed/ });
+  // A non-bare origin whose .git is a file pointing at the repository: git follows it.
+  const pointed = await makeOrigin(path.join(f.origins, 'acme', 'pointed.git'), { branches: ['main', 'via-pointer'] });
+  const pointer = path.join(f.origins, 'acme', 'pointer');
+  await fsp.mkdir(pointer);
+  await fsp.writeFile(path.join(pointer, '.git'), `gitdir: ${pointed}\n`);
+  await cloneInto(pointer, path.join(f.v.repos, 'acme', 'pointer'));
+  cases.push({ repo: 'pointer', reason: /gitdir pointer/ });
+
   const r = await treeWithEnv(f);
   t.equal(r.code, 0, r.stderr);
   for (const c of cases) t.match(r.stderr, new RegExp(`acme/${c.repo}: asking git \\(.*${c.reason.source}`), c.repo);
-  t.match(r.summary, { repos: 7, local_listings: 1, git_commands: 1 + cases.length });
+  t.match(r.summary, { repos: 10, local_listings: 1, git_commands: 1 + cases.length });
   const listing = await inboxListing(f.v.inbox);
   t.ok(listing.includes('hidden/main/') && !listing.includes('hidden/dev/'), 'git hid dev, so it has no folder');
   t.ok(listing.includes('symbolic/alias/') && listing.includes('symbolic/main/'), 'git lists the symbolic ref as a branch');
   t.ok(listing.includes('rewrite/main/') && listing.includes('twourls/main/') && listing.includes('included/main/'));
-  t.match(r.records.find((x) => 'action' in x && x.repo === 'acme/owned'), { action: 'failed', reason: /dubious ownership/ }, 'git\'s own refusal');
+  t.ok(listing.includes('pointer/via-pointer/'), 'git followed the .git file');
+  const failed = (repo: string) => r.records.find((x) => 'action' in x && x.repo === `acme/${repo}`);
+  t.match(failed('owned'), { action: 'failed', reason: /dubious ownership/ }, 'git\'s own refusal');
+  t.match(failed('reftable'), { action: 'failed', reason: /unknown repository extension/ }, 'git\'s own refusal');
+  t.match(failed('badpacked'), { action: 'failed', reason: /packed-refs/ }, 'git\'s own refusal');
 });
 
 t.test('an https origin is asked with git as before; no config check when no origin is local', async (t) => {
