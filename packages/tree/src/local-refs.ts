@@ -54,8 +54,9 @@ function errnoOf(err: unknown): string | undefined {
 
 /**
  * A name git lists under refs/heads, by check_refname_format (refs.c), for a
- * full name `refs/heads/<branch>`. Components starting with "." or ending in
- * ".lock" are not here: git skips those silently while reading the folder.
+ * full name `refs/heads/<branch>`. A component starting with "." or ending in
+ * ".lock" is a bad name in packed-refs; in the folder git skips such entries
+ * silently, and so does the walk, before it asks this.
  */
 export function gitAcceptsRefName(full: string): boolean {
   if (full === '@' || full.endsWith('.') || full.includes('..') || full.includes('@{')) return false;
@@ -67,7 +68,7 @@ export function gitAcceptsRefName(full: string): boolean {
 }
 
 /** A regular file read whole, refusing a symlink, a special file or more than `max` bytes. Undefined when missing. */
-export function readBoundedFile(file: string, max: number): string | undefined {
+function readBoundedFile(file: string, max: number): string | undefined {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);

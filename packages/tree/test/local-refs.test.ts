@@ -7,7 +7,7 @@ import { git } from '@prompt-valet/core';
 import { makeOrigin } from '@prompt-valet/testkit';
 import { parseGitConfig } from '../src/git-config-file.js';
 import { localPathOfUrl } from '../src/local-origin.js';
-import { readLocalBranches } from '../src/local-refs.js';
+import { MAX_PACKED_REFS_BYTES, readLocalBranches } from '../src/local-refs.js';
 import { parseLsRemoteOutput } from '../src/remote-branches.js';
 
 const UID = process.geteuid!();
@@ -151,7 +151,7 @@ t.test('anything not plain is refused with a reason (pv-tree then asks git)', as
 
   const huge = await fresh('huge');
   const fd = await fsp.open(path.join(huge, 'packed-refs'), 'w');
-  await fd.truncate(64 * 1024 * 1024 + 1);
+  await fd.truncate(MAX_PACKED_REFS_BYTES + 1);
   await fd.close();
   refused(t, huge, /larger than/, 'a packed-refs past the bound');
 });
