@@ -6,7 +6,8 @@ import { forgeGitEnv, GitError, gitEnv, redactCredentials } from '@prompt-valet/
  * `git ls-remote --heads origin`: one round trip, no objects transferred,
  * nothing written to the clone (so it never takes a lock that pv-clone or a
  * running agent holds), and a branch deleted upstream is gone at once.
- * See README "Why ls-remote".
+ * See README "Why ls-remote". (An origin on this machine is read in-process
+ * instead when it is plain: branch-listing.ts decides, local-refs.ts reads.)
  *
  * Node forks slowly (it copies a large process; ~7 ms a spawn measured here,
  * more than the ls-remote itself), so pv-tree does not spawn git once per
