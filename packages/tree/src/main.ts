@@ -10,9 +10,10 @@ interface TreeArgs {
 }
 
 /**
- * Remotes asked at once. A local remote costs CPU (git and upload-pack), a
- * network one mostly waiting, so a few per core keep every core busy without
- * hammering a Git host.
+ * Remotes asked with git at once. A local remote that git must be asked for
+ * costs CPU (git and upload-pack), a network one mostly waiting, so a few
+ * per core keep every core busy without hammering a Git host. (Plain local
+ * origins are read in-process and take no worker.)
  */
 export const DEFAULT_CONCURRENCY = Math.min(32, Math.max(4, os.availableParallelism() * 4));
 
@@ -22,6 +23,13 @@ Mirrors the branches that exist upstream into the inbox: for every clone
 and keeps one folder per branch in inbox/<repo>/ (inbox_mode
 legacy_single_owner, only git_owner's repositories) or inbox/<owner>/<repo>/
 (multi_owner). Branch feature/x has the folder feature~x.
+
+An origin on this machine (file:///path or /path) is read in-process from
+its refs (loose, then packed-refs), without a git process; one
+"git config --list" a pass checks that no insteadOf, include or hideRefs
+rule could change git's answer. Anything not plain (another owner,
+extensions such as reftable, a symbolic ref, a malformed file, …) is
+asked with git ls-remote as any other remote.
 
 Filters (tree_builder.*): branch_name_blacklist always applies; branch_mode
 all | whitelist | blacklist | both (whitelist, then blacklist) picks the rest.
@@ -48,8 +56,9 @@ whose branches cannot be listed keeps its folders exactly as they are.
 Output: one JSON line per action on stdout,
   {"v":1,"action":"created|removed|marked|unmarked|skipped|failed","path":…,"repo":…,"branch":…,"reason":…}
 then one summary line {"v":1,"summary":{created,removed,marked,unmarked,
-skipped,failed,repos,branches,upstream_repos,git_commands,gh_commands,
-duration_ms,dry_run}}.
+skipped,failed,repos,branches,upstream_repos,git_commands,local_listings,
+gh_commands,duration_ms,dry_run}}: git_commands counts the git processes
+started, local_listings the repositories read in-process.
 A pass that finds the inbox already right prints only the summary.
 Without --once it runs a pass every tree_builder.scan_interval_seconds until
 SIGTERM or SIGINT (then exits 0).
@@ -140,7 +149,7 @@ export const main = defineTool<TreeArgs>({
     y
       .option('once', { type: 'boolean', describe: 'run one pass and exit (default: a pass every tree_builder.scan_interval_seconds)' })
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'print the actions a pass would take; change nothing' })
-      .option('concurrency', { type: 'number', describe: `remotes asked at once (default ${DEFAULT_CONCURRENCY})` })
+      .option('concurrency', { type: 'number', describe: `remotes asked with git at once (default ${DEFAULT_CONCURRENCY})` })
       .check((a) => {
         if (a.concurrency !== undefined && (!Number.isInteger(a.concurrency) || a.concurrency < 1)) throw new Error('--concurrency must be a whole number >= 1');
         return true;

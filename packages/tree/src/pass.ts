@@ -6,7 +6,8 @@ import { branchPolicy } from './branch-policy.js';
 import { discoverClones, type Clone, type Discovery } from './discover.js';
 import { planInboxRoots, planLiveRepo, repoRootOf, type ActionName, type ActionRecord, type LivePlan, type Planned } from './plan.js';
 import { mapPool } from './pool.js';
-import { listRemoteBranches, REMOTE, type ListTarget } from './remote-branches.js';
+import { listBranches } from './branch-listing.js';
+import { REMOTE, type ListTarget } from './remote-branches.js';
 import { listUpstreamRepos, type OwnerListing } from './upstream-repos.js';
 
 export interface PassOptions {
@@ -34,6 +35,8 @@ export interface PassSummary {
   upstream_repos: number;
   /** git processes pv-tree started (git itself may start helpers) */
   git_commands: number;
+  /** repositories whose branches were read from a local origin's files, without git */
+  local_listings: number;
   /** gh processes pv-tree started (greedy discovery: one per owner) */
   gh_commands: number;
   duration_ms: number;
@@ -99,12 +102,16 @@ export async function runPass(config: ValetConfig, opts: PassOptions): Promise<P
   // Each repository is planned as soon as its answer arrives, so the inbox
   // work of one overlaps the remote round trips of the others.
   const plans = new Array<LivePlan | undefined>(targets.length);
-  const listings = await listRemoteBranches(targets.map((t) => t.list), {
+  const listed = await listBranches(targets.map((t) => t.list), {
     workers: opts.concurrency,
+    configCwd: config.repos_root,
     onListing: async (i, listing) => {
       if (listing.ok) plans[i] = await planLiveRepo(config, policy, targets[i]!.clone, listing.branches);
     },
+    onGitPath: (i, reason) => opts.log.debug(`${targets[i]!.clone.key}: asking git (${reason})`),
   });
+  if (listed.allViaGit) opts.log.debug(`every origin is asked with git: ${listed.allViaGit}`);
+  const { listings } = listed;
   const perRepo = targets.map((target, i) => ({ ...target, listing: listings[i]!, plan: plans[i] }));
   for (const { clone, listing, plan, upstream } of perRepo) {
     const root = repoRootOf(config, clone.owner, clone.repo);
@@ -162,7 +169,8 @@ export async function runPass(config: ValetConfig, opts: PassOptions): Promise<P
     repos: discovery.clones.length + discovery.notGit.length + discovery.invalid.filter((i) => i.repo !== undefined).length,
     branches,
     upstream_repos: upstreamOnly.length,
-    git_commands: targets.length,
+    git_commands: listed.gitCommands,
+    local_listings: listed.localListings,
     gh_commands: greedy?.ghCommands ?? 0,
     duration_ms: Math.round(performance.now() - started),
     dry_run: opts.dryRun,

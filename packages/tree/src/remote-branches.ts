@@ -6,7 +6,8 @@ import { forgeGitEnv, GitError, gitEnv, redactCredentials } from '@prompt-valet/
  * `git ls-remote --heads origin`: one round trip, no objects transferred,
  * nothing written to the clone (so it never takes a lock that pv-clone or a
  * running agent holds), and a branch deleted upstream is gone at once.
- * See README "Why ls-remote".
+ * See README "Why ls-remote". (An origin on this machine is read in-process
+ * instead when it is plain: branch-listing.ts decides, local-refs.ts reads.)
  *
  * Node forks slowly (it copies a large process; ~7 ms a spawn measured here,
  * more than the ls-remote itself), so pv-tree does not spawn git once per
@@ -60,18 +61,28 @@ function toListing(remote: string, output: string, exitCode: number | undefined,
 export interface ListOptions {
   workers: number;
   timeoutMs?: number;
+  /** the environment git runs with; default gitEnv() and the forge token (gitRunEnv) */
+  env?: NodeJS.ProcessEnv;
   /** called as each repository's answer arrives (its promise is awaited before the call returns) */
   onListing?: (index: number, listing: BranchListing) => Promise<void>;
 }
 
-/** List the branches of each target's remote; answers in input order. */
+/**
+ * The environment of every git pv-tree starts: core's gitEnv and the forge
+ * token (private repositories) for these git processes only (core
+ * forge-token.ts). Throws ForgeTokenError.
+ */
+export function gitRunEnv(): NodeJS.ProcessEnv {
+  return { ...gitEnv(), ...forgeGitEnv(process.env) };
+}
+
+/** List the branches of each target's remote with git; answers in input order. */
 export async function listRemoteBranches(dirs: readonly ListTarget[], opts: ListOptions): Promise<BranchListing[]> {
   const timeoutMs = opts.timeoutMs ?? LS_REMOTE_TIMEOUT_MS;
   const results = new Array<BranchListing>(dirs.length);
   const pending: Promise<void>[] = [];
   if (dirs.length === 0) return results;
-  // The forge token (private repositories) for these git processes only (core forge-token.ts).
-  const env = { ...gitEnv(), ...forgeGitEnv(process.env) };
+  const env = opts.env ?? gitRunEnv();
   let next = 0;
   let done = 0;
   let deathsInARow = 0;
