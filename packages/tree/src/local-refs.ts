@@ -67,17 +67,25 @@ export function gitAcceptsRefName(full: string): boolean {
   return full.split('/').every((part) => part !== '' && !part.startsWith('.') && !part.endsWith('.lock'));
 }
 
-/** A regular file read whole, refusing a symlink, a special file or more than `max` bytes. Undefined when missing. */
-function readBoundedFile(file: string, max: number): string | undefined {
-  let fd: number;
+/**
+ * Open for reading without following a symlink and without blocking on a
+ * FIFO; undefined when missing, refused (see refuse) when it cannot be read.
+ */
+function openNoFollow(file: string): number | undefined {
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    return fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   } catch (err) {
     const code = errnoOf(err);
     if (code === 'ENOENT') return undefined;
     if (code === 'ELOOP') return refuse(`${file} is a symlink`);
     return refuse(`cannot read ${file} (${code ?? String(err)})`);
   }
+}
+
+/** A regular file read whole, refusing a symlink, a special file or more than `max` bytes. Undefined when missing. */
+function readBoundedFile(file: string, max: number): string | undefined {
+  const fd = openNoFollow(file);
+  if (fd === undefined) return undefined;
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) return refuse(`${file} is not a regular file`);
@@ -107,15 +115,8 @@ const smallFileBuffer = Buffer.alloc(MAX_REF_FILE_BYTES + 1);
  * is refused. Undefined when missing.
  */
 function readRefFile(file: string): string | undefined {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  } catch (err) {
-    const code = errnoOf(err);
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ELOOP') return refuse(`${file} is a symlink`);
-    return refuse(`cannot read ${file} (${code ?? String(err)})`);
-  }
+  const fd = openNoFollow(file);
+  if (fd === undefined) return undefined;
   try {
     const n = fs.readSync(fd, smallFileBuffer, 0, smallFileBuffer.length, 0);
     if (n === smallFileBuffer.length) return refuse(`${file} is larger than ${MAX_REF_FILE_BYTES} bytes`);
