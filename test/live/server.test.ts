@@ -408,9 +408,28 @@ async function liveSuite(t: Test): Promise<void> {
   const bigReason = sh(`cat ${FINISHED}/widget/b-bigfile/bigfile.error.txt`).stdout;
   t.match(bigReason, new RegExp(`limit of ${FILE_LIMIT_BYTES} bytes per file.*big\\.bin`), `the reason names the limit and the cut file:\n${bigReason}`);
 
+  // --- a clone whose origin is a repository on this host (file://): pv-tree reads its branches from the
+  // origin's files as the service user, under the unit's sandbox (packed and loose refs), while widget's
+  // origin (git daemon) is still asked with git.
+  ok(`set -e; mkdir -p /srv/local-origin && git init -q --bare -b main /srv/local-origin/gadget.git
+    w=$(mktemp -d) && cd $w && git init -q -b main && git -c user.email=o@x -c user.name=o commit -q --allow-empty -m init
+    git push -q /srv/local-origin/gadget.git HEAD:refs/heads/main HEAD:refs/heads/feature/packed
+    git -C /srv/local-origin/gadget.git pack-refs --all
+    git push -q /srv/local-origin/gadget.git HEAD:refs/heads/b-loose
+    chown -R prompt-valet:prompt-valet /srv/local-origin
+    runuser -u prompt-valet -- env HOME=/tmp git clone -q file:///srv/local-origin/gadget.git ${PREFIX}/repos/acme/gadget`, 'a clone with an origin on this host');
+  const treeSummaries = () => sh('journalctl --no-pager -o cat -u codex-tree-builder').stdout.split('\n').filter((l) => l.startsWith('{"v":1,"summary"'));
+  const summariesBefore = treeSummaries().length;
   ok('systemctl start codex-tree-builder', 'the tree builder runs (as its timer starts it)', 120_000);
   t.equal(sh('systemctl show -p Result --value codex-tree-builder').stdout.trim(), 'success');
   t.ok(fs.existsSync(box.host(`${INBOX}/widget/b-tree`)), 'pv-tree made the folder of an upstream branch');
+  for (const folder of ['main', 'feature~packed', 'b-loose']) {
+    t.ok(fs.existsSync(box.host(`${INBOX}/gadget/${folder}`)), `pv-tree made gadget/${folder} from the local origin's refs`);
+  }
+  const summary = (JSON.parse(treeSummaries().slice(summariesBefore).pop() ?? '{}') as { summary?: { local_listings?: number; git_commands?: number; failed?: number } }).summary;
+  t.equal(summary?.local_listings, 1, 'gadget was listed from its origin\'s files, without git');
+  t.ok((summary?.git_commands ?? 0) >= 2, 'widget (git daemon) was still asked with git, after the one config check');
+  t.equal(summary?.failed, 0, 'no listing failed');
   ok(`runuser -u alice -- bash -c "touch ${INBOX}/widget/b-tree/.probe && rm ${INBOX}/widget/b-tree/.probe"`, 'alice may drop into a folder pv-tree made');
 
   // --- reload, restart
