@@ -88,6 +88,16 @@ export function expectSyntaxError(err: unknown): void {
   if (!(err instanceof SyntaxError)) throw err;
 }
 
+/** lstat, or undefined when nothing is there (ENOENT, ENOTDIR, or one of `alsoAbsent`); any other error is thrown. */
+export function lstatIfPresent(p: fs.PathLike, ...alsoAbsent: string[]): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(p);
+  } catch (err) {
+    expectErrno(err, 'ENOENT', 'ENOTDIR', ...alsoAbsent);
+    return undefined;
+  }
+}
+
 export async function pathExists(p: string): Promise<boolean> {
   try {
     await fsp.lstat(p);

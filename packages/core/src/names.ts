@@ -44,6 +44,16 @@ export function checkBranchName(name: string): NameCheck {
   if (typeof name !== 'string' || name.length === 0) return bad('branch name is empty');
   if (name.length > 255) return bad('branch name is longer than 255 characters');
   if (name.startsWith('-')) return bad('branch name may not start with "-"');
+  return checkGitBranchFormat(name);
+}
+
+/**
+ * git's own check-ref-format rules for `refs/heads/<name>`: what git accepts
+ * as a branch, before the valet's stricter checkBranchName (pv-tree lists a
+ * branch git accepts even when the valet cannot use it).
+ */
+export function checkGitBranchFormat(name: string): NameCheck {
+  if (name.length === 0) return bad('branch name is empty');
   if (name === '@') return bad('branch name may not be "@"');
   if (name.startsWith('/') || name.endsWith('/')) return bad('branch name may not start or end with "/"');
   if (name.includes('//')) return bad('branch name may not contain "//"');

@@ -40,14 +40,24 @@ export function claimRecordPath(roots: Pick<ValetRoots, 'processed'>, runId: str
   return path.join(path.resolve(roots.processed), LEDGER_DIR, 'claims', `${runId}.json`);
 }
 
-/** `repos_root/.worktrees/<owner>/<repo>/<run id>`: the run's checkout. */
-export function checkoutDirFor(roots: Pick<ValetRoots, 'repos_root'>, owner: string, repo: string, runId: string): string {
+function checkTargetNames(owner: string, repo: string): void {
   for (const [field, check] of [
     ['owner', checkOwnerName(owner)],
     ['repo', checkRepoName(repo)],
   ] as const) {
     if (!check.ok) throw new StepError('bad_target', `target.${field}: ${check.reason}`);
   }
+}
+
+/** `repos_root/<owner>/<repo>`: the shared clone of the run's repository. */
+export function repoDirFor(roots: Pick<ValetRoots, 'repos_root'>, owner: string, repo: string): string {
+  checkTargetNames(owner, repo);
+  return path.join(path.resolve(roots.repos_root), owner, repo);
+}
+
+/** `repos_root/.worktrees/<owner>/<repo>/<run id>`: the run's checkout. */
+export function checkoutDirFor(roots: Pick<ValetRoots, 'repos_root'>, owner: string, repo: string, runId: string): string {
+  checkTargetNames(owner, repo);
   if (!isRunId(runId)) throw new StepError('bad_run_id', `run_id ${JSON.stringify(runId)} is not a run id`);
   return path.join(path.resolve(roots.repos_root), '.worktrees', owner, repo, runId);
 }

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { checkBranchName, checkOwnerName, checkRepoName, isInside } from './names.js';
 import { StepError, type PvRecord, type TargetSection } from './records.js';
+import { repoDirFor } from './run-paths.js';
 
 /**
  * The checks every git step makes on a record before any name in it reaches
@@ -40,7 +41,7 @@ export function checkTargetRecord(rec: PvRecord, reposRoot: string): CheckedTarg
   if (typeof t.clone_url !== 'string' || t.clone_url.trim() === '' || t.clone_url.startsWith('-')) {
     throw new StepError('bad_target', `target.clone_url ${JSON.stringify(t.clone_url)} is not a repository URL`);
   }
-  const expected = path.join(path.resolve(reposRoot), t.owner, t.repo);
+  const expected = repoDirFor({ repos_root: reposRoot }, t.owner, t.repo);
   if (typeof t.repo_dir !== 'string' || path.resolve(t.repo_dir) !== expected || !isInside(path.resolve(reposRoot), expected)) {
     throw new StepError('bad_target', `target.repo_dir ${JSON.stringify(t.repo_dir)} is not ${expected} (repos_root/<owner>/<repo>)`);
   }

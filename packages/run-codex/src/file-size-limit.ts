@@ -1,5 +1,4 @@
-import * as fs from 'node:fs';
-import { expectErrno, locateRunCheckout, PvError, worktreeStatus } from '@prompt-valet/core';
+import { locateRunCheckout, lstatIfPresent, PvError, worktreeStatus } from '@prompt-valet/core';
 
 /**
  * RLIMIT_FSIZE (watcher.agent_max_file_bytes) cuts a write at the limit:
@@ -47,19 +46,10 @@ export async function filesCutAtSizeLimit(checkout: CutFileCheckout, maxFileByte
   const cut: string[] = [];
   for (const entry of changed) {
     if (entry.deleted) continue;
-    // git names no path behind a symlinked folder; the path itself is not followed either (a link is committed as a link)
-    const st = lstatOrUndefined(Buffer.concat([Buffer.from(`${checkout.workTree}/`), entry.pathBytes]));
+    // git names no path behind a symlinked folder; the path itself is not followed either (a link is committed as a link).
+    // Gone since git named it, or in a folder the agent made unreadable (git warns and goes on): not a cut file.
+    const st = lstatIfPresent(Buffer.concat([Buffer.from(`${checkout.workTree}/`), entry.pathBytes]), 'EACCES');
     if (st?.isFile() && st.size >= maxFileBytes && st.mtimeMs >= changedSinceMs) cut.push(entry.path);
   }
   return { checked: true, files: cut.sort() };
-}
-
-function lstatOrUndefined(file: Buffer): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(file);
-  } catch (err) {
-    // named by git a moment ago and gone, or in a folder the agent made unreadable (git warns and goes on)
-    expectErrno(err, 'ENOENT', 'ENOTDIR', 'EACCES');
-    return undefined;
-  }
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  CGROUP_REFUSALS, expectErrno,
+  CGROUP_REFUSALS, expectErrno, lstatIfPresent,
   BWRAP_CMD,
   createRunCgroup,
   findCgroupBackend,
@@ -51,7 +51,7 @@ export function hostJailDirs(runRoot: string): HostJailDirs {
 export function makeHostJailDirs(dirs: HostJailDirs): void {
   for (const dir of [dirs.root, dirs.out, dirs.home, dirs.tmp, dirs.codexHome]) {
     // A folder is ours; the agent could only have put things inside it.
-    const st = lstatOrUndefined(dir);
+    const st = lstatIfPresent(dir);
     if (st && (st.isSymbolicLink() || !st.isDirectory())) throw new StepError('foreign_path', `${dir} is not a folder (a symlink?): refusing to use it for the agent jail`);
     if (!st) fs.mkdirSync(dir, { mode: 0o700 });
   }
@@ -214,11 +214,3 @@ export function planAgentLaunch(inputs: JailInputs, runner: string, runnerArgs: 
   };
 }
 
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch (err) {
-    expectErrno(err, 'ENOENT', 'ENOTDIR');
-    return undefined;
-  }
-}

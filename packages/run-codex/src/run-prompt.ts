@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
@@ -8,13 +7,13 @@ import {
   checkClaimRel,
   checkedFollowUp,
   checkoutOfRecord,
-  checkOwnerName,
-  checkRepoName,
   countAgentRun,
   expectPath,
+  lstatIfPresent,
   markStepDone,
   readPromptText,
   readStepDone,
+  repoDirFor,
   runOfRecord,
   type ValetRoots,
   StepError,
@@ -84,6 +83,8 @@ export const LAST_MESSAGE_MAX_BYTES = 1024 * 1024;
 
 interface Inputs {
   runRoot: string;
+  /** the shared clone `repos_root/<owner>/<repo>`, from the configuration and the checked target */
+  repoDir: string;
   checkoutDir: string;
   runId: string;
   promptFile: string;
@@ -164,7 +165,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     configPath: deps.configPath,
     env: deps.env,
     checkoutDir: inputs.checkoutDir,
-    sharedGitDir: sharedGitDirFor(deps.config, rec),
+    sharedGitDir: sharedGitDirFor(inputs.repoDir),
     promptFile: inputs.promptFile,
     dirs: jailDirs,
   }, deps.runnerPath, args, inputs.runId);
@@ -228,7 +229,7 @@ export async function runPrompt(rec: PvRecord, deps: RunPromptDeps): Promise<PvR
     // The agent and whatever it left are gone: the next run's agent may start while this one publishes.
     deps.agentSlots?.release(inputs.runId);
   }
-  const cutFiles = await cutFilesOrNone(rec, inputs, deps, agentStartedMs);
+  const cutFiles = await cutFilesOrNone(inputs, deps, agentStartedMs);
   const tripped = limitsTripped(exit, launch.cgroup?.tripped(), cutFiles);
   await launch.cgroup?.remove();
   const usage = finalUsage(deps.json ? usageCounter.result() : usageFromHumanOutput(exit.outputTail), sessionUsage.poll());
@@ -301,6 +302,8 @@ async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: numb
   // other places (claim.run_root, checkout.dir, claim.path) fails foreign_path.
   const { runId, runRoot } = runOfRecord(rec, roots);
   const checkoutDir = checkoutOfRecord(rec, roots, runId);
+  // checkoutOfRecord has checked target.owner and target.repo.
+  const repoDir = repoDirFor(roots, rec.target!.owner, rec.target!.repo);
   const claimRel = rec.claim?.rel;
   const runningFile = typeof claimRel === 'string' ? path.join(path.resolve(roots.inbox), checkClaimRel(claimRel)) : undefined;
   if (runningFile) expectPath('claim.path', rec.claim?.path, runningFile);
@@ -333,7 +336,7 @@ async function readInputs(rec: PvRecord, roots: ValetRoots, maxPromptBytes: numb
   const parsed = splitPrompt(text);
   const frontMatter: FrontMatter = rec.target?.front_matter ?? {};
   if (parsed.body.trim() === '') throw new StepError('empty_prompt', `${promptFile}: the prompt has no text after its front matter`);
-  return { runRoot, checkoutDir, runId, promptFile, body: parsed.body, frontMatter };
+  return { runRoot, repoDir, checkoutDir, runId, promptFile, body: parsed.body, frontMatter };
 }
 
 /**
@@ -423,25 +426,10 @@ function takeLastMessage(file: string, runId: string, log: Logger): Buffer | und
   }
 }
 
-/** `repos_root/<owner>/<repo>`, from the configuration and the validated target (never the record's repo_dir). */
-function sharedRepoDirFor(config: ValetConfig, rec: PvRecord): string | undefined {
-  const owner = rec.target?.owner;
-  const repo = rec.target?.repo;
-  if (typeof owner !== 'string' || typeof repo !== 'string' || !checkOwnerName(owner).ok || !checkRepoName(repo).ok) return undefined;
-  return path.join(path.resolve(config.repos_root), owner, repo);
-}
-
 /** `repos_root/<owner>/<repo>/.git`, when it is there. */
-function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined {
-  const repoDir = sharedRepoDirFor(config, rec);
-  if (!repoDir) return undefined;
+function sharedGitDirFor(repoDir: string): string | undefined {
   const dir = path.join(repoDir, '.git');
-  try {
-    return fs.lstatSync(dir).isDirectory() ? dir : undefined;
-  } catch (err) {
-    expectErrno(err, 'ENOENT', 'ENOTDIR');
-    return undefined;
-  }
+  return lstatIfPresent(dir)?.isDirectory() ? dir : undefined;
 }
 
 /**
@@ -451,11 +439,8 @@ function sharedGitDirFor(config: ValetConfig, rec: PvRecord): string | undefined
  * checkout could not be walked, and pv-publish, which reads it the same
  * way, fails on it rather than publish anything. Said in the log.
  */
-async function cutFilesOrNone(rec: PvRecord, inputs: Inputs, deps: RunPromptDeps, agentStartedMs: number): Promise<string[]> {
-  const repoDir = sharedRepoDirFor(deps.config, rec);
-  const found = repoDir
-    ? await filesCutAtSizeLimit({ repoDir, workTree: inputs.checkoutDir }, deps.watcher.agent_max_file_bytes, agentStartedMs)
-    : { checked: false as const, error: new StepError('missing_target', 'the record names no valid target.owner and target.repo, so no shared clone') };
+async function cutFilesOrNone(inputs: Inputs, deps: RunPromptDeps, agentStartedMs: number): Promise<string[]> {
+  const found = await filesCutAtSizeLimit({ repoDir: inputs.repoDir, workTree: inputs.checkoutDir }, deps.watcher.agent_max_file_bytes, agentStartedMs);
   if (found.checked) return found.files;
   const why = `files cut at ${deps.watcher.agent_max_file_bytes} bytes were not looked for: ${found.error.message}`;
   deps.log.warn(`${inputs.runId}: ${why}`);

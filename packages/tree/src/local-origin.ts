@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { git } from '@prompt-valet/core';
-import { attempt, checkOwner, locateGitDir, readRepoConfig, refuse } from './local-refs.js';
+import { attempt, checkOwner, locateGitDir, readRepoConfig, refuse, type Found } from './local-refs.js';
 
 /**
  * Which URL git would ask for a repository's branches, found without a git
@@ -11,7 +11,6 @@ import { attempt, checkOwner, locateGitDir, readRepoConfig, refuse } from './loc
  * in the user's or system config, hidden refs, an environment variable that
  * moves git's repository or object store.
  */
-export type Found<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 /**
  * `file:///abs/path` or `/abs/path` → the absolute path; undefined for any

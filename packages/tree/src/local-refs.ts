@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { checkGitBranchFormat, lstatIfPresent } from '@prompt-valet/core';
 import { parseGitConfig, type ConfigEntry } from './git-config-file.js';
 
 /**
@@ -29,6 +30,7 @@ const MAX_LOOSE_REFS = 1_000_000;
 const LOOSE_REF_RE = /^[0-9a-f]{40}\n$/;
 const HEAD_RE = /^(?:ref: refs\/[^\s]+|[0-9a-f]{40})\n$/;
 const PACKED_HEADER = '# pack-refs with:';
+const HEADS = 'refs/heads/';
 const PACKED_REF_RE = /^[0-9a-f]{40} (refs\/.+)$/;
 const PACKED_PEEL_RE = /^\^[0-9a-f]{40}$/;
 
@@ -38,8 +40,11 @@ export function refuse(reason: string): never {
   throw new NotPlain(reason);
 }
 
+/** A value read, or why git must be asked instead. */
+export type Found<T> = { ok: true; value: T } | { ok: false; reason: string };
+
 /** Run a read that may refuse: its value, or the reason (any unexpected error is a reason too: git is asked). */
-export function attempt<T>(what: string, read: () => T): { ok: true; value: T } | { ok: false; reason: string } {
+export function attempt<T>(what: string, read: () => T): Found<T> {
   try {
     return { ok: true, value: read() };
   } catch (err) {
@@ -53,18 +58,14 @@ function errnoOf(err: unknown): string | undefined {
 }
 
 /**
- * A name git lists under refs/heads, by check_refname_format (refs.c), for a
- * full name `refs/heads/<branch>`. A component starting with "." or ending in
- * ".lock" is a bad name in packed-refs; in the folder git skips such entries
- * silently, and so does the walk, before it asks this.
+ * A branch git lists (core's checkGitBranchFormat: check_refname_format of
+ * refs.c for `refs/heads/<branch>`). A component starting with "." or ending
+ * in ".lock" is a bad name in packed-refs; in the folder git skips such
+ * entries silently, and so does the walk, before it asks this.
  */
-export function gitAcceptsRefName(full: string): boolean {
-  if (full === '@' || full.endsWith('.') || full.includes('..') || full.includes('@{')) return false;
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x20\x7f~^:?*[\\]/.test(full)) return false;
+function gitListsBranch(branch: string): boolean {
   // Not valid UTF-8 on disk: Node's name is not git's, so the path would not be the file.
-  if (full.includes('\uFFFD')) return false;
-  return full.split('/').every((part) => part !== '' && !part.startsWith('.') && !part.endsWith('.lock'));
+  return checkGitBranchFormat(branch).ok && !branch.includes('\uFFFD');
 }
 
 /**
@@ -126,15 +127,6 @@ function readRefFile(file: string): string | undefined {
   }
 }
 
-function lstatOrUndefined(p: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(p);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
-    return refuse(`cannot look at ${p} (${errnoOf(err) ?? String(err)})`);
-  }
-}
-
 /**
  * git's is_git_directory (setup.c) without following symlinks: objects/ and
  * refs/ folders and a valid HEAD; no commondir (its config and refs live
@@ -142,10 +134,10 @@ function lstatOrUndefined(p: string): fs.Stats | undefined {
  * by another route: the caller asks git).
  */
 function isPlainGitDirectory(dir: string): boolean {
-  const objects = lstatOrUndefined(path.join(dir, 'objects'));
-  const refs = lstatOrUndefined(path.join(dir, 'refs'));
+  const objects = lstatIfPresent(path.join(dir, 'objects'));
+  const refs = lstatIfPresent(path.join(dir, 'refs'));
   if (!objects?.isDirectory() || !refs?.isDirectory()) return false;
-  if (lstatOrUndefined(path.join(dir, 'commondir'))) refuse(`${dir} has a commondir file (its refs live elsewhere)`);
+  if (lstatIfPresent(path.join(dir, 'commondir'))) refuse(`${dir} has a commondir file (its refs live elsewhere)`);
   const head = readRefFile(path.join(dir, 'HEAD'));
   return head !== undefined && HEAD_RE.test(head);
 }
@@ -162,7 +154,7 @@ export interface GitDir {
  */
 export function locateGitDir(repo: string): GitDir {
   const dotGit = path.join(repo, '.git');
-  const st = lstatOrUndefined(dotGit);
+  const st = lstatIfPresent(dotGit);
   if (st) {
     if (st.isSymbolicLink()) refuse(`${dotGit} is a symlink`);
     if (st.isFile()) refuse(`${dotGit} is a file (a gitdir pointer)`);
@@ -203,7 +195,7 @@ function readLooseHeads(gitDir: string, found: Set<string>): void {
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });
     } catch (err) {
-      if (prefix === 'refs/heads/' && errnoOf(err) === 'ENOENT') return;
+      if (prefix === HEADS && errnoOf(err) === 'ENOENT') return;
       return refuse(`cannot read ${dir} (${errnoOf(err) ?? String(err)})`);
     }
     for (const e of entries) {
@@ -217,18 +209,19 @@ function readLooseHeads(gitDir: string, found: Set<string>): void {
         continue;
       }
       if (!e.isFile()) refuse(`${file} is not a regular file`);
-      if (!gitAcceptsRefName(full)) refuse(`${full} is a name git rejects`);
+      const branch = full.slice(HEADS.length);
+      if (!gitListsBranch(branch)) refuse(`${full} is a name git rejects`);
       const content = readRefFile(file);
       if (content === undefined) refuse(`${file} went away while it was read`);
       if (content.startsWith('ref:')) refuse(`${full} is a symbolic ref`);
       if (!LOOSE_REF_RE.test(content)) refuse(`${full} does not hold one object id and a newline`);
       if (found.size >= MAX_LOOSE_REFS) refuse(`more than ${MAX_LOOSE_REFS} loose branches`);
-      found.add(full.slice('refs/heads/'.length));
+      found.add(branch);
     }
   };
   const heads = path.join(gitDir, 'refs', 'heads');
-  if (lstatOrUndefined(heads)?.isSymbolicLink()) refuse(`${heads} is a symlink`);
-  walk(heads, 'refs/heads/');
+  if (lstatIfPresent(heads)?.isSymbolicLink()) refuse(`${heads} is a symlink`);
+  walk(heads, HEADS);
 }
 
 /** Branches in packed-refs; a loose ref of the same name overrides (and is already in `found`). */
@@ -253,9 +246,9 @@ function readPackedHeads(gitDir: string, loose: ReadonlySet<string>, found: Set<
     if (seen.has(full)) refuse(`packed-refs names ${full} twice`);
     seen.add(full);
     afterRef = true;
-    if (!full.startsWith('refs/heads/')) continue;
-    if (!gitAcceptsRefName(full)) refuse(`packed-refs: ${full} is a name git rejects`);
-    const name = full.slice('refs/heads/'.length);
+    if (!full.startsWith(HEADS)) continue;
+    const name = full.slice(HEADS.length);
+    if (!gitListsBranch(name)) refuse(`packed-refs: ${full} is a name git rejects`);
     if (!loose.has(name)) found.add(name);
   }
 }
