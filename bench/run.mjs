@@ -224,6 +224,9 @@ if (r.tree && !r.tree.failed) {
     '',
     `plain ls-remote loop ${ms(t.baseline_serial_ls_remote_ms.median)}`,
   );
+  if (t.idempotent_pass_via_git_ms) {
+    row('    the same, every origin asked with git (an insteadOf rule)', ms(t.idempotent_pass_via_git_ms.median), '', undefined, '');
+  }
   if (t.git_alone_parallel_ls_remote_ms) {
     row(
       `    git alone: the same ls-remotes, ${t.git_alone_parallel_ls_remote_ms.workers} at once (xargs, no Node)`,

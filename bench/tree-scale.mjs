@@ -12,6 +12,9 @@
 //   half             idempotent pass over the first R/2 repositories (linearity)
 //   baseline         one `git ls-remote` per repository, serially, from sh
 //                    (what the system being replaced does), on the same fixture
+//   via git          the idempotent pass with an insteadOf rule in git's
+//                    config, which sends every origin to git (the path of a
+//                    network origin)
 //   git alone        the same ls-remotes, as many at once as pv-tree runs, from
 //                    xargs: the floor of asking each remote with git, which
 //                    network origins still pay (pv-tree reads these local
@@ -105,10 +108,10 @@ const half = config('half', path.join(root, 'repos-half'));
 say(`fixture: ${R} repositories × ${B} branches in ${((performance.now() - t0) / 1000).toFixed(1)} s (${root})`);
 
 // ---- measurements -------------------------------------------------------
-function timed(cmd, args) {
+function timed(cmd, args, env = process.env) {
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -122,7 +125,11 @@ function timed(cmd, args) {
   });
 }
 const summaryOf = (out) => JSON.parse(out.trim().split('\n').pop()).summary;
-const pvTree = (cfg) => timed(process.execPath, [BIN, '--once', '--config', cfg]);
+const pvTree = (cfg, env) => timed(process.execPath, [BIN, '--once', '--config', cfg], env);
+// An insteadOf rule in git's config (here from the environment, as an
+// operator's ~/.gitconfig would have it) sends every origin to git: the path
+// a network origin always takes, measured on the same fixture.
+const viaGitEnv = { ...process.env, GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'url.https://git.invalid/.insteadOf', GIT_CONFIG_VALUE_0: 'unused://' };
 const stats = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return { min: Math.round(s[0]), median: Math.round(s[Math.floor(s.length / 2)]), runs: s.map(Math.round) };
@@ -143,6 +150,15 @@ for (let i = 0; i < RUNS; i++) {
   idem.push({ ms: r.ms, inner: idemSummary.duration_ms });
 }
 say(`idempotent pass: ${idem.map((x) => Math.round(x.ms)).join(', ')} ms`);
+
+const viaGit = [];
+for (let i = 0; i < RUNS; i++) {
+  const r = await pvTree(full, viaGitEnv);
+  const summary = summaryOf(r.out);
+  if (summary.local_listings !== 0 || summary.failed !== 0) throw new Error(`the pass asking git read origins itself or failed: ${JSON.stringify(summary)}`);
+  viaGit.push(r.ms);
+}
+say(`idempotent pass, every origin asked with git: ${viaGit.map(Math.round).join(', ')} ms`);
 
 await pvTree(half);
 const halfRuns = [];
@@ -209,6 +225,7 @@ process.stdout.write(JSON.stringify({
   cold_created: coldSummary.created,
   idempotent_pass_ms: stats(idem.map((x) => x.ms)),
   idempotent_pass_inner_ms: stats(idem.map((x) => x.inner)),
+  idempotent_pass_via_git_ms: stats(viaGit),
   half: { repos: R / 2, idempotent_pass_ms: stats(halfRuns), idempotent_pass_inner_ms: stats(halfInner) },
   node_startup_ms: stats(nodeStart),
   baseline_serial_ls_remote_ms: stats(baseline),
