@@ -155,6 +155,8 @@ t.test('a worker cut off from NATS stops its command before the lease runs out',
   t.equal(sleeping().length, 1, 'the command runs');
   await s.nats.nodes[0]!.kill();
   await waitFor('the command stopped', () => sleeping().length === 0, 15_000, 100);
+  // The worker logs once the stopped command has been reaped, a moment after it is gone from /proc.
+  await waitFor('the worker says why', () => /lease lost/.test(worker.stderr()), 5_000, 50).catch(() => undefined);
   t.match(worker.stderr(), /lease lost/, 'the worker says why');
 });
 
