@@ -20,7 +20,7 @@ import { checkSubjectStem, connectQueue, ensureAdvisoryStream, ensureWorkQueue, 
 import { mirrorRemoteLogs } from './live-log.js';
 import { ResultReceiver } from './recv.js';
 import { dispatchRecord } from './send.js';
-import { runJob, trackConnection, type WorkOptions } from './work.js';
+import { DeliveryCounts, runJob, trackConnection, type WorkOptions } from './work.js';
 
 interface QueueArgs {
   slots: number;
@@ -182,7 +182,7 @@ async function work(ctx: ToolContext<QueueArgs>, config: ValetConfig, q: QueueCo
   const logsStem = checkSubjectStem(ctx.args.logs, '--logs');
   const worker = ctx.args.name ?? os.hostname();
   const signal = stopSignal();
-  const opts: WorkOptions = { config, q, resultsStem, logsStem, command, worker, log: ctx.log, env: envWithConfigHandoff(ctx.io.env, ctx.loaded), stopping: signal.stopping };
+  const opts: WorkOptions = { config, q, resultsStem, logsStem, command, worker, log: ctx.log, env: envWithConfigHandoff(ctx.io.env, ctx.loaded), stopping: signal.stopping, deliveryCounts: new DeliveryCounts() };
   void trackConnection(opts);
   ctx.log.info(`${worker}: taking jobs from ${config.nats.jobs_stream} (${stem}.*) with ${slots} slot(s)`);
   const consumer = await jobsConsumer(ctx, config, q, signal.stopping);

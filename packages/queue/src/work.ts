@@ -49,6 +49,41 @@ export interface WorkOptions {
   env: NodeJS.ProcessEnv;
   /** true once the worker is stopping: running commands are stopped, their jobs handed back */
   stopping(): boolean;
+  /** how many times this worker has been handed each job (one for all its slots) */
+  deliveryCounts: DeliveryCounts;
+}
+
+/**
+ * How many times a job has been delivered, as far as this worker can tell.
+ * The server's count (in the message's reply subject) can go back to 1:
+ * nats-server before 2.10.14 (Debian 12 ships 2.9.10) loses it when a
+ * redelivery meets a pull request that has just expired (nats-server#5305,
+ * #5338), and workers pull with a 1 s expiry. Trusting it alone, a worker
+ * hands a job back on what is really its last delivery, and the prompt
+ * settles through the server's max-deliveries advisory without the command's
+ * own failure. So the count acted on is the larger of the server's and this
+ * worker's own tally; a job answered (acked or terminated) is forgotten, and
+ * only the most recent `limit` jobs are kept.
+ */
+export class DeliveryCounts {
+  private readonly seen = new Map<number, number>();
+
+  constructor(private readonly limit = 4096) {}
+
+  /** Count one more delivery of job `seq`, whose message says `serverCount`. */
+  next(seq: number, serverCount: number): number {
+    const count = Math.max(serverCount, (this.seen.get(seq) ?? 0) + 1);
+    // Re-inserted so the oldest job is the first key, the one dropped past the limit.
+    this.seen.delete(seq);
+    this.seen.set(seq, count);
+    if (this.seen.size > this.limit) this.seen.delete(this.seen.keys().next().value as number);
+    return count;
+  }
+
+  /** The job is answered: a later delivery (a lost ack) starts a new tally. */
+  forget(seq: number): void {
+    this.seen.delete(seq);
+  }
 }
 
 /** Delay before a job handed back (nak) is delivered again. */
@@ -72,11 +107,12 @@ interface CommandOutcome {
  */
 export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
   const { config, log } = opts;
-  const deliveries = m.info.redeliveryCount;
+  const deliveries = opts.deliveryCounts.next(m.seq, m.info.redeliveryCount);
   const parsed = parseJob(m.data, config.limits.max_prompt_bytes);
   if (!parsed.ok) {
     // Nothing to answer to: the job names no run we could settle.
     log.error(`job #${m.seq} dropped: ${parsed.reason}`);
+    opts.deliveryCounts.forget(m.seq);
     m.term(`bad job: ${parsed.reason}`);
     return;
   }
@@ -88,11 +124,12 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
   } catch (err) {
     if (!(err instanceof StepError)) throw err;
     await respond({ ...job.record, error: { step: 'queue', code: err.code, message: err.message, retryable: false } });
+    opts.deliveryCounts.forget(m.seq);
     m.term(err.code);
     return;
   }
   log.info(`${job.run_id}: started (delivery ${deliveries} of at most ${config.nats.max_deliveries})`);
-  const out = await runCommand(input, m, opts, job.run_id);
+  const out = await runCommand(input, m, opts, job.run_id, deliveries);
   if (out.leaseLost) {
     log.warn(`${job.run_id}: lease lost (no contact with NATS for the ack wait); stopped the run, the job goes to another worker`);
     return;
@@ -105,6 +142,7 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
       return;
     }
     await respond(result);
+    opts.deliveryCounts.forget(m.seq);
     // Unconfirmed: the job comes again after the ack wait; its run is resumed, its result deduplicated or dropped as settled.
     const acked = await m.ackAck().catch((err: unknown) => {
       if (!isTransient(err)) throw err;
@@ -130,6 +168,7 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
     : { step: 'queue', code: 'worker_failed', message: `the worker command ${how} on ${opts.worker}`, retryable: false };
   log.error(`${job.run_id}: ${error.message}`);
   await respond({ ...job.record, error });
+  opts.deliveryCounts.forget(m.seq);
   m.term(error.code);
 }
 
@@ -179,7 +218,7 @@ async function prepareRun(job: JobMessage, opts: WorkOptions): Promise<PvRecord>
   };
 }
 
-function runCommand(input: PvRecord, m: JsMsg, opts: WorkOptions, runId: string): Promise<CommandOutcome> {
+function runCommand(input: PvRecord, m: JsMsg, opts: WorkOptions, runId: string, deliveries: number): Promise<CommandOutcome> {
   const { q, config, command } = opts;
   const ackWaitMs = config.nats.ack_wait_seconds * 1000;
   const child = spawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env, detached: true });
@@ -214,7 +253,7 @@ function runCommand(input: PvRecord, m: JsMsg, opts: WorkOptions, runId: string)
   const lines = readline.createInterface({ input: child.stderr });
   const publishLine = (line: string) => publishLogLine(q.nc, opts.logsStem, runId, opts.worker, line);
   // First, so the valet knows at once where the run is (pv-status, pv-web), before the clone says anything.
-  publishLine(`pv-queue work: ${opts.worker} took job #${m.seq} (delivery ${m.info.redeliveryCount})`);
+  publishLine(`pv-queue work: ${opts.worker} took job #${m.seq} (delivery ${deliveries})`);
   lines.on('line', (line) => {
     process.stderr.write(`${line}\n`);
     publishLine(line);
