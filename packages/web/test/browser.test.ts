@@ -102,7 +102,9 @@ t.test('the dashboard in Chromium: submit to PR, live log, abort, retry, phone w
       return j.state === 'error' && j.run_id;
     }, 120_000, 250);
     await page.goto(`${web.url}/#/run/${first}`);
-    await page.click('#retry');
+    // goto resolves at the hash change; until the page has rendered this run, the aborted run's page
+    // (with a Retry of its own) is still shown: click the Retry of this run.
+    await page.click(`#run[data-run="${first}"] #retry`);
     await page.waitForURL(/#\/job\//);
     await page.locator('#job-banner', { hasText: '(attempt 2)' }).waitFor();
     await page.locator('#run-state [data-state="error"]').waitFor();
