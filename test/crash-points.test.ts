@@ -41,6 +41,9 @@ async function assertOneOfEverything(t: Test, v: PipelineFixture, maxAgentStarts
   t.equal(v.github.pullRequests.length, 1, 'one PR');
   const runs = runFolders(v);
   t.equal(runs.length, 1, 'one run folder: the run was resumed under its own id');
+  // The watcher still runs: pv-settle writes the final state a moment after the prompt reaches finished/.
+  const runDone = async () => (await readRunStatus(path.join(v.root.processed, runs[0]!)))?.state === 'done';
+  await waitFor('the run done in its status', runDone, 15_000, 50).catch(() => undefined);
   const status = await readRunStatus(path.join(v.root.processed, runs[0]!));
   t.equal(status?.state, 'done');
   t.ok((status?.agent_runs ?? 0) >= 1 && (status?.agent_runs ?? 0) <= maxCountedRuns,

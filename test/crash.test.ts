@@ -113,6 +113,9 @@ t.test('a pipeline SIGKILLed under a live watcher: its lock is free, the watcher
   t.equal(w.child.exitCode, null, 'the watcher lived on');
   t.match(w.stderr(), /recovered 1 claim\(s\) whose pipeline had died \(a pipeline ended without settling\)/);
   t.same(fs.readdirSync(v.root.processed).filter((d) => !d.startsWith('.')), [runId], 'one run, resumed under its id');
+  // The watcher still runs: pv-settle writes the final state a moment after the prompt reaches finished/.
+  const finalStatus = async () => (await readRunStatus(path.join(v.root.processed, runId)))?.state === 'done';
+  await waitFor('the run done in its status', finalStatus, 15_000, 50).catch(() => undefined);
   const st = await readRunStatus(path.join(v.root.processed, runId));
   t.match(st, { state: 'done', attempt: 2, resumed: 1 });
   t.equal(v.github.pullRequests.length, 1, 'exactly one PR');

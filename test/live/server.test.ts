@@ -290,6 +290,8 @@ async function liveSuite(t: Test): Promise<void> {
   t.not(sh(`runuser -u prompt-valet -- test -r ${INBOX}/widget/b-alice/private.prompt.md`).code, 0, 'the service user cannot read it');
   await waitUntil(t, 'the 0600 prompt to settle', () => settled('b-alice').some((f) => /private\.error\.md$/.test(f)), 60_000);
   t.ok(settled('b-alice').some((f) => /private\.error\.md$/.test(f)), 'alice\'s 0600 prompt ends as .error.md');
+  // pv-settle moves the prompt into finished/ first, then writes the reason beside it.
+  await waitUntil(t, 'the reason beside the 0600 prompt', () => fs.existsSync(box.host(`${FINISHED}/widget/b-alice/private.error.txt`)), 10_000);
   const reason = sh(`cat ${FINISHED}/widget/b-alice/private.error.txt`).stdout;
   t.match(reason, /0600|chmod|readable/i, 'the reason says what is wrong');
   if (fs.existsSync(box.host(`${INBOX}/widget/b-alice/private.prompt.md`))) {
@@ -405,6 +407,8 @@ async function liveSuite(t: Test): Promise<void> {
   await waitUntil(t, 'the big-file prompt to settle', () => settled('b-bigfile').length >= 1, 120_000);
   t.same(settled('b-bigfile'), ['widget/b-bigfile/bigfile.error.md'], 'the big-file run ends as .error.md');
   t.same(agentOfRun(box.host(`${PREFIX}/processed`), 'widget/b-bigfile/')?.limits_tripped, ['file_size'], 'the file size limit tripped');
+  // pv-settle moves the prompt into finished/ first, then writes the reason beside it.
+  await waitUntil(t, 'the reason beside the big-file prompt', () => fs.existsSync(box.host(`${FINISHED}/widget/b-bigfile/bigfile.error.txt`)), 10_000);
   const bigReason = sh(`cat ${FINISHED}/widget/b-bigfile/bigfile.error.txt`).stdout;
   t.match(bigReason, new RegExp(`limit of ${FILE_LIMIT_BYTES} bytes per file.*big\\.bin`), `the reason names the limit and the cut file:\n${bigReason}`);
 
@@ -426,6 +430,8 @@ async function liveSuite(t: Test): Promise<void> {
   for (const folder of ['main', 'feature~packed', 'b-loose']) {
     t.ok(fs.existsSync(box.host(`${INBOX}/gadget/${folder}`)), `pv-tree made gadget/${folder} from the local origin's refs`);
   }
+  // journald reads the unit's stdout on its own time: the pass's summary may reach the journal after the unit ended.
+  await waitUntil(t, 'the pass\'s summary in the journal', () => treeSummaries().length > summariesBefore, 15_000);
   const summary = (JSON.parse(treeSummaries().slice(summariesBefore).pop() ?? '{}') as { summary?: { local_listings?: number; git_commands?: number; failed?: number } }).summary;
   t.equal(summary?.local_listings, 1, 'gadget was listed from its origin\'s files, without git');
   t.ok((summary?.git_commands ?? 0) >= 2, 'widget (git daemon) was still asked with git, after the one config check');
@@ -468,6 +474,8 @@ async function liveSuite(t: Test): Promise<void> {
   fs.writeFileSync(configFile, good.replace(/max_parallel: \d+/, 'max_parallel: lots'));
   sh('systemctl restart codex-watcher');
   await new Promise((r) => setTimeout(r, 12_000));
+  // The 12 s give a restart loop time to show (NRestarts below); the exit itself may take longer on a loaded host.
+  await waitUntil(t, 'the watcher to exit 78 and stay down', () => sh('systemctl show -p ExecMainStatus --value codex-watcher').stdout.trim() === '78' && sh('systemctl is-active codex-watcher').stdout.trim() !== 'active', 30_000);
   t.equal(sh('systemctl show -p ExecMainStatus --value codex-watcher').stdout.trim(), '78', 'the watcher exits 78');
   t.not(sh('systemctl is-active codex-watcher').stdout.trim(), 'active', 'and stays down');
   t.equal(sh('systemctl show -p NRestarts --value codex-watcher').stdout.trim(), '0', 'not restarted in a loop');

@@ -204,7 +204,8 @@ t.test('--check-config --reload-pid: SIGHUP only once the watcher catches it (re
   t.teardown(() => slow.kill('SIGKILL'));
   let out = '';
   slow.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => slow.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': 'exit' may come before its stdout ("reloaded") has been read.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => slow.on('close', (code, signal) => resolve({ code, signal })));
   const reload = pvInstall(['--check-config', '--reload-pid', String(slow.pid), '--config', configFile]);
   t.equal(reload.status, 0, reload.stderr);
   t.same(await exited, { code: 0, signal: null }, 'the process was not killed by SIGHUP: it handled it');

@@ -83,6 +83,8 @@ t.test('a slow server: each try ends at notify.timeout_seconds; the failure is l
   const res = await runBin('pv-notify', ['--config', r.configPath], { input });
   t.equal(res.code, 0, res.stderr);
   t.equal(res.stdout, input);
+  // No answer orders these requests before pv-notify's exit (it gave up on each): this server may read the last after it.
+  await waitFor('four requests at the slow server', () => s.received.length >= 4, 10_000, 50).catch(() => undefined);
   t.equal(s.received.length, 4, 'two records, each tried twice (retries: 1)');
   const failures = res.stderr.split('\n').filter((l) => /failed: no answer within 0.3 s/.test(l));
   t.equal(failures.length, 1, `logged once: ${res.stderr}`);

@@ -2,7 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import t from 'tap';
 import { readRunStatus } from '@prompt-valet/core';
-import { originBranches } from '@prompt-valet/testkit';
+import { originBranches, waitFor } from '@prompt-valet/testkit';
 import { startScaleOut } from './lib/scale-out.js';
 
 const REPOS = ['widget', 'gadget', 'gizmo'];
@@ -27,6 +27,9 @@ t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two wor
   t.equal(finished.filter((f) => f.endsWith('.done.md')).length, PROMPTS, 'every prompt done');
   t.same(finished.filter((f) => /\.\d+\.done\.md$|\.error\.md$/.test(f)), [], 'each done once, none failed');
 
+  // pv-settle moves the last prompt into finished/ before it writes that run's final state.
+  const allDone = async () => (await s.valet.runStatuses()).filter((st) => st.state === 'done').length === PROMPTS;
+  await waitFor('every run done in its status', allDone, 15_000, 100).catch(() => undefined);
   const statuses = await s.valet.runStatuses();
   t.equal(statuses.length, PROMPTS, 'one run per prompt on the valet');
   const byWorker = new Map<string, number>();
@@ -53,7 +56,10 @@ t.test(`${PROMPTS} prompts over ${REPOS.length} repositories, one valet, two wor
     const shown = await fsp.readFile(path.join(s.valet.root.processed, st.run_id, 'worker.txt'), 'utf8');
     t.equal(shown.trim(), String(st.worker), 'worker.txt, which pv-status and pv-web show while the run goes, names the worker');
   }
-  t.same(await fsp.readdir(path.join(s.valet.root.processed, '.ledger', 'claims')), [], 'no claim left');
+  // The claim record is removed after the status is written, the last thing pv-settle does.
+  const claimsLeft = () => fsp.readdir(path.join(s.valet.root.processed, '.ledger', 'claims'));
+  await waitFor('no claim left', async () => (await claimsLeft()).length === 0, 15_000, 100).catch(() => undefined);
+  t.same(await claimsLeft(), [], 'no claim left');
   await recv.stop();
   for (const w of workers) await w.stop();
 });

@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startPipelineFixture } from '@prompt-valet/testkit';
+import { startPipelineFixture, waitFor } from '@prompt-valet/testkit';
 
 /**
  * pv-watcher hands every settled record to one pv-notify: the webhook gets a
@@ -45,5 +45,7 @@ t.test('each settled run is posted to the webhooks; a hanging one delays nothing
   t.same(received.map((m) => m.state).sort(), ['done', 'done']);
   t.same(received.map((m) => m.branch).sort(), ['dev', 'main']);
   t.ok(received.every((m) => typeof m.pr_url === 'string' && String(m.pr_url).includes('/pull/')), 'each message links its PR');
+  // Never answered, so nothing orders its requests before the watcher's exit: this server may read them after.
+  await waitFor('both requests at the hanging webhook', () => hung.length >= 2, 10_000, 50).catch(() => undefined);
   t.equal(hung.length, 2, 'the hanging webhook was asked too, and never answered');
 });

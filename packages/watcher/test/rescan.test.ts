@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Logger } from '@prompt-valet/core';
+import { waitFor } from '@prompt-valet/testkit';
 import { Triggers } from '../src/triggers.js';
 
 // The periodic rescan walks the inbox in the watcher: a claimer is told to go
@@ -27,6 +28,8 @@ t.test('a rescan triggers only for a complete prompt, and ticks every time', asy
   triggers.start();
   t.teardown(() => triggers.stop());
   await sleep(450);
+  // The interval timers may fire late on a loaded machine.
+  await waitFor('two rescan ticks', () => ticks >= 2, 10_000, 20).catch(() => undefined);
   t.ok(ticks >= 2, `rescans ticked (${ticks})`);
   t.same(why, [], 'nothing complete: no claimer told to go');
 
@@ -37,7 +40,7 @@ t.test('a rescan triggers only for a complete prompt, and ticks every time', asy
   const again = new Triggers({ inbox, rescanMs: 100, settleMs: 0, log: quiet, onTrigger: (w) => why.push(w) });
   again.start();
   t.teardown(() => again.stop());
-  await sleep(350);
+  await waitFor('the walk to find the prompt', () => why.includes('rescan'), 10_000, 20).catch(() => undefined);
   t.ok(why.includes('rescan'), `the walk found the prompt no event named (${why.join(', ')})`);
 });
 
@@ -59,6 +62,6 @@ t.test('a file event for a prompt name that is gone (a claim unlinking x.prompt.
   t.same(events, [], 'no trigger for the claim itself');
   await fs.writeFile(path.join(branch, '.y.prompt.md.upload'), '# new\n');
   await fs.rename(path.join(branch, '.y.prompt.md.upload'), path.join(branch, 'y.prompt.md'));
-  await sleep(200);
+  await waitFor('the event for y.prompt.md', () => events.length > 0, 10_000, 20).catch(() => undefined);
   t.same(events, ['widget/main/y.prompt.md'], 'a prompt renamed into place still triggers, named');
 });

@@ -24,8 +24,9 @@ function startWatcher(t: Test, configPath: string) {
   });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  // 'close', not 'exit': 'exit' may come before the last of stderr has been read.
   const exited = new Promise<number | null>((resolve) =>
-    child.on('exit', (code, signal) => {
+    child.on('close', (code, signal) => {
       if (signal) stderr += `(ended by ${signal})`;
       resolve(code);
     }),

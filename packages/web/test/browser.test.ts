@@ -58,6 +58,8 @@ t.test('the dashboard in Chromium: submit to PR, live log, abort, retry, phone w
     await pr.waitFor();
     t.equal(await pr.getAttribute('href'), `https://${gh.host}/acme/widget/pull/1`, 'the PR link of the run the job became');
     t.equal(gh.pullRequests[0]?.title, 'Add a greeting');
+    // The PR link comes with the page's reload once the run settled; the reloaded page streams its log anew.
+    await page.locator('#log', { hasText: 'OpenAI Codex' }).waitFor({ timeout: 30_000 }).catch(() => undefined);
     t.match(await page.locator('#log').textContent(), 'OpenAI Codex', 'the log was shown');
     t.match(await page.locator('#last-message').textContent(), "Ran the prompt's script");
     await shot(page, 'job-done.png');
@@ -83,6 +85,8 @@ t.test('the dashboard in Chromium: submit to PR, live log, abort, retry, phone w
     await page.locator('#run-msg', { hasText: 'Abort requested' }).waitFor();
     t.match(question, /^Abort run /, 'the page asked first');
     await page.locator('#run-state [data-state="error"]').waitFor();
+    // The stream's final `state` and its `end` are two events: the page may have read only the first.
+    await page.locator('#log-state', { hasText: 'ended' }).waitFor({ timeout: 10_000 }).catch(() => undefined);
     t.equal(await page.locator('#log-state').textContent(), 'ended', 'the stream ended with the run');
     await page.locator('dd', { hasText: 'aborted' }).first().waitFor();
     const runId = await page.locator('#run').getAttribute('data-run');
@@ -98,7 +102,9 @@ t.test('the dashboard in Chromium: submit to PR, live log, abort, retry, phone w
       return j.state === 'error' && j.run_id;
     }, 120_000, 250);
     await page.goto(`${web.url}/#/run/${first}`);
-    await page.click('#retry');
+    // goto resolves at the hash change; until the page has rendered this run, the aborted run's page
+    // (with a Retry of its own) is still shown: click the Retry of this run.
+    await page.click(`#run[data-run="${first}"] #retry`);
     await page.waitForURL(/#\/job\//);
     await page.locator('#job-banner', { hasText: '(attempt 2)' }).waitFor();
     await page.locator('#run-state [data-state="error"]').waitFor();
