@@ -140,7 +140,7 @@ async function settlePipeline(r: ValetRoot, withNotify: boolean) {
     s.endsWith('.cjs') ? `${node} ${JSON.stringify(s)}` : `${node} ${JSON.stringify(binPath(s))} --config ${cfg}`,
   );
   // Under a claim lock, as pv-watcher runs a pipeline (docs/lifecycle.md).
-  const res = await execa('bash', ['-o', 'pipefail', '-c', claimLockedCommand(r.processed, steps.join(' | '))], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
+  const res = await execa('bash', ['--norc', '-o', 'pipefail', '-c', claimLockedCommand(r.processed, steps.join(' | '))], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
   return { code: res.exitCode, stdout: String(res.stdout), stderr: String(res.stderr) };
 }
 

@@ -21,7 +21,7 @@ async function pipeline(r: ValetRoot) {
     `${node} ${JSON.stringify(fake)}`,
     `${node} ${JSON.stringify(binPath('pv-settle'))} --config ${cfg}`,
   ].join(' | ');
-  const res = await execa('bash', ['-o', 'pipefail', '-c', claimLockedCommand(r.processed, cmd)], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
+  const res = await execa('bash', ['--norc', '-o', 'pipefail', '-c', claimLockedCommand(r.processed, cmd)], { reject: false, timeout: 120_000, env: { NO_COLOR: '1' } });
   return { code: res.exitCode, stderr: String(res.stderr), records: parseRecords(String(res.stdout)) };
 }
 
