@@ -12,8 +12,8 @@ import { PvError } from './errors.js';
  * write access to the two folders only, unlike `link(2)` under
  * `fs.protected_hardlinks = 1` (Debian's default), which refuses a file the
  * caller does not own. Node 20 has no binding for it; coreutils 9.1's
- * `mv -n -T` calls it (checked with strace), so it is run here and the
- * inodes tell what happened.
+ * `mv -n -T` calls it (checked with strace), so it is run here, with `-v`:
+ * mv itself says whether it moved the file.
  */
 export type MoveOutcome = 'moved' | 'taken' | 'gone';
 
@@ -117,10 +117,16 @@ function errnoFromMv(stderr: string): string {
   return 'EIO';
 }
 
-function runMv(src: string, dest: string): Promise<void> {
+/**
+ * `mv -n -v -T SRC DEST`; true when mv moved SRC. With `-v` (LC_ALL=C) it
+ * prints `renamed 'SRC' -> 'DEST'`, or across filesystems `copied …` and
+ * `removed 'SRC'`; when DEST exists it leaves both alone, prints nothing and
+ * exits 0 (coreutils 9.1, checked).
+ */
+function runMv(src: string, dest: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    execFile('mv', ['-n', '-T', '--', src, dest], { timeout: MV_TIMEOUT_MS, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } }, (err, _out, stderr) => {
-      if (!err) return resolve();
+    execFile('mv', ['-n', '-v', '-T', '--', src, dest], { timeout: MV_TIMEOUT_MS, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } }, (err, stdout, stderr) => {
+      if (!err) return resolve(/^(renamed|copied) /m.test(String(stdout)));
       const code = errnoFromMv(String(stderr));
       const e = Object.assign(new Error(`mv ${src} ${dest}: ${String(stderr).trim() || err.message}`), { code });
       reject(e);
@@ -139,15 +145,22 @@ async function lstatOrUndefined(p: string): Promise<fs.Stats | undefined> {
 
 /**
  * Give `src` the name `dest`, never replacing an existing `dest`:
- * 'moved' (dest is now src's inode), 'taken' (dest exists, src untouched) or
+ * 'moved' (mv renamed src to dest), 'taken' (dest exists, src untouched) or
  * 'gone' (src vanished: someone else moved it first). Permission problems
  * throw FsPermissionError naming the folder that refused.
+ *
+ * 'moved' is mv's own word, not a look at the names afterwards: the moment
+ * `x.prompt.md` exists a claimer may rename it to `x.running.md` again (the
+ * same inode back under the source's name), which looked exactly like
+ * "dest taken, src untouched" and sent a retry on to move the new claim's
+ * file to `x.2.prompt.md`: two runs of one prompt.
  */
 export async function moveNoReplace(src: string, dest: string): Promise<MoveOutcome> {
   const before = await lstatOrUndefined(src);
   if (!before) return 'gone';
+  let moved: boolean;
   try {
-    await runMv(src, dest);
+    moved = await runMv(src, dest);
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return 'gone';
     if (isPermissionError(err)) {
@@ -157,21 +170,16 @@ export async function moveNoReplace(src: string, dest: string): Promise<MoveOutc
     }
     throw err;
   }
-  const after = await lstatOrUndefined(dest);
-  const srcNow = await lstatOrUndefined(src);
-  let outcome: MoveOutcome;
-  if (after && after.ino === before.ino && after.dev === before.dev) outcome = 'moved';
-  // rename(2) gives EXDEV across filesystems and across mount points of one filesystem (systemd's
-  // ReadWritePaths= bind mounts): mv then copies and unlinks. The copy is a new inode with the
-  // same size and modification time (mv keeps it), and the source is gone.
-  else if (after && !srcNow && after.size === before.size && Math.trunc(after.mtimeMs) === Math.trunc(before.mtimeMs)) outcome = 'moved';
-  else if (srcNow && srcNow.ino === before.ino) outcome = 'taken';
-  else outcome = 'gone';
-  if (outcome === 'moved') {
+  // (rename(2) gives EXDEV across filesystems and across mount points of one filesystem, systemd's
+  // ReadWritePaths= bind mounts: mv then copies and unlinks, and says so; a move all the same.)
+  if (moved) {
     await fsyncDir(path.dirname(dest));
     if (path.dirname(src) !== path.dirname(dest)) await fsyncDir(path.dirname(src));
+    return 'moved';
   }
-  return outcome;
+  // mv left both names alone: dest was there. src still ours, or moved by someone else meanwhile.
+  const srcNow = await lstatOrUndefined(src);
+  return srcNow && srcNow.ino === before.ino && srcNow.dev === before.dev ? 'taken' : 'gone';
 }
 
 async function canWrite(dir: string): Promise<boolean> {

@@ -56,6 +56,52 @@ t.test('moveToFreeName picks x.2.done.md, x.3.done.md … when taken', async (t)
   t.equal(fs.readFileSync(path.join(dest, 'x.done.md'), 'utf8'), 'run 0', 'the first is never overwritten');
 });
 
+/**
+ * An `mv` first on PATH that does the real move, then, once (while `armed`
+ * exists), plays a claimer that takes the file on at once: DEST back to
+ * SRC's name, as pv-claim renames the x.prompt.md that pv-settle's retry has
+ * just made into x.running.md. That is the moment between the rename and
+ * any look the mover takes afterwards.
+ */
+function mvThenClaimedBack(t: { teardown(fn: () => void): void }, dir: string): { armed: string } {
+  const bin = path.join(dir, 'bin');
+  fs.mkdirSync(bin);
+  const armed = path.join(dir, 'armed');
+  fs.writeFileSync(path.join(bin, 'mv'), [
+    '#!/bin/sh',
+    '/usr/bin/mv "$@" || exit $?',
+    'eval "src=\\${$(($# - 1))}" && eval "dest=\\${$#}"',
+    `if rm ${JSON.stringify(armed)} 2>/dev/null; then /usr/bin/mv -n -T -- "$dest" "$src" >/dev/null; fi`,
+    '',
+  ].join('\n'), { mode: 0o755 });
+  fs.writeFileSync(armed, '');
+  const cleanPath = process.env.PATH;
+  process.env.PATH = `${bin}:${cleanPath ?? '/usr/bin:/bin'}`;
+  t.teardown(() => {
+    process.env.PATH = cleanPath;
+  });
+  return { armed };
+}
+
+t.test('a file taken on by someone else right after the rename was still moved, and is never moved twice', async (t) => {
+  const dir = tmp(t);
+  const running = path.join(dir, 'x.running.md');
+  const pending = path.join(dir, 'x.prompt.md');
+  fs.writeFileSync(running, 'the prompt');
+  const ino = fs.lstatSync(running).ino;
+  mvThenClaimedBack(t, dir);
+  // The retry's move: x.running.md → x.prompt.md, then a claimer makes it x.running.md again
+  // (same inode). Judged by the names afterwards this looked like "x.prompt.md was taken", and
+  // the retry moved the new claim's x.running.md on to x.2.prompt.md: two runs of one prompt.
+  t.equal(await moveToFreeName(running, dir, 'x', '.prompt.md'), pending, 'moved to x.prompt.md, as mv did');
+  t.same(fs.readdirSync(dir).filter((n) => n.endsWith('.md')), ['x.running.md'], 'the claimer keeps its x.running.md; no x.2.prompt.md');
+  t.equal(fs.lstatSync(running).ino, ino);
+
+  fs.renameSync(running, pending);
+  fs.writeFileSync(path.join(dir, 'armed'), '');
+  t.equal(await moveNoReplace(pending, running), 'moved', 'moveNoReplace says what mv did');
+});
+
 // The kernel fact the lifecycle rests on: a user who may write the folder can
 // move a file it does not own, where link(2) fails (fs.protected_hardlinks).
 t.test('a non-root user moves a file owned by root; link(2) would fail', { skip: process.getuid?.() !== 0 && 'needs root to switch users' }, async (t) => {
