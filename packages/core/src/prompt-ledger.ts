@@ -231,6 +231,11 @@ export interface ReleaseOptions {
   /** the run the next claim continues */
   resumeRunId?: string;
   now?: Date;
+  /**
+   * Runs before each name is tried, after the retry entry: what the run's
+   * status must say before a claimer can see the prompt (see applyFate).
+   */
+  beforeEachName?: (dest: string) => Promise<void>;
 }
 
 /**
@@ -239,6 +244,11 @@ export interface ReleaseOptions {
  * (never overwritten). The retry entry is written before each name is
  * tried, so no claimer ever sees the prompt without its attempts, backoff
  * and run to resume. Returns the new absolute path.
+ *
+ * The prompt is no longer the caller's once it is pending: a claimer may
+ * take it (and resume the run) the instant after the move, so the run's
+ * status is written before it (beforeEachName)
+ * (docs/lifecycle.md, "Handing a run on").
  */
 export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
   const now = opts.now ?? new Date();
@@ -260,6 +270,7 @@ export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
     if (opts.runId) entry.last_run_id = opts.runId;
     if (opts.resumeRunId) entry.resume_run_id = opts.resumeRunId;
     await writeRetryEntry(opts.processed, entry);
+    await opts.beforeEachName?.(candidate);
   });
   if (!dest) throw new Error(`${runningRel} vanished while going back to pending`);
   return dest;
