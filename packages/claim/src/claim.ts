@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
+  claimIdentity,
   claimRecordPath,
   describeOwner,
   firstReportOf,
@@ -19,7 +20,7 @@ import {
   readRunStatusOrNone,
   recordError,
   releaseToPending,
-  removeClaimRecord,
+  removeClaimRecordOf,
   removeRetryEntry,
   runFile,
   runRootFor,
@@ -101,16 +102,18 @@ export async function claimPrompt(c: InboxPrompt, retry: RetryEntry | undefined,
     resumed,
   };
   const ledgerFile = await writeClaimRecord(opts.processed, rec);
+  // Another claimer after the same resumed run writes a record of the same name: a loser removes only its own.
+  const dropRecord = () => removeClaimRecordOf(ledgerFile, claimIdentity(rec));
 
   let outcome;
   try {
     outcome = await moveNoReplace(c.path, runningPath);
   } catch (err) {
-    await removeClaimRecord(ledgerFile);
+    await dropRecord();
     throw err;
   }
   if (outcome !== 'moved') {
-    await removeClaimRecord(ledgerFile);
+    await dropRecord();
     return { claimed: false, why: outcome };
   }
   // Replaced between the walk's lstat and the move (a new upload at the same
@@ -118,7 +121,7 @@ export async function claimPrompt(c: InboxPrompt, retry: RetryEntry | undefined,
   const st = await fsp.lstat(runningPath);
   if (st.ino !== c.ino) {
     await releaseToPending({ inbox: opts.inbox, processed: opts.processed, runningPath, ino: st.ino, attempts: 0 });
-    await removeClaimRecord(ledgerFile);
+    await dropRecord();
     return { claimed: false, why: 'gone' };
   }
   await removeRetryEntry(opts.processed, c.rel);

@@ -2,6 +2,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   applyFate,
+  claimIdentity,
   claimLockPath,
   claimLocksDir,
   claimRecordPath,
@@ -26,7 +27,7 @@ import {
   type SettleSection,
   recordError,
   releaseToPending,
-  removeClaimRecord,
+  removeClaimRecordOf,
   runRootFor,
   SCHEMA_VERSION,
   siblingName,
@@ -126,7 +127,8 @@ async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverO
         if (!current || lockIdOf(current) !== lockId || current.ino !== claim.ino) continue;
         const rec = await recoverHeldClaim(current, opts, now);
         if (rec) out.push(rec);
-        if (!opts.dryRun) await removeClaimRecord(recordFile);
+        // Only this claim's: a prompt put back to pending may be resumed at once, under a record of the same name.
+        if (!opts.dryRun) await removeClaimRecordOf(recordFile, claimIdentity(current));
       } catch (err) {
         await reportRecoveryProblem(opts, `cannot recover run ${claim.run_id} (${claim.rel}): ${permissionLine(err) ?? (err as Error).message}`, err);
       }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
-import { asPermissionError, moveToFreeName } from './move.js';
+import { asPermissionError, moveNoReplace, moveToFreeName } from './move.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
@@ -110,6 +110,53 @@ export async function removeClaimRecord(file: string): Promise<boolean> {
     if (isErrno(err, 'ENOENT')) return false;
     throw err;
   }
+}
+
+/** Which claim a record is: the lock that held it and the moment it was made. */
+export interface ClaimIdentity {
+  /** the claim lock (`liveness.lock`); undefined for a dispatched or legacy claim */
+  lock: string | undefined;
+  claimed_at: string;
+}
+
+export function claimIdentity(rec: { liveness?: Liveness; claimed_at: string }): ClaimIdentity {
+  return { lock: rec.liveness?.kind === 'local' ? rec.liveness.lock : undefined, claimed_at: rec.claimed_at };
+}
+
+/**
+ * Remove the claim record `file` only while it is still `who`'s claim; true
+ * when it was. The claims of one run share the record's name
+ * (`claims/<run id>.json`), and the moment a retry has put the prompt back to
+ * pending a claimer may resume the run and write its record there, before
+ * the holder that handed the run on (pv-settle, recovery) removes its own.
+ * So the record is first renamed aside (atomic: a record written after that
+ * is not touched), looked at, and put back under its name when it is
+ * another claim's (unless a newer record has the name by then).
+ */
+export async function removeClaimRecordOf(file: string, who: ClaimIdentity): Promise<boolean> {
+  const aside = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.aside`);
+  try {
+    await fsp.rename(file, aside);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
+  }
+  let found: ClaimRecord | undefined;
+  try {
+    found = await readJsonIfExists<ClaimRecord>(aside);
+  } catch (err) {
+    // Torn by hand: not known to be ours, so it goes back.
+    if (!(err instanceof SyntaxError)) throw err;
+  }
+  if (found && typeof found.claimed_at === 'string') {
+    const theirs = claimIdentity(found);
+    if (theirs.lock === who.lock && theirs.claimed_at === who.claimed_at) {
+      await fsp.unlink(aside);
+      return true;
+    }
+  }
+  if ((await moveNoReplace(aside, file)) !== 'moved') await fsp.rm(aside, { force: true });
+  return false;
 }
 
 export interface ClaimRecordFile {
@@ -247,7 +294,8 @@ export interface ReleaseOptions {
  *
  * The prompt is no longer the caller's once it is pending: a claimer may
  * take it (and resume the run) the instant after the move, so the run's
- * status is written before it (beforeEachName)
+ * status is written before it (beforeEachName), and the caller removes
+ * only its own claim record after it (removeClaimRecordOf)
  * (docs/lifecycle.md, "Handing a run on").
  */
 export async function releaseToPending(opts: ReleaseOptions): Promise<string> {

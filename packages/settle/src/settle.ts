@@ -1,13 +1,14 @@
 import * as fsp from 'node:fs/promises';
 import {
   applyFate,
+  claimIdentity,
   claimRecordPath,
   decideFate,
   expectPath,
   isErrno,
   readRunStatusOrNone,
   recordRunId,
-  removeClaimRecord,
+  removeClaimRecordOf,
   runningFileFor,
   runRootFor,
   StepError,
@@ -62,7 +63,9 @@ export async function settleRecord(rec: PvRecord, config: ValetConfig, policy: R
     step: 'settle',
     ...(rec.publish ? { publish: rec.publish } : {}),
   });
-  await removeClaimRecord(ledger);
+  // Only our own: a retry's prompt may already be claimed again, and the resumed claim's record
+  // has the same name (the run id).
+  await removeClaimRecordOf(ledger, claimIdentity(claim));
   const out: PvRecord = { ...rec, settle };
   // A prompt that gave up carries the final message (with the attempt count).
   if (fate.state === 'error' && rec.error) out.error = fate.error;
