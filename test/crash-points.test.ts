@@ -167,16 +167,17 @@ t.test('a rejected push is retried by retrying the publish: the agent ran once',
 });
 
 
-t.test('a claimer resuming the run while pv-settle\'s retry is still moving it: one run, settled done', async (t) => {
+t.test('a claimer looking while pv-settle\'s retry is still moving the prompt leaves it: one run, settled done', async (t) => {
   const v = await startPipelineFixture({ repos: ['widget'], prefix: 'pv-crashpoint-' });
   t.teardown(() => v.close());
   // pv-settle's retry renames x.running.md to x.prompt.md, and the watcher's waiting claimer, told by
-  // the rename's file event, resumes the run at once. This mv returns from a move to a pending name
-  // only once the claimer has taken the file on (or 30 s passed): pv-settle looks again only after
-  // the new claim exists. The interleaving behind the one failure seen of the test above on a loaded
-  // machine (settled as task.2.done.md, its status left "published"): pv-settle took the renamed
-  // file for a taken name and moved the new claim's x.running.md on to x.2.prompt.md, and two
-  // pipelines ran the run (docs/lifecycle.md, "Handing a run on").
+  // the rename's file event, looks at once. This mv holds pv-settle in the move for up to 3 s after the
+  // rename, or until the prompt is taken. The run's claim record stands until pv-settle has let go, so
+  // the claimer leaves the prompt, and the run is resumed once the pipeline has ended. Before: the
+  // claimer took it back at once, pv-settle took its own renamed file for a taken name and moved the
+  // new claim's x.running.md on to x.2.prompt.md, and two pipelines ran the run (seen once in the test
+  // above on a loaded machine: settled as task.2.done.md, status left "published"; docs/lifecycle.md,
+  // "Handing a run on").
   const bin = path.join(v.root.root, 'claimed-first-bin');
   const takenMeanwhile = path.join(v.root.root, 'taken-during-the-move');
   fs.mkdirSync(bin);
@@ -184,7 +185,7 @@ t.test('a claimer resuming the run while pv-settle\'s retry is still moving it: 
     '#!/bin/sh',
     '/usr/bin/mv "$@" || exit $?',
     'eval "dest=\\${$#}"',
-    'case "$dest" in *.prompt.md) i=0; while [ -e "$dest" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done',
+    'case "$dest" in *.prompt.md) i=0; while [ -e "$dest" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done',
     `  [ -e "$dest" ] || touch '${takenMeanwhile}';;`,
     'esac',
     '',
@@ -195,7 +196,7 @@ t.test('a claimer resuming the run while pv-settle\'s retry is still moving it: 
   const w = v.startWatcher();
   t.teardown(() => w.stop('SIGKILL'));
   await assertOneOfEverything(t, v, 1);
-  t.ok(fs.existsSync(takenMeanwhile), 'the claimer took the prompt while pv-settle was still in its move');
+  t.notOk(fs.existsSync(takenMeanwhile), 'no claimer took the prompt while pv-settle was still in its move');
   const status = await readRunStatus(path.join(v.root.processed, runFolders(v)[0]!));
   t.equal(status?.attempt, 2, 'the retry was the second try of the same run, and the only one');
   t.notMatch(w.stderr(), /claim_missing|\.2\.prompt\.md/, 'no second pipeline for the run');

@@ -1,19 +1,20 @@
-// A retry hands its run on (docs/lifecycle.md, "A run resumes"): pv-settle puts
-// x.running.md back to x.prompt.md, and with no backoff a claimer may resume it
+// A retry hands its run on (docs/lifecycle.md, "Handing a run on"): pv-settle
+// puts x.running.md back to x.prompt.md, and with no backoff a claimer may look
 // at once (pv-watcher's waiting claimer is told by the rename's file event, in
 // a few ms). Here the real pv-claim runs in the very instant after pv-settle's
-// rename, through a stand-in mv, and the two must not both act on the run:
-// one running file, held by the new claim, and no second pending name for the
-// same run (seen once in crash-points.test.ts: the retry moved the new claim's
-// x.running.md on to x.2.prompt.md, two pipelines ran the run, it settled as
-// x.2.done.md and its status stayed "published").
+// rename, through a stand-in mv. The run's claim record still stands then, so
+// the claimer leaves the prompt alone; once pv-settle has let go, the next
+// look resumes the run. Before: the claimer took the file back at once,
+// pv-settle took its own renamed file for a taken name and moved the new
+// claim's x.running.md on to x.2.prompt.md, two pipelines ran the run (seen
+// once in crash-points.test.ts: settled as x.2.done.md, status "published").
 import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { listRetryEntries, readRunStatus, type ClaimRecord, type PvRecord } from '@prompt-valet/core';
 import { binPath, claimLockedCommand, makeValetRoot, parseRecords, runBin, shQuote } from '@prompt-valet/testkit';
 
-t.test('a claimer that resumes the run right after the retry\'s rename keeps it: one running file, its record, its status', async (t) => {
+t.test('a claimer looking right after the retry\'s rename leaves the prompt while the run\'s record stands; the next look resumes the run', async (t) => {
   const r = await makeValetRoot({ watcher: { retry_backoff_seconds: 0 } });
   t.teardown(() => r.cleanup());
   await r.dropPrompt('widget/main/task.prompt.md', 'the prompt\n');
@@ -45,17 +46,22 @@ t.test('a claimer that resumes the run right after the retry\'s rename keeps it:
   });
   t.equal(settled.code, 0, settled.stderr);
   t.notOk(fs.existsSync(armed), 'the claimer ran inside the retry\'s move');
-  const resumed = parseRecords(fs.readFileSync(claimed, 'utf8'));
-  t.match(resumed, [{ run_id: rec.run_id, claim: { attempt: 2, resumed: 1, rel: 'widget/main/task.running.md' } }],
-    `the claimer resumed the run (${fs.readFileSync(`${claimed}.err`, 'utf8').trim()})`);
+  const early = parseRecords(fs.readFileSync(claimed, 'utf8'));
+  t.same(early, [], `the claimer in the retry's move took nothing: the run's record still stood (${fs.readFileSync(`${claimed}.err`, 'utf8').trim()})`);
 
   const folder = path.join(r.inbox, 'widget/main');
   t.match(settled.records[0]!.settle, { state: 'pending', path: path.join(folder, 'task.prompt.md') }, 'the retry went to x.prompt.md');
-  t.same(fs.readdirSync(folder), ['task.running.md'], 'the new claim\'s running file stays; no x.2.prompt.md');
-  t.same(await listRetryEntries(r.processed), [], 'no retry entry left to start the run a second time');
-
+  t.same(fs.readdirSync(folder), ['task.prompt.md'], 'one pending file: no x.2.prompt.md');
+  t.match(await listRetryEntries(r.processed), [{ prompt_rel: 'widget/main/task.prompt.md', resume_run_id: rec.run_id, attempts: 1 }], 'one retry entry, resuming the run');
   const recordFile = path.join(r.processed, '.ledger', 'claims', `${rec.run_id}.json`);
-  const record = fs.existsSync(recordFile) ? (JSON.parse(fs.readFileSync(recordFile, 'utf8')) as ClaimRecord) : 'no claim record';
-  t.match(record, { attempt: 2, liveness: { kind: 'local', lock: 'resumer' } }, 'the new claim\'s record stands: recovery can resume it if its pipeline dies');
-  t.match(await readRunStatus(rec.claim!.run_root), { state: 'claimed', attempt: 2, resumed: 1 }, 'the status says the new claim, not the retry before it');
+  t.notOk(fs.existsSync(recordFile), 'pv-settle removed its claim record last');
+  t.match(await readRunStatus(rec.claim!.run_root), { state: 'retry', settle: { state: 'pending' } }, 'the status says the retry');
+
+  // The next look (pv-watcher's, when the settled pipeline has ended) resumes the run.
+  const next = await runBin('pv-claim', ['--config', r.configPath, '--limit', '1'], { claimLockIn: r.processed });
+  t.match(next.records, [{ run_id: rec.run_id, claim: { attempt: 2, resumed: 1, rel: 'widget/main/task.running.md' } }], `then the run is resumed (${next.stderr.trim()})`);
+  t.same(fs.readdirSync(folder), ['task.running.md']);
+  const record = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as ClaimRecord;
+  t.match(record, { attempt: 2 }, "the new claim's record stands: recovery can resume it if its pipeline dies");
+  t.match(await readRunStatus(rec.claim!.run_root), { state: 'claimed', attempt: 2, resumed: 1 });
 });

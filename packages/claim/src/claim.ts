@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
-  claimIdentity,
   claimRecordPath,
+  createClaimRecord,
   describeOwner,
   firstReportOf,
   inboxPromptAt,
@@ -20,7 +20,7 @@ import {
   readRunStatusOrNone,
   recordError,
   releaseToPending,
-  removeClaimRecordOf,
+  removeClaimRecord,
   removeRetryEntry,
   runFile,
   runRootFor,
@@ -29,7 +29,6 @@ import {
   siblingName,
   updateRunStatus,
   userName,
-  writeClaimRecord,
   writeFileAtomic,
   type ClaimRecord,
   type ClaimSection,
@@ -101,9 +100,11 @@ export async function claimPrompt(c: InboxPrompt, retry: RetryEntry | undefined,
     run_root: runRoot,
     resumed,
   };
-  const ledgerFile = await writeClaimRecord(opts.processed, rec);
-  // Another claimer after the same resumed run writes a record of the same name: a loser removes only its own.
-  const dropRecord = () => removeClaimRecordOf(ledgerFile, claimIdentity(rec));
+  const ledgerFile = await createClaimRecord(opts.processed, rec);
+  // The run has a claim already: another claimer resuming it, or the holder that
+  // put it back to pending has not yet removed its record. The next look takes it.
+  if (!ledgerFile) return { claimed: false, why: 'taken' };
+  const dropRecord = () => removeClaimRecord(ledgerFile);
 
   let outcome;
   try {

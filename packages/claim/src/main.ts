@@ -52,8 +52,10 @@ claimers exactly one wins; the folder must be writable, the file may be
 anyone's), creates the run folder processed/<run id>/ with a copy of the
 prompt and status.json, and records the claim lock in
 processed/.ledger/claims/. A prompt whose pending entry names a run to
-resume continues that run (same run id and folder; claim.resumed). A prompt
-waiting for its retry backoff is skipped. Symlinks and other non-regular
+resume continues that run (same run id and folder; claim.resumed), unless
+the run's claim record still stands (another claimer resuming it, or the
+claim that put it back has not let go yet): then it is left for the next
+look. A prompt waiting for its retry backoff is skipped. Symlinks and other non-regular
 files are claimed but never read, and a prompt the service user cannot read
 is claimed as prompt_unreadable: their record carries an error so pv-settle
 files them as x.error.md. A folder it cannot read or write is reported once,

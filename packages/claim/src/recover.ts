@@ -2,7 +2,6 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import {
   applyFate,
-  claimIdentity,
   claimLockPath,
   claimLocksDir,
   claimRecordPath,
@@ -27,7 +26,7 @@ import {
   type SettleSection,
   recordError,
   releaseToPending,
-  removeClaimRecordOf,
+  removeClaimRecord,
   runRootFor,
   SCHEMA_VERSION,
   siblingName,
@@ -127,8 +126,8 @@ async function recoverLock(lockId: string, claims: ClaimRecord[], opts: RecoverO
         if (!current || lockIdOf(current) !== lockId || current.ino !== claim.ino) continue;
         const rec = await recoverHeldClaim(current, opts, now);
         if (rec) out.push(rec);
-        // Only this claim's: a prompt put back to pending may be resumed at once, under a record of the same name.
-        if (!opts.dryRun) await removeClaimRecordOf(recordFile, claimIdentity(current));
+        // Last: until it is gone no claimer resumes the run put back to pending.
+        if (!opts.dryRun) await removeClaimRecord(recordFile);
       } catch (err) {
         await reportRecoveryProblem(opts, `cannot recover run ${claim.run_id} (${claim.rel}): ${permissionLine(err) ?? (err as Error).message}`, err);
       }

@@ -77,6 +77,34 @@ t.test('exactly once: 4 claimers racing over 200 prompts', async (t) => {
   t.equal(claims.length, 200, 'one claim record per claim, losers left none');
 });
 
+t.test('exactly once for resumed runs: 4 claimers racing over 40 retried prompts; each claim keeps its own record', async (t) => {
+  const r = await root(t, { watcher: { retry_backoff_seconds: 0 } });
+  for (let i = 0; i < 40; i++) await r.dropPrompt(`repo${i % 4}/main/p${i}.prompt.md`, `prompt number ${i}\n`);
+  const first = await claim(r);
+  t.equal(first.records.length, 40);
+  // Each back to pending, to be resumed under its run id (a claim record per run: claims/<run id>.json).
+  const gh = { step: 'publish', code: 'gh_failed', message: 'gh pr create: HTTP 502', retryable: true };
+  const settled = await runBin('pv-settle', ['--config', r.configPath], { input: first.records.map((rec) => ({ ...rec, error: gh }) as PvRecord) });
+  t.equal(settled.code, 0, settled.stderr);
+  t.same(await fs.readdir(path.join(r.processed, '.ledger', 'claims')), [], 'the first claims let go');
+
+  const results = await Promise.all([1, 2, 3, 4].map(() => claim(r)));
+  for (const res of results) t.equal(res.code, 0, res.stderr);
+  const records = results.flatMap((res) => res.records);
+  t.equal(records.length, 40, 'every prompt claimed once in all');
+  t.same(records.map((rec) => rec.run_id).sort(), first.records.map((rec) => rec.run_id).sort(), 'each resumed under its run id');
+  t.ok(results.filter((res) => res.records.length > 0).length >= 2, 'the claimers really raced');
+  // A loser must neither overwrite the winner's record nor remove it: the record is what recovery resumes from.
+  const lost: string[] = [];
+  for (const rec of records) {
+    const file = path.join(r.processed, '.ledger', 'claims', `${rec.run_id}.json`);
+    const stored = await fs.readFile(file, 'utf8').then((text) => JSON.parse(text) as { liveness?: { lock?: string } }, () => undefined);
+    const lock = (rec.claim!.liveness as { lock: string }).lock;
+    if (stored?.liveness?.lock !== lock) lost.push(`${rec.run_id}: ${stored ? `names ${stored.liveness?.lock}` : 'no record'}, claimed under ${lock}`);
+  }
+  t.same(lost, [], "every claim's record is its own");
+});
+
 t.test('two prompts in one folder in the same second: distinct run ids and folders', async (t) => {
   const r = await root(t);
   await r.dropPrompt('widget/main/a.prompt.md', 'text of a\n');

@@ -24,6 +24,22 @@ export interface AtomicWriteOptions {
   durable?: boolean;
 }
 
+/** Write `data` to a hidden temporary name beside `file` (fsynced unless not durable); returns that name. */
+async function writeTempBeside(file: string, data: string | Uint8Array, opts: AtomicWriteOptions): Promise<string> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
+  try {
+    await fh.writeFile(data);
+    if (opts.durable !== false) await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  return tmp;
+}
+
 /**
  * Write a file so that readers see either the old content or the new, never
  * a torn one: write a hidden temporary name in the same folder, fsync,
@@ -34,26 +50,35 @@ export async function writeFileAtomic(
   data: string | Uint8Array,
   opts: AtomicWriteOptions = {},
 ): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const durable = opts.durable !== false;
-  const fh = await fsp.open(tmp, 'wx', opts.mode ?? 0o644);
-  try {
-    await fh.writeFile(data);
-    if (durable) await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
+  const tmp = await writeTempBeside(file, data, opts);
   try {
     await fsp.rename(tmp, file);
   } catch (err) {
     await fsp.rm(tmp, { force: true });
     throw err;
   }
-  if (durable) await fsyncDir(dir);
+  if (opts.durable !== false) await fsyncDir(path.dirname(file));
+}
+
+/**
+ * Create `file` whole, only if no file has that name: written under a
+ * temporary name, then hard-linked into place (link(2) fails with EEXIST
+ * rather than replace, atomically), so a reader never sees it torn and of
+ * any number of writers exactly one creates it. False when the name was
+ * taken; what is there is left untouched.
+ */
+export async function createFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<boolean> {
+  const tmp = await writeTempBeside(file, data, opts);
+  try {
+    await fsp.link(tmp, file);
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return false;
+    throw err;
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+  if (opts.durable !== false) await fsyncDir(path.dirname(file));
+  return true;
 }
 
 export async function writeJsonAtomic(file: string, value: unknown, opts: AtomicWriteOptions = {}): Promise<void> {

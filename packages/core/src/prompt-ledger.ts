@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
-import { asPermissionError, moveNoReplace, moveToFreeName } from './move.js';
+import { createFileAtomic, isErrno, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { asPermissionError, moveToFreeName } from './move.js';
 import { resolveInside } from './names.js';
 import { parsePromptName, promptName, PROMPT_SUFFIX } from './prompt-names.js';
 import { SCHEMA_VERSION, type RecordError } from './records.js';
@@ -18,7 +18,8 @@ import { PvError } from './errors.js';
  *                                   so far, backoff, last error, the run to resume
  *   problems/<sha256>.txt           permission problems already reported
  *
- * Every file here is written to a temporary name and renamed into place.
+ * Every file here is written to a temporary name and renamed into place (a
+ * claim record is linked: created only if its run has none, createClaimRecord).
  * A claim record is written BEFORE the move that makes `x.running.md`, so a
  * running file without a record only exists when something outside the
  * valet made it (see ORPHAN_GRACE_SECONDS). Entries carry the inode of the
@@ -92,7 +93,25 @@ function retryEntryFile(processed: string, promptRel: string): string {
 
 // ---- claim records ---------------------------------------------------------
 
-/** Write a claim record (`claims/<run id>.json`); returns its file. */
+/**
+ * Create the claim record of a new claim (`claims/<run id>.json`) only if the
+ * run has none; returns its file, or undefined when another claim of the run
+ * has a record. The claims of one run (each try of a resumed run) share that
+ * name, so the record is the run's mutex: of two claimers resuming one run
+ * exactly one creates it, and while it stands nobody else writes or removes
+ * it. A holder that hands the run on (pv-settle's retry, recovery) puts the
+ * prompt back to pending before it removes its record; a claimer that looks
+ * in that instant finds the record and leaves the prompt for the next look
+ * (docs/lifecycle.md, "Handing a run on").
+ */
+export async function createClaimRecord(processed: string, rec: ClaimRecord): Promise<string | undefined> {
+  const dir = ledgerPaths(processed).claims;
+  await fsp.mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${rec.run_id}.json`);
+  return (await createFileAtomic(file, JSON.stringify(rec, null, 2) + '\n')) ? file : undefined;
+}
+
+/** Rewrite the record of a claim this process holds (pv-queue send: its liveness becomes dispatched); returns its file. */
 export async function writeClaimRecord(processed: string, rec: ClaimRecord): Promise<string> {
   const dir = ledgerPaths(processed).claims;
   await fsp.mkdir(dir, { recursive: true });
@@ -101,7 +120,11 @@ export async function writeClaimRecord(processed: string, rec: ClaimRecord): Pro
   return file;
 }
 
-/** Remove a claim record; false when it was already gone (someone else removed it first). */
+/**
+ * Remove a claim record; false when it was already gone. Only its own claim
+ * removes it (the claimer that lost the move, pv-settle, or recovery holding
+ * its lock): no other claim of the run can have created one meanwhile.
+ */
 export async function removeClaimRecord(file: string): Promise<boolean> {
   try {
     await fsp.unlink(file);
@@ -110,53 +133,6 @@ export async function removeClaimRecord(file: string): Promise<boolean> {
     if (isErrno(err, 'ENOENT')) return false;
     throw err;
   }
-}
-
-/** Which claim a record is: the lock that held it and the moment it was made. */
-export interface ClaimIdentity {
-  /** the claim lock (`liveness.lock`); undefined for a dispatched or legacy claim */
-  lock: string | undefined;
-  claimed_at: string;
-}
-
-export function claimIdentity(rec: { liveness?: Liveness; claimed_at: string }): ClaimIdentity {
-  return { lock: rec.liveness?.kind === 'local' ? rec.liveness.lock : undefined, claimed_at: rec.claimed_at };
-}
-
-/**
- * Remove the claim record `file` only while it is still `who`'s claim; true
- * when it was. The claims of one run share the record's name
- * (`claims/<run id>.json`), and the moment a retry has put the prompt back to
- * pending a claimer may resume the run and write its record there, before
- * the holder that handed the run on (pv-settle, recovery) removes its own.
- * So the record is first renamed aside (atomic: a record written after that
- * is not touched), looked at, and put back under its name when it is
- * another claim's (unless a newer record has the name by then).
- */
-export async function removeClaimRecordOf(file: string, who: ClaimIdentity): Promise<boolean> {
-  const aside = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.aside`);
-  try {
-    await fsp.rename(file, aside);
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return false;
-    throw err;
-  }
-  let found: ClaimRecord | undefined;
-  try {
-    found = await readJsonIfExists<ClaimRecord>(aside);
-  } catch (err) {
-    // Torn by hand: not known to be ours, so it goes back.
-    if (!(err instanceof SyntaxError)) throw err;
-  }
-  if (found && typeof found.claimed_at === 'string') {
-    const theirs = claimIdentity(found);
-    if (theirs.lock === who.lock && theirs.claimed_at === who.claimed_at) {
-      await fsp.unlink(aside);
-      return true;
-    }
-  }
-  if ((await moveNoReplace(aside, file)) !== 'moved') await fsp.rm(aside, { force: true });
-  return false;
 }
 
 export interface ClaimRecordFile {
@@ -292,10 +268,9 @@ export interface ReleaseOptions {
  * tried, so no claimer ever sees the prompt without its attempts, backoff
  * and run to resume. Returns the new absolute path.
  *
- * The prompt is no longer the caller's once it is pending: a claimer may
- * take it (and resume the run) the instant after the move, so the run's
- * status is written before it (beforeEachName), and the caller removes
- * only its own claim record after it (removeClaimRecordOf)
+ * The run's status is written before the move (beforeEachName), and a
+ * caller holding a claim removes its record only after it: until then a
+ * claimer finds the run's record and leaves the prompt for its next look
  * (docs/lifecycle.md, "Handing a run on").
  */
 export async function releaseToPending(opts: ReleaseOptions): Promise<string> {

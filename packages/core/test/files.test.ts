@@ -2,7 +2,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
+import { createFileAtomic, readJsonIfExists, writeFileAtomic, writeJsonAtomic } from '../src/files.js';
 
 function tmp(t: { teardown(fn: () => void): void }): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pv-files-'));
@@ -39,6 +39,18 @@ t.test('concurrent readers never see a torn file', async (t) => {
   stop = true;
   await reader;
   t.ok(reads > 0, `read ${reads} times while writing`);
+});
+
+t.test('create-only write: of 20 writers racing for one name exactly one creates it, whole; the rest leave it untouched', async (t) => {
+  const dir = tmp(t);
+  const file = path.join(dir, 'claim.json');
+  const made = await Promise.all(Array.from({ length: 20 }, (_, i) => createFileAtomic(file, `writer ${i}\n`.repeat(1000))));
+  t.equal(made.filter(Boolean).length, 1, 'one writer created it');
+  const winner = made.indexOf(true);
+  t.equal(fs.readFileSync(file, 'utf8'), `writer ${winner}\n`.repeat(1000), "the winner's content, whole");
+  t.equal(await createFileAtomic(file, 'late\n'), false, 'a later writer is refused');
+  t.equal(fs.readFileSync(file, 'utf8'), `writer ${winner}\n`.repeat(1000), 'and changes nothing');
+  t.same(fs.readdirSync(dir), ['claim.json'], 'no temporary file left');
 });
 
 t.test('mode is applied', async (t) => {

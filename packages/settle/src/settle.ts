@@ -1,14 +1,13 @@
 import * as fsp from 'node:fs/promises';
 import {
   applyFate,
-  claimIdentity,
   claimRecordPath,
   decideFate,
   expectPath,
   isErrno,
   readRunStatusOrNone,
   recordRunId,
-  removeClaimRecordOf,
+  removeClaimRecord,
   runningFileFor,
   runRootFor,
   StepError,
@@ -63,9 +62,9 @@ export async function settleRecord(rec: PvRecord, config: ValetConfig, policy: R
     step: 'settle',
     ...(rec.publish ? { publish: rec.publish } : {}),
   });
-  // Only our own: a retry's prompt may already be claimed again, and the resumed claim's record
-  // has the same name (the run id).
-  await removeClaimRecordOf(ledger, claimIdentity(claim));
+  // Last: while it stands no claimer resumes the run, so a retry's prompt is not taken
+  // again before this claim has let go of it (docs/lifecycle.md, "Handing a run on").
+  await removeClaimRecord(ledger);
   const out: PvRecord = { ...rec, settle };
   // A prompt that gave up carries the final message (with the attempt count).
   if (fate.state === 'error' && rec.error) out.error = fate.error;

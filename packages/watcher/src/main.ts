@@ -165,6 +165,7 @@ Examples:
         void done.finally(() => endings.delete(done));
       },
     });
+    recovery.onRecovered = () => scheduler.trigger();
     /** Pipelines' ends still being looked at; then any recovery they asked for. */
     const settledDown = async () => {
       while (endings.size > 0) await Promise.all([...endings]);

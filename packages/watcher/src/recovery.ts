@@ -10,6 +10,12 @@ import { EX, type Logger } from '@prompt-valet/core';
 export class Recovery {
   private running: Promise<number> | undefined;
   private again = false;
+  /**
+   * Called after a run that recovered claims: the prompts it put back to
+   * pending were claimable only once their records were gone, after the
+   * file events that named them, so the claimers must look again.
+   */
+  onRecovered: (() => void) | undefined;
 
   constructor(
     private readonly claimBin: string,
@@ -58,7 +64,10 @@ export class Recovery {
       timeout: 10 * 60_000,
     });
     const n = String(res.stdout ?? '').split('\n').filter((l) => l.trim()).length;
-    if (n > 0) this.log.notice(`recovered ${n} claim(s) whose pipeline had died (${why})`);
+    if (n > 0) {
+      this.log.notice(`recovered ${n} claim(s) whose pipeline had died (${why})`);
+      this.onRecovered?.();
+    }
     if (res.exitCode === EX.CONFIG) {
       // pv-claim said which key is wrong (one line, above); nothing is lost: the next start recovers.
       this.log.warn(`recovery not run (${why}): the configuration is not valid now; the next start recovers`);
