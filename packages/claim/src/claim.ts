@@ -104,17 +104,16 @@ export async function claimPrompt(c: InboxPrompt, retry: RetryEntry | undefined,
   // The run has a claim already: another claimer resuming it, or the holder that
   // put it back to pending has not yet removed its record. The next look takes it.
   if (!ledgerFile) return { claimed: false, why: 'taken' };
-  const dropRecord = () => removeClaimRecord(ledgerFile);
 
   let outcome;
   try {
     outcome = await moveNoReplace(c.path, runningPath);
   } catch (err) {
-    await dropRecord();
+    await removeClaimRecord(ledgerFile);
     throw err;
   }
   if (outcome !== 'moved') {
-    await dropRecord();
+    await removeClaimRecord(ledgerFile);
     return { claimed: false, why: outcome };
   }
   // Replaced between the walk's lstat and the move (a new upload at the same
@@ -122,7 +121,7 @@ export async function claimPrompt(c: InboxPrompt, retry: RetryEntry | undefined,
   const st = await fsp.lstat(runningPath);
   if (st.ino !== c.ino) {
     await releaseToPending({ inbox: opts.inbox, processed: opts.processed, runningPath, ino: st.ino, attempts: 0 });
-    await dropRecord();
+    await removeClaimRecord(ledgerFile);
     return { claimed: false, why: 'gone' };
   }
   await removeRetryEntry(opts.processed, c.rel);

@@ -58,35 +58,15 @@ export interface ApplyFateOptions {
 
 /**
  * Move the prompt file, update the run's status, write error.md; returns the record's `settle` section.
- * Back to pending, the status is written before the move (for each name tried): from the move on a
- * claimer may resume the run, and its `claimed` must come after our `retry`, not be overwritten by it.
+ * Back to pending, no claimer resumes the run before the caller removes its claim record, after this
+ * (docs/lifecycle.md, "Handing a run on"), so the status written here is never over a new claim's.
  */
 export async function applyFate(fate: Fate, opts: ApplyFateOptions): Promise<SettleSection> {
   const now = opts.now ?? new Date();
   const durations = opts.claimedAt ? { total: Math.max(0, now.getTime() - Date.parse(opts.claimedAt)) } : undefined;
-  const recordStatus = (runState: RunState, settle: SettleSection) =>
-    updateRunStatus(
-      opts.runRoot,
-      {
-        state: runState,
-        step: opts.step,
-        settle,
-        ...(fate.state !== 'done' ? { error: fate.error, reason: `${fate.error.code}: ${fate.error.message}` } : {}),
-        ...(fate.state === 'done' && fate.outcome ? { outcome: fate.outcome } : {}),
-        ...(opts.publish?.pr_url ? { pr_url: opts.publish.pr_url } : {}),
-        ...(fate.state !== 'pending' ? { final_path: settle.path } : {}),
-        ...(durations ? { durations_ms: durations } : {}),
-      },
-      now,
-    );
+  let settle: SettleSection;
+  let runState: RunState;
   if (fate.state === 'pending') {
-    const pendingAt = (dest: string): SettleSection => ({
-      state: 'pending',
-      path: dest,
-      attempts: fate.attempts,
-      ...(fate.notBefore ? { not_before: fate.notBefore.toISOString() } : {}),
-      settled_at: now.toISOString(),
-    });
     const dest = await releaseToPending({
       inbox: opts.inbox,
       processed: opts.processed,
@@ -99,15 +79,10 @@ export async function applyFate(fate: Fate, opts: ApplyFateOptions): Promise<Set
       resumeRunId: opts.runId,
       now,
       ...(fate.notBefore ? { notBefore: fate.notBefore } : {}),
-      beforeEachName: async (candidate) => {
-        await recordStatus('retry', pendingAt(candidate));
-      },
     });
-    return pendingAt(dest);
-  }
-  let settle: SettleSection;
-  let runState: RunState;
-  if (fate.state === 'error') {
+    settle = { state: 'pending', path: dest, attempts: fate.attempts, ...(fate.notBefore ? { not_before: fate.notBefore.toISOString() } : {}) };
+    runState = 'retry';
+  } else if (fate.state === 'error') {
     const reason = reasonText(fate.error, opts);
     await writeFileAtomic(runFile(opts.runRoot, 'error'), reason);
     const settled = await settlePromptFile({ inbox: opts.inbox, finished: opts.finished, runningPath: opts.runningPath, state: 'error', reason });
@@ -119,7 +94,20 @@ export async function applyFate(fate: Fate, opts: ApplyFateOptions): Promise<Set
     runState = 'done';
   }
   settle.settled_at = now.toISOString();
-  await recordStatus(runState, settle);
+  await updateRunStatus(
+    opts.runRoot,
+    {
+      state: runState,
+      step: opts.step,
+      settle,
+      ...(fate.state !== 'done' ? { error: fate.error, reason: `${fate.error.code}: ${fate.error.message}` } : {}),
+      ...(fate.state === 'done' && fate.outcome ? { outcome: fate.outcome } : {}),
+      ...(opts.publish?.pr_url ? { pr_url: opts.publish.pr_url } : {}),
+      ...(fate.state !== 'pending' ? { final_path: settle.path } : {}),
+      ...(durations ? { durations_ms: durations } : {}),
+    },
+    now,
+  );
   return settle;
 }
 

@@ -254,11 +254,6 @@ export interface ReleaseOptions {
   /** the run the next claim continues */
   resumeRunId?: string;
   now?: Date;
-  /**
-   * Runs before each name is tried, after the retry entry: what the run's
-   * status must say before a claimer can see the prompt (see applyFate).
-   */
-  beforeEachName?: (dest: string) => Promise<void>;
 }
 
 /**
@@ -268,9 +263,8 @@ export interface ReleaseOptions {
  * tried, so no claimer ever sees the prompt without its attempts, backoff
  * and run to resume. Returns the new absolute path.
  *
- * The run's status is written before the move (beforeEachName), and a
- * caller holding a claim removes its record only after it: until then a
- * claimer finds the run's record and leaves the prompt for its next look
+ * A caller holding a claim removes its record only after this: until then
+ * a claimer finds the run's record and leaves the prompt for its next look
  * (docs/lifecycle.md, "Handing a run on").
  */
 export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
@@ -293,7 +287,6 @@ export async function releaseToPending(opts: ReleaseOptions): Promise<string> {
     if (opts.runId) entry.last_run_id = opts.runId;
     if (opts.resumeRunId) entry.resume_run_id = opts.resumeRunId;
     await writeRetryEntry(opts.processed, entry);
-    await opts.beforeEachName?.(candidate);
   });
   if (!dest) throw new Error(`${runningRel} vanished while going back to pending`);
   return dest;

@@ -62,8 +62,9 @@ export interface WorkOptions {
  * hands a job back on what is really its last delivery, and the prompt
  * settles through the server's max-deliveries advisory without the command's
  * own failure. So the count acted on is the larger of the server's and this
- * worker's own tally; a job answered (acked or terminated) is forgotten, and
- * only the most recent `limit` jobs are kept.
+ * worker's own tally, which can only be lower than the truth (the job may
+ * have gone to other workers too), never higher: nothing needs forgetting
+ * when a job is answered, and only the most recent `limit` jobs are kept.
  */
 export class DeliveryCounts {
   private readonly seen = new Map<number, number>();
@@ -78,11 +79,6 @@ export class DeliveryCounts {
     this.seen.set(seq, count);
     if (this.seen.size > this.limit) this.seen.delete(this.seen.keys().next().value as number);
     return count;
-  }
-
-  /** The job is answered: a later delivery (a lost ack) starts a new tally. */
-  forget(seq: number): void {
-    this.seen.delete(seq);
   }
 }
 
@@ -112,7 +108,6 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
   if (!parsed.ok) {
     // Nothing to answer to: the job names no run we could settle.
     log.error(`job #${m.seq} dropped: ${parsed.reason}`);
-    opts.deliveryCounts.forget(m.seq);
     m.term(`bad job: ${parsed.reason}`);
     return;
   }
@@ -124,7 +119,6 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
   } catch (err) {
     if (!(err instanceof StepError)) throw err;
     await respond({ ...job.record, error: { step: 'queue', code: err.code, message: err.message, retryable: false } });
-    opts.deliveryCounts.forget(m.seq);
     m.term(err.code);
     return;
   }
@@ -142,7 +136,6 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
       return;
     }
     await respond(result);
-    opts.deliveryCounts.forget(m.seq);
     // Unconfirmed: the job comes again after the ack wait; its run is resumed, its result deduplicated or dropped as settled.
     const acked = await m.ackAck().catch((err: unknown) => {
       if (!isTransient(err)) throw err;
@@ -168,7 +161,6 @@ export async function runJob(m: JsMsg, opts: WorkOptions): Promise<void> {
     : { step: 'queue', code: 'worker_failed', message: `the worker command ${how} on ${opts.worker}`, retryable: false };
   log.error(`${job.run_id}: ${error.message}`);
   await respond({ ...job.record, error });
-  opts.deliveryCounts.forget(m.seq);
   m.term(error.code);
 }
 
